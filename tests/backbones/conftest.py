@@ -1,0 +1,82 @@
+"""Shared fixtures: stock Keras Applications models with distinct weights, saved to files.
+
+The references here are built with `keras.applications` directly, never with
+`deeplab_tf.backbones`, so tests compare against an independent model.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+# name -> (keras.applications constructor, constructor kwargs, feature layer per level)
+STOCK = {
+    "mobilenet_v2": (
+        keras.applications.MobileNetV2,
+        {"alpha": 0.35},
+        {"P2": "block_2_add", "P3": "block_5_add", "P4": "block_12_add",
+         "P5": "block_16_project_BN"},
+    ),
+    "resnet50": (
+        keras.applications.ResNet50,
+        {},
+        {"P2": "conv2_block3_out", "P3": "conv3_block4_out", "P4": "conv4_block6_out",
+         "P5": "conv5_block3_out"},
+    ),
+}
+
+
+def randomize_batchnorm(model, seed):
+    """Gives every BatchNormalization layer its own gamma, beta and moving statistics.
+
+    Random init leaves all BN layers equal (1, 0, 0, 1), which would hide weights copied to
+    the wrong layer. Values stay near identity so deep features keep a sane magnitude.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.8, 1.2, gamma.shape).astype("float32"),
+                rng.normal(0.0, 0.1, beta.shape).astype("float32"),
+                rng.normal(0.0, 0.1, mean.shape).astype("float32"),
+                rng.uniform(0.8, 1.2, var.shape).astype("float32"),
+            ])
+
+
+class Stock:
+    """A stock model cut at its feature layers, and the file holding its weights."""
+
+    def __init__(self, name, directory):
+        application, self.kwargs, self.feature_layers = STOCK[name]
+        self.model = application(include_top=False, weights=None, input_shape=(None, None, 3),
+                                 **self.kwargs)
+        randomize_batchnorm(self.model, seed=len(name))
+        self.weights_path = str(directory / f"{name}.weights.h5")
+        self.model.save_weights(self.weights_path)
+        outputs = {level: self.model.get_layer(layer).output
+                   for level, layer in self.feature_layers.items()}
+        self.features = keras.Model(self.model.input, outputs)
+
+    def __call__(self, images):
+        """Returns the stock features {"P2".."P5"} of `images` as NumPy arrays, BN in inference."""
+        return {k: np.asarray(v) for k, v in self.features(images, training=False).items()}
+
+
+@pytest.fixture(scope="session")
+def stock(tmp_path_factory):
+    """Returns a function name -> `Stock`, building each one once per session."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = Stock(name, tmp_path_factory.mktemp(name))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture
+def random_images():
+    """Returns a function size -> float32 images [1, size, size, 3], uniform in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    return lambda size: rng.uniform(-1, 1, (1, size, size, 3)).astype("float32")

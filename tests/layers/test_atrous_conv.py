@@ -1,0 +1,224 @@
+"""Tests for deeplab_tf.layers.atrous_conv against an independent NumPy reference."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
+from deeplab_tf.layers import AtrousConv2D
+from deeplab_tf.layers import AtrousDepthwiseConv2D
+from deeplab_tf.layers import atrous_conv2d
+from deeplab_tf.layers import atrous_depthwise_conv2d
+
+RATES = (1, 2, 3, 6, 12, 18, 24)  # 3: odd rate with an even kernel splits the pad unevenly
+SIZES = ((7, 9), (10, 8), (33, 33), (5, 4))
+KERNEL_SIZES = (1, 2, 3, 4)
+CHANNELS, FILTERS, MULTIPLIER = 3, 4, 2
+OPS = {"conv": atrous_conv2d, "depthwise": atrous_depthwise_conv2d}
+
+
+def reference(x, w, rate, padding, depthwise):
+    """y[b, i, j, o] = sum_{u, v, c} xpad[b, i + r u, j + r v, c] w[u, v, c, o], in float64."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    k = w.shape[0]
+    if padding == "same":
+        total = (k - 1) * rate
+        before = total // 2
+        x = np.pad(x, [(0, 0), (before, total - before), (before, total - before), (0, 0)])
+    out_h, out_w = x.shape[1] - (k - 1) * rate, x.shape[2] - (k - 1) * rate
+    y = 0.0
+    for u in range(k):
+        for v in range(k):
+            patch = x[:, rate * u:rate * u + out_h, rate * v:rate * v + out_w, :]
+            if depthwise:  # output channel c * multiplier + m
+                term = (patch[..., :, None] * w[u, v]).reshape(patch.shape[:3] + (-1,))
+            else:
+                term = np.einsum("bhwc,co->bhwo", patch, w[u, v])
+            y = y + term
+    return y
+
+
+def random_case(size, kernel_size, depthwise, seed=0, batch=2):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *size, CHANNELS)).astype(np.float32)
+    out = MULTIPLIER if depthwise else FILTERS
+    w = rng.standard_normal((kernel_size, kernel_size, CHANNELS, out)).astype(np.float32)
+    return x, w
+
+
+def assert_close(actual, expected):
+    expected = np.asarray(expected)
+    atol = 1e-5 * max(np.abs(expected).max(), 1.0)
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=1e-5, atol=atol)
+
+
+def fits(size, kernel_size, rate, padding):
+    return padding == "same" or min(size) > (kernel_size - 1) * rate
+
+
+CASES = [
+    (rate, size, k, padding)
+    for rate in RATES
+    for size in SIZES
+    for k in KERNEL_SIZES
+    for padding in ("same", "valid")
+    if fits(size, k, rate, padding)
+]
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("rate,size,kernel_size,padding", CASES)
+def test_matches_numpy_reference(rate, size, kernel_size, padding, op, implementation):
+    depthwise = op == "depthwise"
+    x, w = random_case(size, kernel_size, depthwise)
+    y = OPS[op](x, w, rate, padding=padding, implementation=implementation)
+    expected = reference(x, w, rate, padding, depthwise)
+    assert y.shape == expected.shape
+    assert_close(y, expected)
+
+
+def test_same_padding_matches_tf_convention_for_even_kernels():
+    # TF's SAME puts the odd extra zero after; the reference and both implementations agree.
+    x, w = random_case((6, 6), 2, depthwise=False)
+    for rate in (1, 3):
+        tf_same = tf.nn.convolution(x, w, padding="SAME", dilations=rate)
+        assert_close(tf_same, reference(x, w, rate, "same", depthwise=False))
+        for implementation in ATROUS_IMPLEMENTATIONS:
+            assert_close(atrous_conv2d(x, w, rate, "SAME", implementation), tf_same)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize(
+    "rate,size,kernel_size,padding",
+    [(2, (7, 9), 3, "same"), (6, (10, 8), 2, "same"), (12, (5, 4), 3, "same"),
+     (3, (10, 8), 3, "valid"), (1, (7, 9), 3, "same")],
+)
+def test_gradients_agree(rate, size, kernel_size, padding, op):
+    depthwise = op == "depthwise"
+    x, w = random_case(size, kernel_size, depthwise, seed=1)
+    x, w = tf.constant(x), tf.constant(w)
+    grads = {}
+    for implementation in ATROUS_IMPLEMENTATIONS:
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = OPS[op](x, w, rate, padding, implementation)
+            upstream = tf.random.stateless_normal(tf.shape(y), seed=[1, 2])
+            loss = tf.reduce_sum(y * upstream)
+        grads[implementation] = tape.gradient(loss, [x, w])
+    native = grads.pop("native")
+    for other in grads.values():
+        for grad, expected in zip(other, native):
+            assert_close(grad, expected)
+
+
+def make_layer(kind, **kwargs):
+    if kind == "conv":
+        return AtrousConv2D(FILTERS, 3, **kwargs)
+    return AtrousDepthwiseConv2D(3, depth_multiplier=MULTIPLIER, **kwargs)
+
+
+@pytest.mark.parametrize("kind", OPS)
+def test_config_round_trip(kind):
+    regularizer = "kernel_regularizer" if kind == "conv" else "depthwise_regularizer"
+    layer = make_layer(kind, rate=6, padding="VALID", implementation="space_to_batch",
+                       activation="relu", bias_initializer="ones",
+                       **{regularizer: keras.regularizers.L2(1e-4)})
+    x, _ = random_case((14, 15), 3, depthwise=False)
+    y = layer(x)
+    config = layer.get_config()
+    assert config["padding"] == "valid"
+    assert json.loads(json.dumps(config)) == config
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    assert_close(clone(x), y)
+    assert len(clone.losses) == 1
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+def test_keras_file_save_and_load(tmp_path, implementation):
+    inputs = keras.Input((None, None, CHANNELS))
+    hidden = AtrousConv2D(FILTERS, 3, rate=2, implementation=implementation)(inputs)
+    outputs = AtrousDepthwiseConv2D(2, rate=6, padding="valid", depth_multiplier=MULTIPLIER,
+                                    implementation=implementation)(hidden)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "atrous.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [type(layer) for layer in loaded.layers[1:]] == [AtrousConv2D, AtrousDepthwiseConv2D]
+    x, _ = random_case((9, 10), 1, depthwise=False)
+    assert_close(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("rate,padding", [(2, "same"), (6, "same"), (3, "valid")])
+@pytest.mark.parametrize("kind", OPS)
+def test_weights_interchangeable_with_keras(kind, rate, padding, implementation):
+    if kind == "conv":
+        keras_layer = keras.layers.Conv2D(FILTERS, 3, padding=padding, dilation_rate=rate,
+                                          bias_initializer="random_normal")
+    else:
+        keras_layer = keras.layers.DepthwiseConv2D(
+            3, padding=padding, dilation_rate=rate, depth_multiplier=MULTIPLIER,
+            bias_initializer="random_normal")
+    layer = make_layer(kind, rate=rate, padding=padding, implementation=implementation)
+    x, _ = random_case((11, 12), 3, depthwise=False)
+    expected = keras_layer(x)
+    layer.build(x.shape)
+    assert [w.path.split("/")[-1] for w in layer.weights] == ["kernel", "bias"]
+    layer.set_weights(keras_layer.get_weights())
+    assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("kind", OPS)
+def test_dynamic_shapes_in_tf_function(kind, implementation):
+    layer = make_layer(kind, rate=6, implementation=implementation)
+    layer.build((None, None, None, CHANNELS))
+    reference_layer = make_layer(kind, rate=6)
+    reference_layer.build((None, None, None, CHANNELS))
+    reference_layer.set_weights(layer.get_weights())
+    fn = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, CHANNELS])])
+    symbolic = fn.get_concrete_function().structured_outputs
+    assert symbolic.shape.as_list() == list(layer.compute_output_shape((None,) * 3 + (CHANNELS,)))
+    for size, batch in (((5, 4), 1), ((10, 13), 3)):
+        x, _ = random_case(size, 1, depthwise=False, batch=batch)
+        assert_close(fn(x), reference_layer(x))
+
+
+@pytest.mark.parametrize("kind", OPS)
+def test_compute_output_shape(kind):
+    channels = FILTERS if kind == "conv" else CHANNELS * MULTIPLIER
+    same = make_layer(kind, rate=2)
+    valid = make_layer(kind, rate=2, padding="valid")
+    assert same.compute_output_shape((None, 10, None, CHANNELS)) == (None, 10, None, channels)
+    assert valid.compute_output_shape((2, 10, None, CHANNELS)) == (2, 6, None, channels)
+    symbolic = valid(keras.Input((10, 9, CHANNELS)))
+    assert tuple(symbolic.shape) == (None, 6, 5, channels)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"rate": 0}, "rate=0"), ({"padding": "full"}, "'full'"),
+     ({"implementation": "fast"}, r"'native', 'space_to_batch'.*'fast'")],
+)
+def test_invalid_arguments(kwargs, match):
+    x, w = random_case((5, 5), 3, depthwise=False)
+    args = {"rate": 2, **kwargs}
+    for op in OPS.values():
+        with pytest.raises(ValueError, match=match):
+            op(x, w, **args)
+    for kind in OPS:
+        with pytest.raises(ValueError, match=match):
+            make_layer(kind, **kwargs)
+
+
+def test_invalid_kernel_size():
+    with pytest.raises(ValueError, match=r"\(3, 5\)"):
+        AtrousConv2D(FILTERS, (3, 5))
+    assert AtrousDepthwiseConv2D((3, 3)).kernel_size == 3

@@ -1,0 +1,51 @@
+"""Config overrides: parsing by field type, unknown fields refused, round trip through JSON."""
+
+import json
+
+import pytest
+
+from deeplab_tf.config import Experiment, apply_overrides, from_dict
+
+
+def test_overrides_parse_by_field_type():
+    experiment = apply_overrides(
+        Experiment(name="x"),
+        "train.steps=200,data.crop_size=321,train.base_learning_rate=1e-3,data.random_flip=false",
+    )
+    assert experiment.train.steps == 200
+    assert experiment.data.crop_size == (321, 321)
+    assert experiment.train.base_learning_rate == pytest.approx(1e-3)
+    assert experiment.data.random_flip is False
+
+
+def test_overrides_accept_tuples_lists_and_paths():
+    experiment = apply_overrides(
+        Experiment(name="x"),
+        ["data.crop_size=(257,129)", "model.atrous_rates=[12,24,36]", "data.data_dir='/tmp/a,b'"],
+    )
+    assert experiment.data.crop_size == (257, 129)
+    assert experiment.model.atrous_rates == (12, 24, 36)
+    assert experiment.data.data_dir == "/tmp/a,b"
+    # An unquoted comma outside brackets separates overrides: "b" is not a section.field=value pair.
+    with pytest.raises(ValueError, match="not of the form"):
+        apply_overrides(Experiment(name="x"), "data.data_dir=/tmp/a,b")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stepz=3", r"train has no field 'stepz'.*Did you mean train.steps"),
+        ("training.steps=3", "must be one of"),
+        ("train.steps=2.5", r"train.steps=2.5 does not fit"),
+        ("train.steps=many", "does not fit"),
+        ("data.random_flip=3", "does not fit"),
+    ],
+)
+def test_bad_overrides_name_the_problem(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Experiment(name="x"), override)
+
+
+def test_json_round_trip():
+    experiment = apply_overrides(Experiment(name="x"), "data.crop_size=(65,97)")
+    assert from_dict(json.loads(experiment.to_json())) == experiment
