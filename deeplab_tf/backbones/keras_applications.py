@@ -42,9 +42,9 @@ class BackboneSpec:
     has_width_multiplier: bool = False
 
 
-def _resnet(application, conv3_blocks, conv4_blocks, weights_file):
-    layers = ("conv2_block3_out", f"conv3_block{conv3_blocks}_out",
-              f"conv4_block{conv4_blocks}_out", "conv5_block3_out")
+def _resnet(application, conv4_blocks, weights_file):
+    layers = ("conv2_block3_out", "conv3_block4_out", f"conv4_block{conv4_blocks}_out",
+              "conv5_block3_out")
     return BackboneSpec(
         application=application,
         feature_layers=dict(zip(LEVELS, layers)),
@@ -55,9 +55,9 @@ def _resnet(application, conv3_blocks, conv4_blocks, weights_file):
 
 
 BACKBONES = {
-    "resnet50": _resnet(keras.applications.ResNet50, 4, 6,
+    "resnet50": _resnet(keras.applications.ResNet50, 6,
                         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    "resnet101": _resnet(keras.applications.ResNet101, 4, 23,
+    "resnet101": _resnet(keras.applications.ResNet101, 23,
                          "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "mobilenet_v2": BackboneSpec(
         application=keras.applications.MobileNetV2,
@@ -79,6 +79,7 @@ def get_backbone_spec(name):
 
 
 def _check_alpha(name, spec, alpha):
+    """Raises ValueError if `alpha` is not 1.0 for a backbone without width multiplier."""
     if not spec.has_width_multiplier and alpha != 1.0:
         raise ValueError(
             f"Backbone {name!r} has no width multiplier; `alpha` must be 1.0. "
@@ -156,9 +157,11 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
     Returns:
         `keras.Model` taking float32 images `[batch, height, width, 3]` (any size, normalised
         with `get_normalizer(name)`) and returning a dict of float32 tensors
-        `{"Pn": [batch, ceil(height / s), ceil(width / s), feature_channels(name, alpha)["Pn"]]}`
-        with `s = min(2**n, output_stride)`. Put it in inference mode (`training=False`) to
-        use the BatchNorm moving statistics.
+        `{"Pn": [batch, height / s, width / s, feature_channels(name, alpha)["Pn"]]}` with
+        `s = min(2**n, output_stride)`, for height and width multiples of `output_stride`;
+        other sizes round as the stock model does (ResNet up; MobileNetV2 up in its first
+        conv, then down, as its stride-2 blocks pad `((0, 1), (0, 1))`). Call it with
+        `training=False` to use the BatchNorm moving statistics.
 
     Example:
     ```python

@@ -16,6 +16,7 @@ the symmetric "same" padding of its dilated kernel; without one, the layer pads 
 
 import keras
 
+from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
 from deeplab_tf.layers import AtrousConv2D
 from deeplab_tf.layers import AtrousDepthwiseConv2D
 
@@ -33,13 +34,12 @@ _ATROUS_LAYERS = {
 
 
 def check_output_stride(output_stride):
-    """Returns `output_stride` if it is one of `OUTPUT_STRIDES`, else raises ValueError."""
+    """Raises ValueError, naming the valid values, unless `output_stride` is in OUTPUT_STRIDES."""
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(
             f"`output_stride` must be one of {OUTPUT_STRIDES}. Received: "
             f"output_stride={output_stride!r}"
         )
-    return output_stride
 
 
 def _window(layer):
@@ -66,6 +66,7 @@ def _input_state(layer, node, states):
 
 
 def _only_node(layer):
+    """Returns the single call (Node) of `layer`; raises for layers called several times."""
     if len(layer._inbound_nodes) != 1:
         raise NotImplementedError(
             f"Layer {layer.name!r} is called {len(layer._inbound_nodes)} times; shared layers "
@@ -91,7 +92,8 @@ def dilation_plan(model, output_stride):
     """Computes which layers of `model` change, and how, to reach `output_stride`.
 
     Args:
-        model: functional `keras.Model` with one image input, not shared layers.
+        model: flat functional `keras.Model` (no nested models, no shared layers) with one
+            image input.
         output_stride: int. One of `OUTPUT_STRIDES`.
 
     Returns:
@@ -109,7 +111,7 @@ def dilation_plan(model, output_stride):
         stride, rate = _input_state(layer, node, states)
         layer_stride = getattr(layer, "strides", (1,))[0]
         window = _window(layer)
-        dilation = rate
+        layer_rate = rate  # dilation of this layer, if it has a spatial kernel
         if layer_stride > 1 and stride == output_stride:
             plan[layer.name] = {"strides": (1, 1)}
             if layer.padding == "valid" and window > 1:
@@ -117,8 +119,8 @@ def dilation_plan(model, output_stride):
             rate *= layer_stride
         elif layer_stride > 1:
             stride *= layer_stride
-        if hasattr(layer, "dilation_rate") and window > 1 and dilation > 1:
-            plan.setdefault(layer.name, {})["dilation_rate"] = (dilation, dilation)
+        if hasattr(layer, "dilation_rate") and window > 1 and layer_rate > 1:
+            plan.setdefault(layer.name, {})["dilation_rate"] = (layer_rate, layer_rate)
         states.update((id(tensor), (stride, rate)) for tensor in node.output_tensors)
     return plan
 
@@ -181,6 +183,11 @@ def dilate_to_output_stride(model, output_stride, atrous_implementation="native"
         names and a copy of its weights. An output of stride `s` in `model` has stride
         `min(s, output_stride)`, so it is `s / min(s, output_stride)` times denser.
     """
+    if atrous_implementation not in ATROUS_IMPLEMENTATIONS:
+        raise ValueError(
+            f"`atrous_implementation` must be one of {ATROUS_IMPLEMENTATIONS}. Received: "
+            f"atrous_implementation={atrous_implementation!r}"
+        )
     plan = dilation_plan(model, output_stride)
     clone = keras.models.clone_model(
         model,

@@ -26,21 +26,22 @@ STOCK = {
 
 
 def randomize_batchnorm(model, seed):
-    """Gives every BatchNormalization layer its own gamma, beta and moving statistics.
+    """Gives every BatchNormalization layer its own weights and data-calibrated statistics.
 
     Random init leaves all BN layers equal (1, 0, 0, 1), which would hide weights copied to
-    the wrong layer. Values stay near identity so deep features keep a sane magnitude.
+    the wrong layer, and lets the signal fade with depth until features are nearly constant
+    in space, which would hide misplaced positions. So gamma and beta are drawn near (1, 0)
+    and the moving statistics are set to the batch statistics of random images (one
+    training-mode pass with momentum 0): features keep unit scale and vary in space.
     """
     rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.8, 1.2, gamma.shape).astype("float32"),
-                rng.normal(0.0, 0.1, beta.shape).astype("float32"),
-                rng.normal(0.0, 0.1, mean.shape).astype("float32"),
-                rng.uniform(0.8, 1.2, var.shape).astype("float32"),
-            ])
+    batchnorms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in batchnorms:
+        gamma, beta, mean, var = layer.get_weights()
+        layer.set_weights([rng.uniform(0.8, 1.2, gamma.shape).astype("float32"),
+                           rng.normal(0.0, 0.1, beta.shape).astype("float32"), mean, var])
+        layer.momentum = 0.0
+    model(rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32"), training=True)
 
 
 class Stock:

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from deeplab_tf.backbones import build_backbone
+from deeplab_tf.backbones import feature_channels
 
 OFFSET = {"resnet50": lambda factor: 0, "mobilenet_v2": lambda factor: factor - 1}
 STRIDES = {"P2": 4, "P3": 8, "P4": 16, "P5": 32}
@@ -81,7 +82,8 @@ def test_dense_features_hold_stock_values(stock, random_images, name, output_str
     """Level Pn is f = 2**n / min(2**n, OS) times denser; dense[f*j + offset] == stock[j].
 
     See the module docstring for the offset (0 for ResNet, f - 1 for MobileNetV2) and why no
-    border position is excluded. MobileNetV2 also fails the ResNet mapping (offset 0).
+    border position is excluded. Every other offset in [0, f) is checked to be far off, so
+    the test pins the offset down.
     """
     reference = stock(name)
     model = build_backbone(name, output_stride, weights=reference.weights_path,
@@ -91,10 +93,13 @@ def test_dense_features_hold_stock_values(stock, random_images, name, output_str
     for level, value in features(model, x).items():
         factor = STRIDES[level] // min(STRIDES[level], output_stride)
         assert value.shape[1:3] == (size * factor // STRIDES[level],) * 2, level
-        offset = OFFSET[name](factor)
-        assert_close(value[:, offset::factor, offset::factor], expected[level])
-        if factor > 1 and name == "mobilenet_v2":
-            assert not np.allclose(value[:, ::factor, ::factor], expected[level], atol=1e-2)
+        scale = np.abs(expected[level]).max()
+        for offset in range(factor):
+            error = np.abs(value[:, offset::factor, offset::factor] - expected[level]).max()
+            if offset == OFFSET[name](factor):
+                assert error <= 1e-4 * scale, (level, offset)
+            else:
+                assert error > 0.1 * scale, (level, offset)
 
 
 def test_space_to_batch_equals_native(stock, random_images):
@@ -126,11 +131,20 @@ def test_weights_copied_by_name(stock):
 @pytest.mark.parametrize("alpha", [0.35, 0.75, 1.3])
 def test_mobilenet_feature_channels(alpha):
     """`feature_channels` predicts the channels Keras' width rounding gives each level."""
-    from deeplab_tf.backbones import feature_channels
-
     model = build_backbone("mobilenet_v2", 16, alpha=alpha)
     assert {k: v.shape[-1] for k, v in model.output.items()} == feature_channels(
         "mobilenet_v2", alpha)
     stock_model = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=alpha,
                                                  input_shape=(None, None, 3))
     assert model.output["P5"].shape[-1] == stock_model.get_layer("block_16_project").filters
+
+
+def test_keras_file_round_trip(random_images, tmp_path):
+    """A re-purposed backbone (atrous layers, symmetric pads) saves and reloads as .keras."""
+    model = build_backbone("mobilenet_v2", 8, alpha=0.35, atrous_implementation="space_to_batch")
+    model.save(tmp_path / "backbone.keras")
+    reloaded = keras.models.load_model(tmp_path / "backbone.keras")
+    x = random_images(64)
+    expected = features(model, x)
+    for level, value in features(reloaded, x).items():
+        np.testing.assert_array_equal(value, expected[level], err_msg=level)

@@ -1,0 +1,70 @@
+"""Normalisation, metadata and argument errors of `deeplab_tf.backbones`."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.backbones import BACKBONES
+from deeplab_tf.backbones import build_backbone
+from deeplab_tf.backbones import dilate_to_output_stride
+from deeplab_tf.backbones import feature_channels
+from deeplab_tf.backbones import get_normalizer
+from deeplab_tf.backbones import normalize
+
+PREPROCESS = {
+    "resnet50": keras.applications.resnet50.preprocess_input,
+    "resnet101": keras.applications.resnet.preprocess_input,
+    "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PREPROCESS))
+def test_normalize_matches_keras_preprocess_input(name):
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 5, 7, 3)).astype("float32")
+    expected = PREPROCESS[name](pixels.copy())
+    np.testing.assert_allclose(normalize(tf.constant(pixels), name), expected, atol=1e-4)
+    in_dataset = tf.data.Dataset.from_tensor_slices(pixels).map(get_normalizer(name))
+    np.testing.assert_allclose(np.stack(list(in_dataset)), expected, atol=1e-4)
+
+
+def test_normalizers_are_registered_for_every_backbone():
+    assert set(PREPROCESS) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet101"])
+def test_resnet_feature_channels(name):
+    assert feature_channels(name) == {"P2": 256, "P3": 512, "P4": 1024, "P5": 2048}
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="'vgg99'.*mobilenet_v2.*resnet101.*resnet50"):
+        build_backbone("vgg99")
+
+
+@pytest.mark.parametrize("output_stride", [4, 64, "16"])
+def test_invalid_output_stride(output_stride):
+    with pytest.raises(ValueError, match=rf"\(8, 16, 32\).*output_stride={output_stride!r}"):
+        build_backbone("mobilenet_v2", output_stride)
+
+
+def test_unknown_atrous_implementation(stock):
+    model = stock("mobilenet_v2").features
+    with pytest.raises(ValueError, match="'native'.*'space_to_batch'.*'fft'"):
+        dilate_to_output_stride(model, 32, atrous_implementation="fft")
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with pytest.raises(FileNotFoundError, match="resnet50_weights_tf_dim_ordering"):
+        build_backbone("resnet50", weights=path)
+
+
+def test_imagenet_download_is_refused():
+    with pytest.raises(ValueError, match="not possible.*local path.*_1.0_224_no_top.h5"):
+        build_backbone("mobilenet_v2", weights="imagenet")
+
+
+def test_width_multiplier_only_for_mobilenet():
+    with pytest.raises(ValueError, match="'resnet50' has no width multiplier"):
+        feature_channels("resnet50", alpha=0.5)
