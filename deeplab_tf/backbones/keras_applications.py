@@ -4,7 +4,8 @@
 random init) after its last feature layer and re-purposes it to the requested output stride
 with atrous convolution (`output_stride.dilate_to_output_stride`), keeping its weights. The
 result maps normalised images to keras-hub's feature contract `{"P2": ..., "P5": ...}`, where
-`Pn` has stride `min(2**n, output_stride)`.
+`Pn` has stride `min(2**n, output_stride)`. "vgg16" is DeepLab v1 / v2's VGG-16, whose max
+poolings pool 3x3 windows (`vgg16.deeplab_pooling`); ResNets take DeepLabv3's multi-grid.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import keras
 from deeplab_tf.backbones.normalization import NORMALIZERS
 from deeplab_tf.backbones.output_stride import check_output_stride
 from deeplab_tf.backbones.output_stride import dilate_to_output_stride
+from deeplab_tf.backbones.vgg16 import deeplab_pooling
 
 LEVELS = ("P2", "P3", "P4", "P5")
 
@@ -32,6 +34,11 @@ class BackboneSpec:
         weights_file: str. Name of the published no-top ImageNet weight file; `{alpha}` is
             replaced by the width multiplier.
         has_width_multiplier: bool. Whether the application takes `alpha`. Defaults to False.
+        adapt: callable or `None`. Maps the cut stock model to the model to dilate, keeping
+            its weights. Defaults to `None` (no change).
+        multi_grid_layers: tuple. Names of the convolutions of the units of the last block,
+            which `multi_grid` scales; empty if the backbone has no multi-grid.
+            Defaults to `()`.
     """
 
     application: Callable[..., keras.Model]
@@ -40,6 +47,8 @@ class BackboneSpec:
     normalization: str
     weights_file: str
     has_width_multiplier: bool = False
+    adapt: Callable[[keras.Model], keras.Model] | None = None
+    multi_grid_layers: tuple = ()
 
 
 def _resnet(application, conv4_blocks, weights_file):
@@ -51,6 +60,7 @@ def _resnet(application, conv4_blocks, weights_file):
         channels=dict(zip(LEVELS, (256, 512, 1024, 2048))),
         normalization="caffe",
         weights_file=weights_file,
+        multi_grid_layers=tuple(f"conv5_block{unit}_2_conv" for unit in (1, 2, 3)),
     )
 
 
@@ -67,6 +77,15 @@ BACKBONES = {
         normalization="tf",
         weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5",
         has_width_multiplier=True,
+    ),
+    "vgg16": BackboneSpec(
+        application=keras.applications.VGG16,
+        feature_layers=dict(zip(LEVELS, ("block2_pool", "block3_pool", "block4_pool",
+                                         "block5_pool"))),
+        channels=dict(zip(LEVELS, (128, 256, 512, 512))),
+        normalization="caffe",
+        weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        adapt=deeplab_pooling,
     ),
 }
 
@@ -139,12 +158,30 @@ def _check_weights(name, spec, weights, alpha):
     return path
 
 
+def _rate_multipliers(name, spec, multi_grid):
+    """Returns multi-grid as `dilation_plan` rate multipliers; raises ValueError if invalid."""
+    if multi_grid is None:
+        return None
+    if not spec.multi_grid_layers:
+        supported = sorted(n for n, s in BACKBONES.items() if s.multi_grid_layers)
+        raise ValueError(f"Backbone {name!r} has no multi-grid; `multi_grid` is supported for "
+                         f"{supported}. Received: multi_grid={multi_grid!r}")
+    units = len(spec.multi_grid_layers)
+    if (not isinstance(multi_grid, (tuple, list)) or len(multi_grid) != units
+            or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0
+                       for m in multi_grid)):
+        raise ValueError(f"`multi_grid` must be {units} positive ints, one per unit of the last "
+                         f"block of {name!r}. Received: multi_grid={multi_grid!r}")
+    return dict(zip(spec.multi_grid_layers, multi_grid))
+
+
 def build_backbone(name, output_stride=16, weights=None, atrous_implementation="native",
-                   alpha=1.0):
+                   alpha=1.0, multi_grid=None):
     """Builds a Keras Applications backbone as a DeepLab feature extractor.
 
     Args:
-        name: str. One of `BACKBONES`: "resnet50", "resnet101", "mobilenet_v2".
+        name: str. One of `BACKBONES`: "resnet50", "resnet101", "mobilenet_v2", "vgg16"
+            (DeepLab v1 / v2's VGG-16: 3x3 max poolings, see `vgg16.py`).
         output_stride: int. 8, 16 or 32: the stride of "P5". Defaults to 16.
         weights: `None` (random init) or path of a local Keras Applications no-top ImageNet
             weight file (.h5). Defaults to `None`.
@@ -153,14 +190,18 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
             Defaults to "native".
         alpha: float. Width multiplier of "mobilenet_v2"; must be 1.0 otherwise.
             Defaults to 1.0.
+        multi_grid: tuple of 3 ints or `None`. DeepLabv3's multi-grid (arXiv:1706.05587,
+            Sec. 3.2), ResNets only: the 3x3 convs of the three units of the last block get
+            dilation `rate * multi_grid[i]`, where `rate` is the block's atrous rate (1, 2, 4
+            at output stride 32, 16, 8). Defaults to `None` (all units at `rate`).
 
     Returns:
         `keras.Model` taking float32 images `[batch, height, width, 3]` (any size, normalised
         with `get_normalizer(name)`) and returning a dict of float32 tensors
         `{"Pn": [batch, height / s, width / s, feature_channels(name, alpha)["Pn"]]}` with
         `s = min(2**n, output_stride)`, for height and width multiples of `output_stride`;
-        other sizes round as the stock model does (ResNet up; MobileNetV2 up in its first
-        conv, then down, as its stride-2 blocks pad `((0, 1), (0, 1))`). Call it with
+        other sizes round as the stock model does (ResNet and VGG-16 up; MobileNetV2 up in
+        its first conv, then down, as its stride-2 blocks pad `((0, 1), (0, 1))`). Call it with
         `training=False` to use the BatchNorm moving statistics.
 
     Example:
@@ -173,9 +214,12 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
     spec = get_backbone_spec(name)
     check_output_stride(output_stride)
     _check_alpha(name, spec, alpha)
+    multipliers = _rate_multipliers(name, spec, multi_grid)
     width = {"alpha": alpha} if spec.has_width_multiplier else {}
     stock = spec.application(include_top=False, weights=_check_weights(name, spec, weights, alpha),
                              input_shape=(None, None, 3), **width)
     outputs = {level: stock.get_layer(layer).output for level, layer in spec.feature_layers.items()}
     features = keras.Model(stock.input, outputs, name=f"{name}_os{output_stride}")
-    return dilate_to_output_stride(features, output_stride, atrous_implementation)
+    if spec.adapt is not None:
+        features = spec.adapt(features)
+    return dilate_to_output_stride(features, output_stride, atrous_implementation, multipliers)

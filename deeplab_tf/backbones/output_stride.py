@@ -12,6 +12,10 @@ stride rule but are not dilated.
 A layer whose stride is removed must keep its input size: if it pads "valid" behind a
 `ZeroPadding2D` (Keras MobileNetV2's `block_N_pad`, `((0, 1), (0, 1))`), that padding becomes
 the symmetric "same" padding of its dilated kernel; without one, the layer pads "same".
+
+Multi-grid (DeepLabv3, arXiv:1706.05587, Sec. 3.2) multiplies the dilation of named layers by a
+per-layer factor on top of this rule (`rate_multipliers`), without changing the rate of what
+follows: e.g. ResNet's `conv5_block{1,2,3}_2_conv` get `rate * (1, 2, 4)`.
 """
 
 import keras
@@ -88,13 +92,16 @@ def _restore_input_size(layer, node, window, rate, plan):
         plan[layer.name]["padding"] = "same"
 
 
-def dilation_plan(model, output_stride):
+def dilation_plan(model, output_stride, rate_multipliers=None):
     """Computes which layers of `model` change, and how, to reach `output_stride`.
 
     Args:
         model: flat functional `keras.Model` (no nested models, no shared layers) with one
             image input.
         output_stride: int. One of `OUTPUT_STRIDES`.
+        rate_multipliers: dict or `None`. Layer name -> int factor multiplying the dilation
+            the rule gives that layer (multi-grid). Each name must be a convolution with a
+            kernel larger than 1x1. Defaults to `None` (no factors).
 
     Returns:
         Dict mapping layer name -> dict of config entries to override, e.g.
@@ -102,6 +109,7 @@ def dilation_plan(model, output_stride):
         `{"padding": ((2, 2), (2, 2))}`. Unchanged layers are absent.
     """
     check_output_stride(output_stride)
+    multipliers = dict(rate_multipliers or {})
     states = {id(tensor): (1, 1) for tensor in model.inputs}
     plan = {}
     for layer in model.operations:
@@ -119,9 +127,16 @@ def dilation_plan(model, output_stride):
             rate *= layer_stride
         elif layer_stride > 1:
             stride *= layer_stride
-        if hasattr(layer, "dilation_rate") and window > 1 and layer_rate > 1:
-            plan.setdefault(layer.name, {})["dilation_rate"] = (layer_rate, layer_rate)
+        if hasattr(layer, "dilation_rate") and window > 1:
+            layer_rate *= multipliers.pop(layer.name, 1)
+            if layer_rate > 1:
+                plan.setdefault(layer.name, {})["dilation_rate"] = (layer_rate, layer_rate)
         states.update((id(tensor), (stride, rate)) for tensor in node.output_tensors)
+    if multipliers:
+        raise ValueError(
+            f"`rate_multipliers` name layers that are not convolutions larger than 1x1 of "
+            f"{model.name!r}: {sorted(multipliers)}."
+        )
     return plan
 
 
@@ -167,7 +182,8 @@ def copy_weights_by_name(source, target):
         layer.set_weights(source_layer.get_weights())
 
 
-def dilate_to_output_stride(model, output_stride, atrous_implementation="native"):
+def dilate_to_output_stride(model, output_stride, atrous_implementation="native",
+                            rate_multipliers=None):
     """Clones `model` with strides and dilations changed to reach `output_stride`.
 
     Args:
@@ -177,6 +193,8 @@ def dilate_to_output_stride(model, output_stride, atrous_implementation="native"
             `dilation_rate`; another value of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`
             replaces every dilated convolution by `AtrousConv2D` / `AtrousDepthwiseConv2D`
             with that implementation. Defaults to `"native"`.
+        rate_multipliers: dict or `None`. Extra dilation factor per layer name, as for
+            `dilation_plan`. Defaults to `None`.
 
     Returns:
         New `keras.Model` with the inputs and output structure of `model`, the same layer
@@ -188,7 +206,7 @@ def dilate_to_output_stride(model, output_stride, atrous_implementation="native"
             f"`atrous_implementation` must be one of {ATROUS_IMPLEMENTATIONS}. Received: "
             f"atrous_implementation={atrous_implementation!r}"
         )
-    plan = dilation_plan(model, output_stride)
+    plan = dilation_plan(model, output_stride, rate_multipliers)
     clone = keras.models.clone_model(
         model,
         clone_function=lambda layer: _clone_layer(

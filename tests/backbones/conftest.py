@@ -22,6 +22,11 @@ STOCK = {
         {"P2": "conv2_block3_out", "P3": "conv3_block4_out", "P4": "conv4_block6_out",
          "P5": "conv5_block3_out"},
     ),
+    "vgg16": (
+        keras.applications.VGG16,
+        {},
+        {"P2": "block2_pool", "P3": "block3_pool", "P4": "block4_pool", "P5": "block5_pool"},
+    ),
 }
 
 

@@ -16,6 +16,7 @@ PREPROCESS = {
     "resnet50": keras.applications.resnet50.preprocess_input,
     "resnet101": keras.applications.resnet.preprocess_input,
     "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
+    "vgg16": keras.applications.vgg16.preprocess_input,
 }
 
 
