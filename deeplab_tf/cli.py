@@ -35,6 +35,7 @@ def run(main) -> None:
     """Runs an absl `main`, turning user errors into one clear line on stderr and exit status 2."""
     import sys
 
+    import tensorflow as tf
     from absl import app
 
     def guarded(argv):
@@ -42,6 +43,11 @@ def run(main) -> None:
             return main(argv)
         except USER_ERRORS as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except tf.errors.InvalidArgumentError as error:
+            # Raised by the data checks inside tf.data (they name the file and the problem).
+            message = error.message.split("\n\t [[")[0].strip()
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     app.run(guarded)

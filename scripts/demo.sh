@@ -10,7 +10,7 @@ python -m deeplab_tf.train --experiment=demo --model_dir="$run_dir"
 python -m deeplab_tf.evaluate --experiment=demo --model_dir="$run_dir"
 python -m export.export_saved_model --experiment=demo --checkpoint="$run_dir" \
   --export_dir="$run_dir/export" --overwrite
-python -m deeplab_tf.data.synthetic_shapes --split=val --count=4 --output="$run_dir/sample_images"
+python -m deeplab_tf.data.write_images --experiment=demo --split=val --count=4 --output="$run_dir/sample_images"
 python -m deeplab_tf.predict --saved_model="$run_dir/export" --input="$run_dir/sample_images" \
   --output="$run_dir/predictions"
 echo

@@ -62,7 +62,9 @@ class CamVidFolder:
                 f"--override=data.data_dir=PATH. {_LAYOUT}"
             )
         if not os.path.isdir(data_dir):
-            raise FileNotFoundError(f"camvid_folder: data_dir {data_dir!r} is not a folder. {_LAYOUT}")
+            raise FileNotFoundError(
+                f"camvid_folder: data_dir {data_dir!r} is not a folder. {_LAYOUT}"
+            )
         self.data_dir = data_dir
         self.max_examples = max_examples
 
@@ -141,20 +143,30 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     image_size, label_size = tf.shape(image)[:2], tf.shape(label)
     size_check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(image_size, label_size)),
-        [tf.strings.format(
-            "camvid_folder: image {} is {}x{} but label {} is {}x{} (height x width)",
-            (image_path, image_size[0], image_size[1], label_path, label_size[0], label_size[1]),
+        [_text(
+            "camvid_folder: image ", image_path, " is ", image_size[0], "x", image_size[1],
+            " but label ", label_path, " is ", label_size[0], "x", label_size[1],
+            " (height x width)",
         )],
     )
     label = tf.where(label == CAMVID_VOID, tf.constant(IGNORE_LABEL, tf.uint8), label)
     valid = (label < CAMVID_INFO.num_classes) | (label == IGNORE_LABEL)
     value_check = tf.debugging.Assert(
         tf.reduce_all(valid),
-        [tf.strings.format(
-            "camvid_folder: label {} has value {}; expected 0..{}, {} (void) or {} (ignore)",
-            (label_path, tf.reduce_max(tf.where(valid, tf.zeros_like(label), label)),
-             CAMVID_INFO.num_classes - 1, CAMVID_VOID, IGNORE_LABEL),
+        [_text(
+            "camvid_folder: label ", label_path, " has value ",
+            tf.reduce_max(tf.where(valid, tf.zeros_like(label), label)),
+            f"; expected 0..{CAMVID_INFO.num_classes - 1}, {CAMVID_VOID} (void)"
+            f" or {IGNORE_LABEL} (ignore)",
         )],
     )
     with tf.control_dependencies([size_check, value_check]):
         return {"image": tf.identity(image), "label": tf.identity(label), "name": image_path}
+
+
+def _text(*parts) -> tf.Tensor:
+    """Returns a tf.string scalar joining Python strings and scalar tensors (numbers as text)."""
+    return tf.strings.join(
+        [p if isinstance(p, str) or p.dtype == tf.string else tf.strings.as_string(p)
+         for p in parts]
+    )

@@ -62,7 +62,9 @@ class SyntheticShapes:
         Raises ValueError for an unknown split.
         """
         if split not in SPLITS:
-            raise ValueError(f"synthetic_shapes has no split {split!r}; valid splits: {sorted(SPLITS)}")
+            raise ValueError(
+                f"synthetic_shapes has no split {split!r}; valid splits: {sorted(SPLITS)}"
+            )
         count = SPLITS[split][1]
         if self.max_examples > 0:
             count = min(count, self.max_examples)
@@ -86,7 +88,11 @@ def generate_split(split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def generate_example(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Returns one scene drawn with `rng`: (image uint8 [128, 128, 3] RGB, label uint8 [128, 128])."""
+    """Returns one scene drawn with `rng`: (image uint8 [128, 128, 3] RGB, label uint8 [128, 128]).
+
+    Shapes are drawn in order, each overwriting the pixels (and labels) it covers; Gaussian pixel
+    noise (sigma 4) is added to the whole image last.
+    """
     image = _background(rng)
     label = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
     for _ in range(rng.integers(1, 5)):
@@ -99,7 +105,7 @@ def generate_example(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _texture(rng: np.random.Generator, low: float) -> np.ndarray:
-    """Returns a brightness factor float32 [128, 128] in [low, 1]: stripes, checkerboard or noise."""
+    """Returns a brightness factor float32 [128, 128] in [low, 1]: stripes, checker or noise."""
     kind = rng.integers(3)
     y, x = _YX
     if kind == 0:
@@ -153,7 +159,8 @@ def _shape_mask(class_id: int, rng: np.random.Generator) -> np.ndarray:
     center = rng.uniform(8, IMAGE_SIZE - 8, 2)
     if class_id == 1:
         radius = int(rng.integers(10, 33))
-        cv2.circle(mask, tuple(int(c) for c in center), radius, 1, thickness=-1, lineType=cv2.LINE_8)
+        center = tuple(int(c) for c in center)
+        cv2.circle(mask, center, radius, 1, thickness=-1, lineType=cv2.LINE_8)
         return mask
     if class_id == 2:
         angle = 0.0 if rng.uniform() < 0.5 else rng.uniform(0, 90)

@@ -1,0 +1,75 @@
+"""tf.data input pipelines: augmented, shuffled, repeated training batches and full-size eval.
+
+`normalize` maps float32 [..., 3] RGB pixels in 0..255 to model input (the backbone supplies it).
+The training pipeline is reproducible: shuffling uses `seed`, and element i of the repeated
+stream is augmented with the stateless seed (seed, i) (see `deeplab_tf.data.augment`).
+"""
+
+from typing import Callable
+
+import tensorflow as tf
+
+from deeplab_tf.data import augment
+from deeplab_tf.data.sources import get_source
+
+Normalize = Callable[[tf.Tensor], tf.Tensor]
+
+
+def build_train_dataset(
+    data_config, batch_size: int, normalize: Normalize, seed: int = 0
+) -> tf.data.Dataset:
+    """Returns an infinite dataset of training batches (images, labels).
+
+    images: float32 [batch_size, crop_h, crop_w, 3] = normalize(augmented pixels);
+    labels: int32 [batch_size, crop_h, crop_w], class indices or 255 (ignore; also padding).
+    Examples of `data_config.train_split` are shuffled (`shuffle_buffer`, `seed`), repeated, then
+    randomly scaled in [min_scale, max_scale], padded to `crop_size` (mean colour / 255), randomly
+    cropped to `crop_size` and, if `random_flip`, flipped left-right.
+    """
+    crop_height, crop_width = data_config.crop_size
+
+    def augment_example(index, example):
+        scale_seed, crop_seed, flip_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), index]), 3)
+        )
+        image, label = augment.random_scale(
+            example["image"], example["label"],
+            data_config.min_scale, data_config.max_scale, scale_seed,
+        )
+        image, label = augment.pad_to_size(image, label, crop_height, crop_width)
+        image, label = augment.random_crop(image, label, crop_height, crop_width, crop_seed)
+        if data_config.random_flip:
+            image, label = augment.random_flip_left_right(image, label, flip_seed)
+        return normalize(image), tf.cast(label, tf.int32)
+
+    dataset = get_source(data_config).examples(data_config.train_split)
+    if data_config.shuffle_buffer > 1:
+        dataset = dataset.shuffle(
+            data_config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.repeat().enumerate()
+    dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def build_eval_dataset(
+    data_config, split: str, normalize: Normalize, batch_size: int = 1
+) -> tf.data.Dataset:
+    """Returns the split at full resolution, in source order, without augmentation.
+
+    Each element is a dict: "image" float32 [B, H, W, 3] (normalized), "pixels" uint8
+    [B, H, W, 3] (original RGB), "label" int32 [B, H, W] (255 = ignore), "name" tf.string [B].
+    The last batch may be smaller; batch_size > 1 needs all images of the split to share a size.
+    """
+
+    def prepare(example):
+        return {
+            "image": normalize(tf.cast(example["image"], tf.float32)),
+            "pixels": example["image"],
+            "label": tf.cast(example["label"], tf.int32),
+            "name": example["name"],
+        }
+
+    dataset = get_source(data_config).examples(split)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,139 @@
+import os
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.data.camvid_folder import CAMVID_INFO, CamVidFolder, load_pair
+
+
+
+def write_pair(folder, stem, image_size=(4, 6), label=None):
+    """Writes folder/img/<stem>.png (random RGB) and folder/ann/<stem>.png; returns a list line."""
+    for sub in ("img", "ann"):
+        os.makedirs(folder / sub, exist_ok=True)
+    image = np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8)
+    if label is None:
+        label = np.arange(np.prod(image_size)).reshape(image_size) % 12
+    cv2.imwrite(str(folder / "img" / f"{stem}.png"), image)
+    cv2.imwrite(str(folder / "ann" / f"{stem}.png"), np.asarray(label, np.uint8))
+    return f"img/{stem}.png ann/{stem}.png\n"
+
+
+def write_list(folder, split, lines):
+    (folder / f"{split}.txt").write_text("".join(lines))
+
+
+def pair_paths(folder, stem="a"):
+    return tuple(tf.constant(str(folder / sub / f"{stem}.png")) for sub in ("img", "ann"))
+
+
+def only_example(folder, split="train"):
+    return CamVidFolder(str(folder)).examples(split).get_single_element()
+
+
+def test_tiny_folder_maps_void_to_ignore(tmp_path):
+    label = np.array([[0, 10, 11, 255, 3, 3]] * 4)
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a", label=label)])
+    example = only_example(tmp_path)
+    assert example["image"].shape == (4, 6, 3) and example["image"].dtype == tf.uint8
+    assert example["label"].dtype == tf.uint8
+    np.testing.assert_array_equal(example["label"][0], [0, 10, 255, 255, 3, 3])
+    assert example["name"].numpy().decode() == str(tmp_path / "img" / "a.png")
+
+
+def test_load_pair_eager_and_in_map(tmp_path, run):
+    write_pair(tmp_path, "a", label=np.full((4, 6), 11))
+    example = run(load_pair, *pair_paths(tmp_path))
+    assert example["image"].shape == (4, 6, 3) and (example["label"] == 255).all()
+
+
+def test_absolute_segnet_paths_fall_back_to_last_two_components(tmp_path):
+    write_pair(tmp_path, "a")
+    write_list(tmp_path, "val", ["/SegNet/CamVid/img/a.png /SegNet/CamVid/ann/a.png\n", "\n"])
+    assert CamVidFolder(str(tmp_path)).pairs("val") == [
+        (str(tmp_path / "img" / "a.png"), str(tmp_path / "ann" / "a.png"))
+    ]
+
+
+def test_max_examples_takes_first_pairs(tmp_path):
+    write_list(tmp_path, "train", [write_pair(tmp_path, stem) for stem in "abc"])
+    examples = CamVidFolder(str(tmp_path), max_examples=2).examples("train")
+    names = [e["name"].numpy() for e in examples]
+    assert [os.path.basename(n.decode()) for n in names] == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("data_dir", ["", None])
+def test_unset_data_dir_explains_override_and_layout(data_dir):
+    expected = r"data\.data_dir.*--override=data\.data_dir=PATH.*train\.txt"
+    with pytest.raises(ValueError, match=expected):
+        CamVidFolder(data_dir)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.*not a folder"):
+        CamVidFolder(str(tmp_path / "nowhere"))
+
+
+def test_missing_list_file_names_it_and_found_splits(tmp_path):
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a")])
+    with pytest.raises(FileNotFoundError, match=r"val\.txt.*\['train'\]"):
+        CamVidFolder(str(tmp_path)).examples("val")
+
+
+def test_missing_listed_file(tmp_path):
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a"), "img/a.png ann/gone.png\n"])
+    with pytest.raises(FileNotFoundError, match=r"train\.txt line 2 lists 'ann/gone\.png'"):
+        CamVidFolder(str(tmp_path)).pairs("train")
+
+
+def test_malformed_line(tmp_path):
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a"), "img/a.png\n"])
+    with pytest.raises(ValueError, match=r"train\.txt line 2: expected"):
+        CamVidFolder(str(tmp_path)).pairs("train")
+
+
+def test_empty_list(tmp_path):
+    write_list(tmp_path, "train", ["\n"])
+    with pytest.raises(ValueError, match="lists no pairs"):
+        CamVidFolder(str(tmp_path)).pairs("train")
+
+
+def test_size_mismatch_names_both_files_and_sizes(tmp_path):
+    line = write_pair(tmp_path, "a", label=np.zeros((4, 5)))
+    write_list(tmp_path, "train", [line])
+    expected = r"image \S*img/a\.png is 4x6 but label \S*ann/a\.png is 4x5"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        only_example(tmp_path)
+
+
+def test_label_value_out_of_range_names_file_and_value(tmp_path):
+    label = np.zeros((4, 6))
+    label[2, 3] = 40
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a", label=label)])
+    expected = r"label \S*ann/a\.png has value 40; expected 0\.\.10"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        only_example(tmp_path)
+
+
+def test_real_folder_counts(camvid_dir):
+    source = CamVidFolder(camvid_dir)
+    assert source.info.num_classes == 11 and source.info.class_names[0] == "Sky"
+    assert source.examples("train").cardinality() == 367
+    assert source.examples("val").cardinality() == 101
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_real_folder_examples(camvid_dir, split):
+    for example in CamVidFolder(camvid_dir, max_examples=2).examples(split):
+        assert example["image"].shape == (360, 480, 3) and example["label"].shape == (360, 480)
+        values = set(np.unique(example["label"]))
+        assert values <= set(range(CAMVID_INFO.num_classes)) | {255}
+        assert os.path.isfile(example["name"].numpy().decode())
+
+
+def test_load_pair_checks_values_eager_and_in_map(tmp_path, run):
+    write_pair(tmp_path, "a", label=np.full((4, 6), 12))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="has value 12"):
+        run(load_pair, *pair_paths(tmp_path))

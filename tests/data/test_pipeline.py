@@ -1,0 +1,83 @@
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab_tf.config import DataConfig
+from deeplab_tf.data.pipeline import build_eval_dataset, build_train_dataset
+from deeplab_tf.data.sources import get_source
+
+SMALL = DataConfig(crop_size=(96, 112), max_examples=12, shuffle_buffer=8)
+UNAUGMENTED = dataclasses.replace(
+    SMALL, min_scale=1.0, max_scale=1.0, random_flip=False, shuffle_buffer=1, max_examples=3
+)
+
+
+def normalize(pixels):
+    return pixels / 127.5 - 1.0
+
+
+def first_batch(dataset):
+    return tf.nest.map_structure(lambda t: t.numpy(), next(iter(dataset)))
+
+
+def raw_arrays(config, split, key):
+    return np.stack([e[key] for e in get_source(config).examples(split)])
+
+
+def check_train_batches(config, num_classes):
+    dataset = build_train_dataset(config, batch_size=3, normalize=normalize)
+    images_spec, labels_spec = dataset.element_spec
+    assert images_spec.shape == (3, *config.crop_size, 3) and images_spec.dtype == tf.float32
+    assert labels_spec.shape == (3, *config.crop_size) and labels_spec.dtype == tf.int32
+    for images, labels in dataset.take(2):
+        assert -1.0 <= images.numpy().min() and images.numpy().max() <= 1.0
+        assert set(np.unique(labels)) <= set(range(num_classes)) | {255}
+
+
+def test_train_batches_synthetic():
+    check_train_batches(SMALL, num_classes=4)
+
+
+def test_train_batches_camvid(camvid_dir):
+    config = DataConfig(
+        dataset="camvid_folder", data_dir=camvid_dir, crop_size=(193, 257), max_examples=2,
+        shuffle_buffer=2,
+    )
+    check_train_batches(config, num_classes=11)
+
+
+def test_train_is_deterministic_per_seed():
+    first, again, other = (
+        first_batch(build_train_dataset(SMALL, 4, normalize, seed=s)) for s in (5, 5, 6)
+    )
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_train_without_augmentation_returns_normalized_examples():
+    config = dataclasses.replace(UNAUGMENTED, crop_size=(128, 128))
+    images, labels = first_batch(build_train_dataset(config, 3, normalize))
+    raw_images = raw_arrays(config, "train", "image").astype(np.float32)
+    np.testing.assert_allclose(images, normalize(raw_images))
+    np.testing.assert_array_equal(labels, raw_arrays(config, "train", "label"))
+
+
+def test_train_padding_uses_ignore_label():
+    config = dataclasses.replace(UNAUGMENTED, crop_size=(160, 160))
+    _, labels = first_batch(build_train_dataset(config, 2, normalize))
+    assert (labels[:, 128:, :] == 255).all() and (labels[:, :, 128:] == 255).all()
+
+
+def test_eval_equals_raw_examples():
+    config = DataConfig(max_examples=4)
+    batches = list(build_eval_dataset(config, "val", normalize, batch_size=2))
+    assert len(batches) == 2
+    batch = batches[1]
+    assert batch["image"].dtype == tf.float32 and batch["pixels"].dtype == tf.uint8
+    assert batch["label"].dtype == tf.int32 and batch["name"].dtype == tf.string
+    np.testing.assert_array_equal(batch["pixels"], raw_arrays(config, "val", "image")[2:])
+    np.testing.assert_array_equal(batch["label"], raw_arrays(config, "val", "label")[2:])
+    np.testing.assert_allclose(batch["image"], normalize(batch["pixels"].numpy().astype(np.float32)))
+    assert list(batch["name"].numpy()) == [b"synthetic_shapes/val/00002", b"synthetic_shapes/val/00003"]
