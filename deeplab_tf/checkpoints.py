@@ -39,7 +39,7 @@ def restore_model(model, path: str) -> str:
     prefix = resolve_checkpoint(path)
     status = tf.train.Checkpoint(model=model).read(prefix)
     try:
-        status.assert_existing_objects_matched()
+        status.assert_existing_objects_matched().expect_partial()  # the optimizer is not wanted
     except AssertionError as error:
         raise ValueError(
             f"Checkpoint {prefix!r} does not match the model {model.name!r} built from this experiment "

@@ -39,6 +39,9 @@ def run(main) -> None:
     from absl import app
 
     def guarded(argv):
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
         try:
             return main(argv)
         except USER_ERRORS as error:
