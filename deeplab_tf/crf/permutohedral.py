@@ -21,19 +21,19 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-Lattice = collections.namedtuple("Lattice", ["offsets", "weights", "blur_neighbours"])
-Lattice.__doc__ = """A lattice built over P points of a d-dimensional feature set.
+Lattice = collections.namedtuple("Lattice", ["splat", "slice", "blur"])
+Lattice.__doc__ = """A lattice of M vertices built over P points of a d-dimensional feature set.
 
-offsets: int32 [P, d+1]. Row (1-based, 0 = none) of each point's d+1 enclosing simplex
-    vertices in the vertex table.
-weights: float32 [P, d+1]. Barycentric weights of those vertices (each row sums to 1).
-blur_neighbours: int32 [d+1, 2, M+1]. Per lattice direction, the rows of the two neighbours of
-    each table row (0 where the neighbour is not in the lattice; row 0 maps to 0).
-The feature dimension d is static: `weights.shape[-1] - 1`.
+splat: float32 tf.SparseTensor [M, P]. Barycentric weight of each point's d+1 enclosing simplex
+    vertices (each column sums to 1), times any per-point scale folded in by `rescale`.
+slice: float32 tf.SparseTensor [M, P]. The same entries times densecrf's 1 / (1 + 2^-d) and
+    any per-point output scale; applied transposed.
+blur: tuple of d+1 float32 tf.SparseTensor [M, M]. Per lattice direction, 1 on the diagonal and
+    1/2 for each of a vertex's two neighbours that exist in the lattice.
 """
 
 MAX_KEY_BITS = 62
-"""Packed vertex keys must fit in this many bits (int64 with headroom)."""
+"""Packed lattice keys must fit in this many bits (int64 with headroom)."""
 
 
 def _scale_factors(d: int) -> np.ndarray:
@@ -59,116 +59,143 @@ def _simplex(elevated):
     down = np.float32(1.0) / np.float32(d1)
     rounded = tf.round(elevated * down)  # half to even, as _mm_cvtps_epi32 / _mm_round_ps
     rem0 = rounded * np.float32(d1)
-    excess = tf.reduce_sum(rounded, axis=-1, keepdims=True)
-    diff = elevated - rem0
-    less = tf.cast(diff[:, :, None] < diff[:, None, :], tf.float32)  # less[p, i, j] = diff_i < diff_j
-    later = np.triu(np.ones((d1, d1), np.float32), 1)  # later[i, j] = j > i
-    # densecrf: for i < j, rank_i += [diff_i < diff_j], else rank_j += 1.
-    rank = tf.reduce_sum(less * later, axis=2) + tf.reduce_sum((1.0 - less) * later, axis=1) + excess
-    wrap = np.float32(d1) * (tf.cast(rank < 0, tf.float32) - tf.cast(rank >= d1, tf.float32))
-    rank, rem0 = rank + wrap, rem0 + wrap
-    position = (d1 - 1) - tf.cast(rank, tf.int32)
+    excess = tf.cast(tf.reduce_sum(rounded, axis=-1, keepdims=True), tf.int32)
+    # densecrf's pairwise ranking (rank_i += [diff_i < diff_j] for i < j, else rank_j += 1) is
+    # the position in a descending sort that keeps ties in index order, as top_k does.
+    order = tf.math.top_k(elevated - rem0, k=d1).indices
+    shifted = tf.argsort(order, axis=-1, stable=True) + excess
+    rank = tf.math.floormod(shifted, d1)  # densecrf wraps rank + excess into 0..d, moving rem0
+    rem0 = rem0 + tf.cast(rank - shifted, tf.float32)
     share = (elevated - rem0) * down
-    slots = tf.one_hot(position, d1 + 1) - tf.one_hot(position + 1, d1 + 1)
-    barycentric = tf.reduce_sum(share[:, :, None] * slots, axis=1)
-    first = barycentric[:, :1] + (1.0 + barycentric[:, d1:])
-    weights = tf.concat([first, barycentric[:, 1:d1]], axis=-1)
-    return tf.cast(rem0, tf.int32), tf.cast(rank, tf.int32), weights
+    # Vertex p gets +share of the coordinate ranked d-p and -share of the one ranked d-p+1.
+    ranked = tf.gather(share, tf.gather(order, tf.math.floormod(d1 - 1 - np.arange(d1) - excess, d1), batch_dims=1), batch_dims=1)
+    first = ranked[:, :1] + (1.0 - ranked[:, -1:])
+    weights = tf.concat([first, ranked[:, 1:] - ranked[:, :-1]], axis=-1)
+    return tf.cast(rem0, tf.int32), rank, weights
 
 
-class _KeyCodec:
-    """Packs vertex keys (group id, remainder r, d coordinates all congruent to r mod d+1) into
-    int64 codes, injectively for every key within one step of the keys it was built from."""
+class _Packer:
+    """Packs rows of int32 columns [..., k] into int64 codes (mixed radix over the ranges seen
+    when built, widened by `margin` on each side), so rows within `margin` of the seen ones
+    encode injectively and decode back."""
 
-    def __init__(self, keys, num_groups):
-        d1 = keys.shape[-1] + 1
-        self.d1 = d1
-        quotient = tf.reshape(tf.math.floordiv(keys, d1), [-1, d1 - 1])
-        self.low = tf.reduce_min(quotient, axis=0) - 1
-        self.span = tf.cast(tf.reduce_max(quotient, axis=0) - self.low + 2, tf.int64)
-        bits = tf.reduce_sum(tf.math.log(tf.cast(self.span, tf.float64))) + tf.math.log(
-            tf.cast(num_groups * d1, tf.float64)
-        )
+    def __init__(self, columns, margin: int):
+        columns = tf.reshape(columns, [-1, columns.shape[-1]])
+        self.low = tf.reduce_min(columns, axis=0) - margin
+        self.span = tf.cast(tf.reduce_max(columns, axis=0) - self.low + 1 + margin, tf.int64)
+        bits = tf.reduce_sum(tf.math.log(tf.cast(self.span, tf.float64))) / np.log(2.0)
         self.check = tf.debugging.assert_less(
-            bits / np.log(2.0),
+            bits,
             tf.constant(float(MAX_KEY_BITS), tf.float64),
             message="permutohedral lattice keys do not fit in int64: a sigma is too small for this image",
         )
 
-    def encode(self, groups, remainders, keys):
-        """Returns int64 codes of keys int32 [..., d] with remainders and group ids int32 [...]."""
-        code = tf.cast(groups, tf.int64) * self.d1 + tf.cast(remainders, tf.int64)
-        quotient = tf.cast(tf.math.floordiv(keys, self.d1) - self.low, tf.int64)
-        for i in range(self.d1 - 1):
-            code = code * self.span[i] + quotient[..., i]
+    def encode(self, columns):
+        """Returns int64 codes [...] of int32 rows [..., k]."""
+        with tf.control_dependencies([self.check]):
+            shifted = tf.cast(columns - self.low, tf.int64)
+        code = shifted[..., 0]
+        for i in range(1, columns.shape[-1]):
+            code = code * self.span[i] + shifted[..., i]
         return code
 
     def decode(self, codes):
-        """Returns (groups, remainders, keys int32 [M, d]) of int64 codes [M]."""
-        quotients = []
-        for i in reversed(range(self.d1 - 1)):
-            quotients.append(tf.cast(codes % self.span[i], tf.int32) + self.low[i])
+        """Returns the int32 rows [M, k] of int64 codes [M]."""
+        columns = []
+        for i in reversed(range(1, self.span.shape[0])):
+            columns.append(codes % self.span[i])
             codes = codes // self.span[i]
-        remainders = tf.cast(codes % self.d1, tf.int32)
-        keys = tf.stack(quotients[::-1], axis=-1) * self.d1 + remainders[:, None]
-        return tf.cast(codes // self.d1, tf.int32), remainders, keys
+        columns.append(codes)
+        return tf.cast(tf.stack(columns[::-1], axis=-1), tf.int32) + self.low
 
 
-def build_lattice(features, groups=None, num_groups=1) -> Lattice:
+def build_lattice(features, groups=None) -> Lattice:
     """Returns the `Lattice` of float32 features [P, d] (d static).
 
-    `groups` (int32 [P], values in 0..num_groups-1) keeps points of different groups (e.g. the
-    images of a batch) in disjoint lattices, as if each group were built alone.
+    `groups` (int32 [P], default all 0) keeps points of different groups (e.g. the images of a
+    batch) in disjoint lattices, as if each group were built alone.
     """
     d = features.shape[-1]
     d1 = d + 1
-    groups = tf.zeros(tf.shape(features)[:1], tf.int32) if groups is None else groups
+    num_points = tf.shape(features)[0]
+    groups = tf.zeros([num_points], tf.int32) if groups is None else groups
     rem0, rank, weights = _simplex(_elevate(features))
-    remainder = np.arange(d1, dtype=np.int32)[:, None]  # vertex r of the simplex, [d+1, 1]
-    # densecrf's canonical simplex: key_i = rem0_i + r - (d+1) [rank_i > d - r].
-    keys = rem0[:, None, :d] + remainder - d1 * tf.cast(rank[:, None, :d] > d - remainder, tf.int32)
-    codec = _KeyCodec(keys, num_groups)
-    with tf.control_dependencies([codec.check]):
-        codes = codec.encode(groups[:, None], remainder[:, 0], keys)
-    vertices, index = tf.unique(tf.reshape(codes, [-1]), out_idx=tf.int32)
-    offsets = tf.reshape(index, [-1, d1]) + 1
-    neighbours = _blur_neighbours(codec, vertices)
-    return Lattice(offsets, weights, neighbours)
+    # Points in one simplex share its vertices: derive vertices once per distinct simplex.
+    simplex = tf.concat([groups[:, None], rank[:, :d], rem0[:, :d] // d1], axis=-1)
+    simplex_packer = _Packer(simplex, margin=0)
+    simplices, simplex_index = tf.unique(simplex_packer.encode(simplex), out_idx=tf.int32)
+    simplex = simplex_packer.decode(simplices)
+    group, rank, base = simplex[:, None, :1], simplex[:, None, 1 : d + 1], simplex[:, None, d + 1 :]
+    remainder = np.arange(d1, dtype=np.int32)[:, None]  # vertex r of a simplex, [d+1, 1]
+    # densecrf's canonical simplex: key_i = rem0_i + r - (d+1) [rank_i > d - r], all = r mod d+1.
+    quotient = base - tf.cast(rank > d - remainder, tf.int32)
+    columns = tf.shape(quotient) + [0, 0, 1 - d]
+    vertex = tf.concat([tf.broadcast_to(group, columns), tf.broadcast_to(remainder, columns), quotient], axis=-1)
+    packer = _Packer(vertex, margin=1)
+    vertices, vertex_index = tf.unique(tf.reshape(packer.encode(vertex), [-1]), out_idx=tf.int32)
+    entries = tf.stack(
+        [tf.reshape(tf.gather(tf.reshape(vertex_index, [-1, d1]), simplex_index), [-1]), tf.repeat(tf.range(num_points), d1)],
+        axis=-1,
+    )
+    shape = tf.cast(tf.stack([tf.size(vertices), num_points]), tf.int64)
+    splat = tf.SparseTensor(tf.cast(entries, tf.int64), tf.reshape(weights, [-1]), shape)
+    alpha = np.float32(1.0) / (1.0 + np.float32(2.0) ** -d)
+    return Lattice(splat, splat * alpha, _blur_matrices(packer, vertices, d1))
 
 
-def _blur_neighbours(codec, vertices):
-    """Returns int32 [d+1, 2, M+1]: 1-based rows of each vertex's two neighbours per direction."""
-    d1 = codec.d1
+def _blur_matrices(packer, vertices, d1) -> tuple:
+    """Returns d+1 SparseTensors [M, M]: per direction, identity plus 1/2 at each neighbour."""
     order = tf.argsort(vertices)
     sorted_codes = tf.gather(vertices, order)
-    groups, remainders, keys = codec.decode(vertices)
-    directions = []
+    vertex = packer.decode(vertices)
+    group, remainder, key = vertex[:, None, None, :1], vertex[:, None, None, 1:2], vertex[:, None, None, 2:]
+    key = key * d1 + remainder
+    # densecrf: along direction j, n1 = key - 1 except key_j + d, and n2 = key + 1 except key_j - d.
+    step = np.full([d1, 1, d1 - 1], -1, np.int32)
+    for axis in range(d1 - 1):
+        step[axis, 0, axis] = d1 - 1
+    step = np.concatenate([step, -step], axis=1)  # [d+1 directions, 2 neighbours, d]
+    neighbour_remainder = (remainder - np.array([1, -1], np.int32)[:, None]) % d1  # [M, 1, 2, 1]
+    neighbour_key = key + step  # [M, d+1, 2, d]
+    columns = tf.shape(neighbour_key) + [0, 0, 0, 1 - d1 + 1]
+    neighbour = tf.concat(
+        [
+            tf.broadcast_to(group, columns),
+            tf.broadcast_to(neighbour_remainder, columns),
+            tf.math.floordiv(neighbour_key - neighbour_remainder, d1),
+        ],
+        axis=-1,
+    )
+    code = packer.encode(neighbour)
+    position = tf.minimum(tf.searchsorted(sorted_codes, tf.reshape(code, [-1]), out_type=tf.int32), tf.size(vertices) - 1)
+    found = tf.reshape(tf.gather(sorted_codes, position) == tf.reshape(code, [-1]), tf.shape(code))
+    index = tf.reshape(tf.gather(order, position), tf.shape(code))
+    rows = tf.broadcast_to(tf.range(tf.size(vertices))[:, None], tf.shape(code)[::2])
+    size = tf.cast(tf.stack([tf.size(vertices), tf.size(vertices)]), tf.int64)
+    matrices = []
     for axis in range(d1):
-        step = np.full([d1 - 1], -1, np.int32)
-        if axis < d1 - 1:
-            step[axis] = d1 - 1  # densecrf: n1 = key - 1 except key_j + d; n2 = -(that)
-        pair = []
-        for sign in (1, -1):
-            code = codec.encode(groups, (remainders - sign) % d1, keys + sign * step)
-            position = tf.searchsorted(sorted_codes, code)
-            position = tf.minimum(position, tf.size(sorted_codes) - 1)
-            found = tf.gather(sorted_codes, position) == code
-            pair.append(tf.concat([[0], tf.where(found, tf.gather(order, position) + 1, 0)], axis=0))
-        directions.append(tf.stack(pair))
-    return tf.stack(directions)
+        keep = found[:, axis]
+        row = tf.concat([rows[:, 0], tf.boolean_mask(rows, keep)], axis=0)
+        column = tf.concat([rows[:, 0], tf.boolean_mask(index[:, axis], keep)], axis=0)
+        value = tf.concat([tf.ones_like(rows[:, 0], tf.float32), tf.fill(tf.shape(row)[:1] - tf.shape(rows)[:1], 0.5)], axis=0)
+        matrices.append(tf.SparseTensor(tf.cast(tf.stack([row, column], axis=-1), tf.int64), value, size))
+    return tuple(matrices)
+
+
+def rescale(lattice: Lattice, before, after) -> Lattice:
+    """Returns `lattice` whose filter scales its input by float32 before [P] and its output by
+    after [P] per point (folded into the splat and slice weights)."""
+    points = lattice.splat.indices[:, 1]
+    return lattice._replace(
+        splat=lattice.splat.with_values(lattice.splat.values * tf.gather(before, points)),
+        slice=lattice.slice.with_values(lattice.slice.values * tf.gather(after, points)),
+    )
 
 
 def lattice_filter(lattice: Lattice, values):
     """Returns float32 [P, C]: values float32 [P, C] filtered through the lattice (splat, blur
-    along the d+1 directions, slice), scaled by densecrf's 1 / (1 + 2^-d)."""
-    num_rows = tf.shape(lattice.blur_neighbours)[-1]
-    grid = tf.math.unsorted_segment_sum(
-        values[:, None, :] * lattice.weights[:, :, None], lattice.offsets, num_rows
-    )
-    d = lattice.weights.shape[-1] - 1
-    for axis in range(d + 1):
-        before, after = lattice.blur_neighbours[axis, 0], lattice.blur_neighbours[axis, 1]
-        grid = grid + 0.5 * (tf.gather(grid, before) + tf.gather(grid, after))
-    alpha = np.float32(1.0) / (1.0 + np.float32(2.0) ** -d)
-    sliced = tf.gather(grid, lattice.offsets) * (lattice.weights * alpha)[:, :, None]
-    return tf.reduce_sum(sliced, axis=1)
+    along the d+1 directions in order, slice)."""
+    grid = tf.sparse.sparse_dense_matmul(lattice.splat, values)
+    for blur in lattice.blur:
+        grid = tf.sparse.sparse_dense_matmul(blur, grid)
+    return tf.sparse.sparse_dense_matmul(lattice.slice, grid, adjoint_a=True)

@@ -57,7 +57,6 @@ def refine_batch(images, probabilities, params: DenseCRFParams = DenseCRFParams(
     bilateral = _NormalisedKernel(
         tf.concat([tf.tile(positions / np.float32(params.sigma_alpha), [batch, 1]), colours], axis=-1),
         groups=tf.repeat(tf.range(batch), height * width),
-        num_groups=batch,
     )
     unary = -tf.math.log(tf.maximum(tf.reshape(probabilities, [batch, -1, classes]), PROBABILITY_FLOOR))
     q = tf.nn.softmax(-unary)
@@ -72,8 +71,8 @@ def refine_batch(images, probabilities, params: DenseCRFParams = DenseCRFParams(
 class _NormalisedKernel:
     """densecrf's DenseKernel with NORMALIZE_SYMMETRIC: values [P, C] -> n * k(n * values)."""
 
-    def __init__(self, features, groups=None, num_groups=1):
-        self.lattice = build_lattice(features, groups, num_groups)
+    def __init__(self, features, groups=None):
+        self.lattice = build_lattice(features, groups)
         ones = tf.ones_like(features[:, :1])
         total = tf.cast(lattice_filter(self.lattice, ones), tf.float64)
         self.norm = tf.cast(1.0 / tf.sqrt(total + 1e-20), tf.float32)
