@@ -11,30 +11,41 @@ import keras
 from deeplab_tf import backbones, data
 from deeplab_tf.config import Experiment
 from deeplab_tf.data.dataset_info import DatasetInfo
-from deeplab_tf.models import build_deeplab
+from deeplab_tf.models import build_model
 
 
 @dataclasses.dataclass(frozen=True)
 class Assembled:
-    """What an experiment builds: `model` (normalised float32 [B,H,W,3] -> logits
-    [B,H,W,C]), `info` (classes, palette, ignore label), `source` (examples by split) and
-    `normalize` (float32 pixels 0..255 -> model input)."""
+    """What an experiment builds.
+
+    `model`: normalised float32 images [B,H,W,3] -> logits [B,H,W,C] (evaluation, export).
+    `training_model`: the same weights, images -> list of logits to supervise (one entry, or
+    the fused and per-scale logits with multi-scale inputs). `info`: classes, palette, ignore
+    label. `source`: examples by split. `normalize`: float32 pixels 0..255 -> model input.
+    """
 
     model: keras.Model
+    training_model: keras.Model
     info: DatasetInfo
     source: object
     normalize: Callable
 
 
-def assemble(experiment: Experiment) -> Assembled:
+def assemble(experiment: Experiment, output_stride: int = 0) -> Assembled:
     """Returns the model, dataset info, source and normaliser of `experiment`.
 
-    The data source is resolved first so a missing dataset fails before the model is built.
+    `output_stride` > 0 builds the model at that output stride instead of the experiment's
+    (same weights, e.g. DeepLabv3 trained at 16 and evaluated at 8). The data source is
+    resolved first so a missing dataset fails before the model is built.
     """
     source = data.get_source(experiment.data)
-    model = build_deeplab(experiment.model, source.info.num_classes)
+    model_config = experiment.model
+    if output_stride:
+        model_config = dataclasses.replace(model_config, output_stride=output_stride)
+    built = build_model(model_config, source.info.num_classes)
     return Assembled(
-        model=model,
+        model=built.model,
+        training_model=built.training_model,
         info=source.info,
         source=source,
         normalize=backbones.get_normalizer(experiment.model.backbone),

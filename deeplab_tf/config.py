@@ -16,9 +16,15 @@ import json
 class ModelConfig:
     """Network architecture.
 
-    `arch` is "deeplab_v3" or "deeplab_v3_plus"; `backbone` a name from `deeplab_tf.backbones`;
-    `atrous_implementation` a name from `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`.
-    `atrous_rates` are the ASPP rates at output stride 16 (doubled at output stride 8).
+    `arch`: "deeplab_v2" (v1/v2: summed atrous branches, `head` "fc" on VGG-16 or
+    "classifier" on ResNet), "deeplab_v3" (ASPP with image pooling) or "deeplab_v3_plus"
+    (v3 + decoder). `backbone`: a name from `deeplab_tf.backbones`; `backbone_weights`: a local
+    ImageNet weight file or "". `atrous_rates`: for v3/v3+ the ASPP rates at output stride 16
+    (doubled at 8); for v2 the branch rates as used (at output stride 8).
+    `atrous_implementation`: a name from `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`.
+    `multi_grid`: v3 unit rates of the last block, e.g. (1, 2, 4); () = none.
+    `separable`: v3+ ASPP and decoder with atrous separable convolutions.
+    `msc_scales`: v2 multi-scale inputs fused by per-pixel max, e.g. (0.5, 0.75, 1.0); () = off.
     """
 
     arch: str = "deeplab_v3_plus"
@@ -27,9 +33,17 @@ class ModelConfig:
     backbone_weights: str = ""
     output_stride: int = 16
     atrous_rates: tuple = (6, 12, 18)
+    multi_grid: tuple = ()
     aspp_filters: int = 256
     low_level_filters: int = 48
     decoder_filters: int = 256
+    separable: bool = False
+    head: str = "fc"
+    fc_kernel_size: int = 3
+    fc_channels: int = 1024
+    dropout_rate: float = 0.5
+    pool5a: bool = False
+    msc_scales: tuple = ()
     atrous_implementation: str = "native"
     batch_norm_momentum: float = 0.99
 
@@ -61,6 +75,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 4e-5
     train_batch_norm: bool = True
+    init_checkpoint: str = ""
     checkpoint_every: int = 200
     log_every: int = 20
     seed: int = 0
@@ -68,9 +83,12 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation protocol."""
+    """Evaluation protocol. `output_stride` 0 evaluates at the training output stride;
+    `crf` applies the fully connected CRF to the scores."""
 
     batch_size: int = 1
+    output_stride: int = 0
+    crf: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +97,8 @@ class Experiment:
 
     name: str
     description: str = ""
+    paper_miou: float = 0.0
+    paper_source: str = ""
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
@@ -108,7 +128,8 @@ def from_dict(values: dict) -> Experiment:
         sections[section] = cls(
             **{k: _coerce(v, fields[k], f"{section}.{k}") for k, v in values.get(section, {}).items()}
         )
-    return Experiment(name=values["name"], description=values.get("description", ""), **sections)
+    top = {key: values[key] for key in ("description", "paper_miou", "paper_source") if key in values}
+    return Experiment(name=values["name"], **top, **sections)
 
 
 def apply_overrides(experiment: Experiment, overrides: str | list[str]) -> Experiment:
@@ -184,7 +205,8 @@ def _coerce(value, field: dataclasses.Field, key: str):
             if items is None:
                 # A single value for a size pair means a square (crop_size=321 -> (321, 321)).
                 items = (value,) * (len(default) if key.endswith("_size") else 1)
-            element_type = type(default[0]) if default else type(items[0])
+            sample = default or items
+            element_type = float if any(isinstance(v, float) for v in sample) else type(sample[0]) if sample else str
             return tuple(_scalar(v, element_type) for v in items)
         return _scalar(value, expected)
     except (TypeError, ValueError) as error:

@@ -35,15 +35,19 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     parts = assemble(experiment)
     model = parts.model
+    if not cfg.train_batch_norm:
+        _freeze_batch_norm(model)
     optimizer = keras.optimizers.SGD(
         learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power), momentum=cfg.momentum
     )
     optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    checkpoint = tf.train.Checkpoint(model_weights=checkpoints.model_weights(model), optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, checkpoints.checkpoint_dir(model_dir), max_to_keep=3)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log(f"Resumed from {manager.latest_checkpoint} at step {int(optimizer.iterations)}")
+    elif cfg.init_checkpoint:
+        log(f"Initialised the model from {checkpoints.restore_model(model, cfg.init_checkpoint)}")
     start = int(optimizer.iterations)
     if start >= cfg.steps:
         log(f"Training already complete: step {start} >= train.steps={cfg.steps}; nothing to do.")
@@ -55,8 +59,9 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
     @tf.function(jit_compile=False)
     def train_step(images, labels):
         with tf.GradientTape() as tape:
-            logits = model(images, training=cfg.train_batch_norm)
-            loss = masked_sparse_cross_entropy(labels, logits, parts.info.ignore_label)
+            # One loss per supervised output: with multi-scale inputs, the fused and each scale's.
+            outputs = tf.nest.flatten(parts.training_model(images, training=True))
+            loss = tf.add_n([masked_sparse_cross_entropy(labels, o, parts.info.ignore_label) for o in outputs])
             total = loss + l2_weight_decay(model, cfg.weight_decay)
         gradients = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
@@ -101,6 +106,15 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
     log(f"Finished at step {step} in {_format_seconds(time.perf_counter() - run_start)}; "
         f"checkpoint {manager.latest_checkpoint}")
     return {"step": step, "loss": loss_value, "checkpoint": manager.latest_checkpoint}
+
+
+def _freeze_batch_norm(model) -> None:
+    """Freezes every batch norm layer (scale, offset and moving statistics), as DeepLab v2 did:
+    a non-trainable Keras BatchNormalization normalises with its moving statistics even when
+    the model runs with training=True (which keeps dropout active)."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def _check_or_write_config(experiment: Experiment, model_dir: str) -> None:

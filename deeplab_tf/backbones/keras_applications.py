@@ -1,11 +1,14 @@
-"""Keras Applications classifiers as DeepLab feature extractors at output stride 8, 16 or 32.
+"""The DeepLab backbones by name, as feature extractors at output stride 8, 16 or 32.
 
-`build_backbone` cuts a stock Keras Applications model (ImageNet weights from a local file, or
-random init) after its last feature layer and re-purposes it to the requested output stride
-with atrous convolution (`output_stride.dilate_to_output_stride`), keeping its weights. The
-result maps normalised images to keras-hub's feature contract `{"P2": ..., "P5": ...}`, where
-`Pn` has stride `min(2**n, output_stride)`. "vgg16" is DeepLab v1 / v2's VGG-16, whose max
-poolings pool 3x3 windows (`vgg16.deeplab_pooling`); ResNets take DeepLabv3's multi-grid.
+For a Keras Applications backbone (`BACKBONES`), `build_backbone` cuts the stock model after
+its last feature layer, loads ImageNet weights by layer name from a local published file
+(`imagenet_weights.load_weights_by_name`) or keeps random init, and re-purposes it to the
+requested output stride with atrous convolution (`output_stride.dilate_to_output_stride`),
+keeping its weights. "vgg16" is DeepLab v1 / v2's VGG-16, whose max poolings pool 3x3 windows
+(`vgg16.deeplab_pooling`); ResNets take DeepLabv3's multi-grid. Backbones that Keras
+Applications lacks have their own builder (`CUSTOM_BACKBONES`): "xception65", DeepLabv3+'s
+Xception-65. Every backbone maps normalised images to keras-hub's feature contract
+`{"P2": ..., "P5": ...}`, where `Pn` has stride `min(2**n, output_stride)`.
 """
 
 import dataclasses
@@ -14,6 +17,8 @@ from typing import Callable
 
 import keras
 
+from deeplab_tf.backbones import xception65
+from deeplab_tf.backbones.imagenet_weights import load_weights_by_name
 from deeplab_tf.backbones.normalization import NORMALIZERS
 from deeplab_tf.backbones.output_stride import check_output_stride
 from deeplab_tf.backbones.output_stride import dilate_to_output_stride
@@ -90,16 +95,45 @@ BACKBONES = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class CustomBackbone:
+    """A backbone that Keras Applications lacks, built by its own function.
+
+    Args:
+        build: callable. `build(output_stride, atrous_implementation, weights, multi_grid)`
+            returns the feature extractor, as `build_backbone` describes.
+        channels: dict. Level ("P2".."P5") -> number of feature channels.
+        normalization: str. Key of `NORMALIZERS` matching the backbone's weights.
+    """
+
+    build: Callable[..., keras.Model]
+    channels: dict
+    normalization: str
+
+
+CUSTOM_BACKBONES = {
+    "xception65": CustomBackbone(build=xception65.build_xception65,
+                                 channels=xception65.FEATURE_CHANNELS,
+                                 normalization=xception65.NORMALIZATION),
+}
+BACKBONE_NAMES = tuple(sorted({**BACKBONES, **CUSTOM_BACKBONES}))
+
+
 def get_backbone_spec(name):
-    """Returns the `BackboneSpec` registered as `name`; raises ValueError listing valid names."""
+    """Returns the `BackboneSpec` or `CustomBackbone` registered as `name`.
+
+    Raises ValueError listing the valid names if there is none.
+    """
+    if name in CUSTOM_BACKBONES:
+        return CUSTOM_BACKBONES[name]
     if name not in BACKBONES:
-        raise ValueError(f"Unknown backbone {name!r}. Valid names: {sorted(BACKBONES)}.")
+        raise ValueError(f"Unknown backbone {name!r}. Valid names: {list(BACKBONE_NAMES)}.")
     return BACKBONES[name]
 
 
 def _check_alpha(name, spec, alpha):
     """Raises ValueError if `alpha` is not 1.0 for a backbone without width multiplier."""
-    if not spec.has_width_multiplier and alpha != 1.0:
+    if not (isinstance(spec, BackboneSpec) and spec.has_width_multiplier) and alpha != 1.0:
         raise ValueError(
             f"Backbone {name!r} has no width multiplier; `alpha` must be 1.0. "
             f"Received: alpha={alpha!r}"
@@ -116,7 +150,7 @@ def feature_channels(name, alpha=1.0):
     """Returns the channel count of each level of backbone `name`.
 
     Args:
-        name: str. A key of `BACKBONES`.
+        name: str. One of `BACKBONE_NAMES`.
         alpha: float. Width multiplier, only for backbones that have one. Defaults to 1.0.
 
     Returns:
@@ -124,7 +158,7 @@ def feature_channels(name, alpha=1.0):
     """
     spec = get_backbone_spec(name)
     _check_alpha(name, spec, alpha)
-    if not spec.has_width_multiplier:
+    if not (isinstance(spec, BackboneSpec) and spec.has_width_multiplier):
         return dict(spec.channels)
     return {level: _round_channels(int(c * alpha)) for level, c in spec.channels.items()}
 
@@ -163,7 +197,8 @@ def _rate_multipliers(name, spec, multi_grid):
     if multi_grid is None:
         return None
     if not spec.multi_grid_layers:
-        supported = sorted(n for n, s in BACKBONES.items() if s.multi_grid_layers)
+        supported = sorted([*(n for n, s in BACKBONES.items() if s.multi_grid_layers),
+                            *CUSTOM_BACKBONES])
         raise ValueError(f"Backbone {name!r} has no multi-grid; `multi_grid` is supported for "
                          f"{supported}. Received: multi_grid={multi_grid!r}")
     units = len(spec.multi_grid_layers)
@@ -177,21 +212,26 @@ def _rate_multipliers(name, spec, multi_grid):
 
 def build_backbone(name, output_stride=16, weights=None, atrous_implementation="native",
                    alpha=1.0, multi_grid=None):
-    """Builds a Keras Applications backbone as a DeepLab feature extractor.
+    """Builds a backbone as a DeepLab feature extractor.
 
     Args:
-        name: str. One of `BACKBONES`: "resnet50", "resnet101", "mobilenet_v2", "vgg16"
-            (DeepLab v1 / v2's VGG-16: 3x3 max poolings, see `vgg16.py`).
+        name: str. One of `BACKBONE_NAMES`: "resnet50", "resnet101", "mobilenet_v2", "vgg16"
+            (DeepLab v1 / v2's VGG-16: 3x3 max poolings, see `vgg16.py`) from Keras
+            Applications, or "xception65" (DeepLabv3+'s Xception-65, see `xception65.py`).
         output_stride: int. 8, 16 or 32: the stride of "P5". Defaults to 16.
-        weights: `None` (random init) or path of a local Keras Applications no-top ImageNet
-            weight file (.h5). Defaults to `None`.
+        weights: `None` (random init) or a local path. For Keras Applications backbones, a
+            published no-top ImageNet weight file (`.h5`, e.g.
+            resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), loaded by layer name
+            (`imagenet_weights.load_weights_by_name`); for "xception65", a `.weights.h5` file
+            saved from a model built by `build_xception65`. Defaults to `None`.
         atrous_implementation: str. "native" or another value of
             `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS` for the dilated convolutions.
             Defaults to "native".
         alpha: float. Width multiplier of "mobilenet_v2"; must be 1.0 otherwise.
             Defaults to 1.0.
         multi_grid: tuple of 3 ints or `None`. DeepLabv3's multi-grid (arXiv:1706.05587,
-            Sec. 3.2), ResNets only: the 3x3 convs of the three units of the last block get
+            Sec. 3.2), ResNets and "xception65" only: the 3x3 convs of the three units of the
+            last block (Xception-65: the three separable convs of its last block) get
             dilation `rate * multi_grid[i]`, where `rate` is the block's atrous rate (1, 2, 4
             at output stride 32, 16, 8). Defaults to `None` (all units at `rate`).
 
@@ -200,8 +240,9 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
         with `get_normalizer(name)`) and returning a dict of float32 tensors
         `{"Pn": [batch, height / s, width / s, feature_channels(name, alpha)["Pn"]]}` with
         `s = min(2**n, output_stride)`, for height and width multiples of `output_stride`;
-        other sizes round as the stock model does (ResNet and VGG-16 up; MobileNetV2 up in
-        its first conv, then down, as its stride-2 blocks pad `((0, 1), (0, 1))`). Call it with
+        other sizes round as the stock model does (ResNet, VGG-16 and Xception-65 up;
+        MobileNetV2 up in its first conv, then down, as its stride-2 blocks pad
+        `((0, 1), (0, 1))`). Call it with
         `training=False` to use the BatchNorm moving statistics.
 
     Example:
@@ -214,12 +255,19 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
     spec = get_backbone_spec(name)
     check_output_stride(output_stride)
     _check_alpha(name, spec, alpha)
+    if isinstance(spec, CustomBackbone):
+        return spec.build(output_stride=output_stride,
+                          atrous_implementation=atrous_implementation, weights=weights,
+                          multi_grid=multi_grid)
     multipliers = _rate_multipliers(name, spec, multi_grid)
+    path = _check_weights(name, spec, weights, alpha)
     width = {"alpha": alpha} if spec.has_width_multiplier else {}
-    stock = spec.application(include_top=False, weights=_check_weights(name, spec, weights, alpha),
-                             input_shape=(None, None, 3), **width)
+    stock = spec.application(include_top=False, weights=None, input_shape=(None, None, 3),
+                             **width)
     outputs = {level: stock.get_layer(layer).output for level, layer in spec.feature_layers.items()}
     features = keras.Model(stock.input, outputs, name=f"{name}_os{output_stride}")
+    if path is not None:
+        load_weights_by_name(features, path)
     if spec.adapt is not None:
         features = spec.adapt(features)
     return dilate_to_output_stride(features, output_stride, atrous_implementation, multipliers)

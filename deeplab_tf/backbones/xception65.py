@@ -101,15 +101,17 @@ def _xception_module(x, channels, shortcut, strides, rates, relu_inside, impleme
 
 
 def _check_weights(weights):
-    """Returns `weights` as a local path or None; raises for "imagenet" and missing files."""
+    """Returns `weights` as a local path or None; raises for "imagenet", files that are not
+    `.weights.h5` (e.g. Keras' Xception weights) and missing files."""
     if weights is None:
         return None
-    if weights == "imagenet":
-        raise ValueError(
-            "Xception-65 has no Keras Applications ImageNet weights. Pass the local path of a "
-            ".weights.h5 file saved from a model built by build_xception65."
-        )
     path = os.fspath(weights)
+    if weights == "imagenet" or not path.endswith(".weights.h5"):
+        raise ValueError(
+            "Xception-65 has no Keras Applications ImageNet weights (Keras' xception_*.h5 "
+            "files are for Keras' Xception, a different network). Pass the local path of a "
+            f".weights.h5 file saved from a model built by build_xception65. Received: {path!r}"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Weights file for backbone 'xception65' not found: {path!r}.")
     return path

@@ -129,7 +129,7 @@ def build_lattice(features, groups=None) -> Lattice:
     remainder = np.arange(d1, dtype=np.int32)[:, None]  # vertex r of a simplex, [d+1, 1]
     # densecrf's canonical simplex: key_i = rem0_i + r - (d+1) [rank_i > d - r], all = r mod d+1.
     quotient = base - tf.cast(rank > d - remainder, tf.int32)
-    columns = tf.shape(quotient) + [0, 0, 1 - d]
+    columns = tf.concat([tf.shape(quotient)[:2], [1]], axis=0)
     vertex = tf.concat([tf.broadcast_to(group, columns), tf.broadcast_to(remainder, columns), quotient], axis=-1)
     packer = _Packer(vertex, margin=1)
     vertices, vertex_index = tf.unique(tf.reshape(packer.encode(vertex), [-1]), out_idx=tf.int32)
@@ -140,7 +140,7 @@ def build_lattice(features, groups=None) -> Lattice:
     shape = tf.cast(tf.stack([tf.size(vertices), num_points]), tf.int64)
     splat = tf.SparseTensor(tf.cast(entries, tf.int64), tf.reshape(weights, [-1]), shape)
     alpha = np.float32(1.0) / (1.0 + np.float32(2.0) ** -d)
-    return Lattice(splat, splat * alpha, _blur_matrices(packer, vertices, d1))
+    return Lattice(splat, splat.with_values(splat.values * alpha), _blur_matrices(packer, vertices, d1))
 
 
 def _blur_matrices(packer, vertices, d1) -> tuple:
@@ -157,7 +157,7 @@ def _blur_matrices(packer, vertices, d1) -> tuple:
     step = np.concatenate([step, -step], axis=1)  # [d+1 directions, 2 neighbours, d]
     neighbour_remainder = (remainder - np.array([1, -1], np.int32)[:, None]) % d1  # [M, 1, 2, 1]
     neighbour_key = key + step  # [M, d+1, 2, d]
-    columns = tf.shape(neighbour_key) + [0, 0, 0, 1 - d1 + 1]
+    columns = tf.concat([tf.shape(neighbour_key)[:3], [1]], axis=0)
     neighbour = tf.concat(
         [
             tf.broadcast_to(group, columns),
@@ -168,7 +168,7 @@ def _blur_matrices(packer, vertices, d1) -> tuple:
     )
     code = packer.encode(neighbour)
     position = tf.minimum(tf.searchsorted(sorted_codes, tf.reshape(code, [-1]), out_type=tf.int32), tf.size(vertices) - 1)
-    found = tf.reshape(tf.gather(sorted_codes, position) == tf.reshape(code, [-1]), tf.shape(code))
+    found = tf.reshape(tf.equal(tf.gather(sorted_codes, position), tf.reshape(code, [-1])), tf.shape(code))
     index = tf.reshape(tf.gather(order, position), tf.shape(code))
     rows = tf.broadcast_to(tf.range(tf.size(vertices))[:, None], tf.shape(code)[::2])
     size = tf.cast(tf.stack([tf.size(vertices), tf.size(vertices)]), tf.int64)

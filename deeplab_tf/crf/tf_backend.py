@@ -11,8 +11,8 @@ srgb=sigma_beta, compat=w1)`, default DIAG_KERNEL and NORMALIZE_SYMMETRIC):
 - Q_0 = softmax(-U), U = -log max(P, 1e-5); then `iterations` times
   Q = softmax(-U + w2 K_spatial Q + w1 K_bilateral Q).
 
-The spatial lattice depends only on the image size, so it is built once per batch and filters
-all images together; the bilateral lattice keeps the images of a batch apart.
+The images of a batch share one lattice per kernel, with the image index in every lattice key so
+images never mix. Normalisation and weights are folded into the lattices' splat/slice weights.
 """
 
 import numpy as np
@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from deeplab_tf.crf.inputs import PROBABILITY_FLOOR, SUM_TOLERANCE, check_inputs
 from deeplab_tf.crf.params import DenseCRFParams
-from deeplab_tf.crf.permutohedral import build_lattice, lattice_filter
+from deeplab_tf.crf.permutohedral import Lattice, build_lattice, lattice_filter, rescale
 
 
 def refine_batch(images, probabilities, params: DenseCRFParams = DenseCRFParams()):
@@ -52,33 +52,27 @@ def refine_batch(images, probabilities, params: DenseCRFParams = DenseCRFParams(
     batch, height, width, classes = shape[0], shape[1], shape[2], shape[3]
     rows, columns = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
     positions = tf.cast(tf.reshape(tf.stack([columns, rows], axis=-1), [-1, 2]), tf.float32)
-    spatial = _NormalisedKernel(positions / np.float32(params.sigma_gamma))
+    positions = tf.tile(positions, [batch, 1])
     colours = tf.reshape(tf.cast(images, tf.float32), [-1, 3]) / np.float32(params.sigma_beta)
-    bilateral = _NormalisedKernel(
-        tf.concat([tf.tile(positions / np.float32(params.sigma_alpha), [batch, 1]), colours], axis=-1),
-        groups=tf.repeat(tf.range(batch), height * width),
+    groups = tf.repeat(tf.range(batch), height * width)
+    kernels = (
+        _normalised_kernel(positions / np.float32(params.sigma_gamma), groups, params.w2),
+        _normalised_kernel(tf.concat([positions / np.float32(params.sigma_alpha), colours], axis=-1), groups, params.w1),
     )
-    unary = -tf.math.log(tf.maximum(tf.reshape(probabilities, [batch, -1, classes]), PROBABILITY_FLOOR))
+    unary = -tf.math.log(tf.maximum(tf.reshape(probabilities, [-1, classes]), PROBABILITY_FLOOR))
     q = tf.nn.softmax(-unary)
     for _ in range(params.iterations):
-        per_pixel = tf.reshape(tf.transpose(q, [1, 0, 2]), [height * width, -1])
-        smooth = tf.transpose(tf.reshape(spatial(per_pixel), [height * width, batch, classes]), [1, 0, 2])
-        appearance = tf.reshape(bilateral(tf.reshape(q, [-1, classes])), [batch, -1, classes])
-        q = tf.nn.softmax((-unary + params.w2 * smooth) + params.w1 * appearance)
+        q = tf.nn.softmax(-unary + lattice_filter(kernels[0], q) + lattice_filter(kernels[1], q))
     return tf.reshape(q, shape)
 
 
-class _NormalisedKernel:
-    """densecrf's DenseKernel with NORMALIZE_SYMMETRIC: values [P, C] -> n * k(n * values)."""
-
-    def __init__(self, features, groups=None):
-        self.lattice = build_lattice(features, groups)
-        ones = tf.ones_like(features[:, :1])
-        total = tf.cast(lattice_filter(self.lattice, ones), tf.float64)
-        self.norm = tf.cast(1.0 / tf.sqrt(total + 1e-20), tf.float32)
-
-    def __call__(self, values):
-        return self.norm * lattice_filter(self.lattice, self.norm * values)
+def _normalised_kernel(features, groups, weight: float) -> Lattice:
+    """Returns the lattice of densecrf's DenseKernel (NORMALIZE_SYMMETRIC) times the Potts
+    weight: its `lattice_filter` maps Q [P, C] to weight * n * k(n * Q), n = 1 / sqrt(k(1))."""
+    lattice = build_lattice(features, groups)
+    total = lattice_filter(lattice, tf.ones_like(features[:, :1]))[:, 0]
+    norm = tf.cast(1.0 / tf.sqrt(tf.cast(total, tf.float64) + 1e-20), tf.float32)
+    return rescale(lattice, norm, norm * np.float32(weight))
 
 
 def _graph_checks(images, probabilities) -> list:

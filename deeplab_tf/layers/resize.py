@@ -35,3 +35,31 @@ class ResizeToMatch(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
+
+
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class ResizeByFactor(keras.layers.Layer):
+    """Resizes images bilinearly by `scale`: [B, H, W, C] -> [B, round(H*scale), round(W*scale), C].
+
+    Used for multi-scale inputs (DeepLab v2 MSC) and multi-scale evaluation.
+
+    Args:
+        `scale`: float. Factor applied to height and width (at least 1 pixel results).
+    """
+
+    def __init__(self, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        if scale <= 0:
+            raise ValueError(f"ResizeByFactor scale must be > 0, got {scale}")
+        self.scale = float(scale)
+
+    def call(self, images):
+        size = tf.cast(tf.shape(images)[1:3], tf.float32) * self.scale
+        size = tf.maximum(tf.cast(tf.round(size), tf.int32), 1)
+        return tf.cast(tf.image.resize(images, size, method="bilinear"), images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}

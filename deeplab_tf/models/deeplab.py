@@ -12,7 +12,7 @@ from deeplab_tf.layers.aspp import aspp
 from deeplab_tf.layers.conv_bn import conv_bn_relu
 from deeplab_tf.layers.resize import ResizeToMatch
 
-ARCHITECTURES = ("deeplab_v3", "deeplab_v3_plus")
+V3_ARCHITECTURES = ("deeplab_v3", "deeplab_v3_plus")
 
 
 def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
@@ -21,8 +21,8 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
 
     Raises ValueError naming an unknown architecture or an invalid output stride.
     """
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"model.arch={config.arch!r} is not one of {ARCHITECTURES}")
+    if config.arch not in V3_ARCHITECTURES:
+        raise ValueError(f"model.arch={config.arch!r} is not one of {V3_ARCHITECTURES}")
     if config.output_stride not in (8, 16):
         raise ValueError(f"model.output_stride={config.output_stride} must be 8 or 16 for DeepLab")
     backbone = backbones.build_backbone(
@@ -31,6 +31,7 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
         weights=config.backbone_weights or None,
         atrous_implementation=config.atrous_implementation,
         alpha=config.backbone_alpha,
+        multi_grid=tuple(config.multi_grid) or None,
     )
     images = keras.Input(shape=(None, None, 3), name="images")
     features = backbone(images)
@@ -42,6 +43,7 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
         filters=config.aspp_filters,
         implementation=config.atrous_implementation,
         batch_norm_momentum=config.batch_norm_momentum,
+        separable=config.separable,
     )
     if config.arch == "deeplab_v3_plus":
         x = _decoder(x, features["P2"], config)
@@ -54,7 +56,8 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
 
 def _decoder(encoder_output, low_level, config: ModelConfig):
     """DeepLabv3+ decoder: upsample the encoder output to stride 4, concatenate a 1x1 projection
-    of the stride-4 backbone features, refine with two 3x3 convolutions.
+    of the stride-4 backbone features, refine with two 3x3 convolutions (atrous separable ones
+    with `config.separable`).
 
     Returns a float32 Keras tensor [B, H/4, W/4, decoder_filters].
     """
@@ -62,8 +65,17 @@ def _decoder(encoder_output, low_level, config: ModelConfig):
     low_level = conv_bn_relu(low_level, config.low_level_filters, 1, "decoder_low_level", batch_norm_momentum=momentum)
     x = ResizeToMatch(name="decoder_upsample")([encoder_output, low_level])
     x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
-    x = conv_bn_relu(x, config.decoder_filters, 3, "decoder_conv1", batch_norm_momentum=momentum)
-    return conv_bn_relu(x, config.decoder_filters, 3, "decoder_conv2", batch_norm_momentum=momentum)
+    for index in (1, 2):
+        x = conv_bn_relu(
+            x,
+            config.decoder_filters,
+            3,
+            f"decoder_conv{index}",
+            implementation=config.atrous_implementation,
+            batch_norm_momentum=momentum,
+            separable=config.separable,
+        )
+    return x
 
 
 def _set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:

@@ -22,8 +22,8 @@ def test_logits_at_input_resolution_and_aspp_at_output_stride(arch, output_strid
     aspp_input = keras.Model(model.input, model.get_layer("aspp_1x1_conv").input)
     # MobileNetV2's 'valid' stride-2 layers floor odd sizes, so the stride is checked on multiples of 16.
     assert aspp_input(images[:, :64, :80]).shape[1:3] == (64 // output_stride, 80 // output_stride)
-    rates = [model.get_layer(f"aspp_rate{r}_conv").rate for r in (6 * 16 // output_stride, 12 * 16 // output_stride)]
-    assert rates == [6 * 16 // output_stride, 12 * 16 // output_stride]
+    rates = [model.get_layer(f"aspp_atrous{i}_conv").rate for i in (1, 2, 3)]
+    assert rates == [r * 16 // output_stride for r in (6, 12, 18)]
     has_decoder = any(layer.name == "decoder_concat" for layer in model.layers)
     assert has_decoder == (arch == "deeplab_v3_plus")
 

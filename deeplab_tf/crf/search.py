@@ -1,0 +1,147 @@
+"""Coarse-to-fine search of the CRF parameters on held-out images (DeepLab v2, Sec. 4.1).
+
+The paper fixes w2 = 3 and sigma_gamma = 3, searches w1 in [3:6], sigma_alpha in [30:10:100]
+and sigma_beta in [3:6] (MATLAB notation) by mIoU on a held-out subset, then refines the step
+sizes around the best values. Here the second stage tries w1 +- 0.5, sigma_alpha +- 5 and
+sigma_beta +- 0.5 around the first stage's best (27 settings, the best one not re-run). Every
+(setting, image) pair is refined by pydensecrf in a pool of forked worker processes.
+"""
+
+import dataclasses
+import itertools
+import multiprocessing
+import sys
+import time
+
+import numpy as np
+
+from deeplab_tf.crf.inputs import check_inputs
+from deeplab_tf.crf.params import DenseCRFParams
+from deeplab_tf.crf.pydensecrf_backend import refine_pydensecrf
+from deeplab_tf.metrics import confusion_matrix, segmentation_metrics
+
+
+def coarse_grid(iterations: int = 10) -> list:
+    """Returns the paper's first-stage settings (128): w1 in 3..6, sigma_alpha in 30..100 step 10,
+    sigma_beta in 3..6, w2 = sigma_gamma = 3."""
+    return [
+        DenseCRFParams(w1=w1, sigma_alpha=alpha, sigma_beta=beta, w2=3, sigma_gamma=3, iterations=iterations)
+        for w1, alpha, beta in itertools.product(range(3, 7), range(30, 101, 10), range(3, 7))
+    ]
+
+
+def fine_grid(best: DenseCRFParams) -> list:
+    """Returns the second-stage settings: w1 +- 0.5, sigma_alpha +- 5, sigma_beta +- 0.5 around
+    `best` (27 settings including `best`; values that would not be valid are left out)."""
+    grid = []
+    for w1, alpha, beta in itertools.product((-0.5, 0, 0.5), (-5, 0, 5), (-0.5, 0, 0.5)):
+        if best.w1 + w1 >= 0 and best.sigma_alpha + alpha > 0 and best.sigma_beta + beta > 0:
+            grid.append(dataclasses.replace(
+                best, w1=best.w1 + w1, sigma_alpha=best.sigma_alpha + alpha, sigma_beta=best.sigma_beta + beta
+            ))
+    return grid
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """Outcome of `search_crf_params`: `best` params and their `best_miou`, the `unary_miou`
+    without CRF, and `trials`, a list of (DenseCRFParams, mIoU) in evaluation order."""
+
+    best: DenseCRFParams
+    best_miou: float
+    unary_miou: float
+    trials: list
+
+
+def search_crf_params(images, probabilities, labels, num_classes: int, ignore_label: int = 255,
+                      processes: int | None = None, progress: bool = True) -> SearchResult:
+    """Returns the coarse-to-fine search's best CRF parameters by mIoU over the given images.
+
+    Args:
+        images: list of uint8 [H, W, 3]. Held-out images (sizes may differ).
+        probabilities: list of float32 [H, W, C]. The model's softmax output per image.
+        labels: list of int [H, W]. Ground truth; `ignore_label` pixels are not counted.
+        num_classes: int. C.
+        ignore_label: int. Defaults to 255.
+        processes: int. Worker processes (default one per CPU core; 1 = this process).
+        progress: bool. Print a progress bar to stderr. Defaults to True.
+
+    Raises ValueError as `check_inputs` for an invalid image/probabilities pair, or when the
+    lists differ in length or are empty.
+    """
+    if not len(images) == len(probabilities) == len(labels) or not len(images):
+        raise ValueError(f"Need equally many images, probabilities and labels (> 0), got "
+                         f"{len(images)}, {len(probabilities)}, {len(labels)}")
+    data = [check_inputs(image, probability) + (np.asarray(label),)
+            for image, probability, label in zip(images, probabilities, labels)]
+    unary = sum(confusion_matrix(label, probability.argmax(-1), num_classes, ignore_label)
+                for _, probability, label in data)
+    evaluate = _Evaluator(data, num_classes, ignore_label, processes, progress)
+    trials = evaluate(coarse_grid(), "coarse")
+    best = max(trials, key=lambda trial: trial[1])
+    tried = {params for params, _ in trials}
+    trials += evaluate([p for p in fine_grid(best[0]) if p not in tried], "fine")
+    best = max(trials, key=lambda trial: trial[1])
+    return SearchResult(best[0], best[1], segmentation_metrics(unary)["miou"], trials)
+
+
+_DATA = None  # (image, probabilities, label) triples, inherited by forked workers
+
+
+def _confusion(task):
+    index, image_index, params, num_classes, ignore_label = task
+    image, probability, label = _DATA[image_index]
+    prediction = refine_pydensecrf(image, probability, params).argmax(-1)
+    return index, confusion_matrix(label, prediction, num_classes, ignore_label)
+
+
+class _Evaluator:
+    """Maps a list of settings to [(params, mIoU)], refining every image for every setting."""
+
+    def __init__(self, data, num_classes, ignore_label, processes, progress):
+        self.data, self.num_classes, self.ignore_label = data, num_classes, ignore_label
+        self.processes = processes or multiprocessing.cpu_count()
+        self.progress = progress
+
+    def __call__(self, candidates: list, stage: str) -> list:
+        global _DATA
+        _DATA = self.data
+        tasks = [(i, j, params, self.num_classes, self.ignore_label)
+                 for i, params in enumerate(candidates) for j in range(len(self.data))]
+        confusions = [np.zeros((self.num_classes, self.num_classes), np.int64) for _ in candidates]
+        bar = _ProgressBar(f"crf search ({stage}, {len(candidates)} settings)", len(tasks), self.progress)
+        if self.processes == 1:
+            self._collect(map(_confusion, tasks), confusions, bar)
+        else:
+            with multiprocessing.get_context("fork").Pool(self.processes) as pool:
+                self._collect(pool.imap_unordered(_confusion, tasks), confusions, bar)
+        bar.close()
+        return [(params, segmentation_metrics(c)["miou"]) for params, c in zip(candidates, confusions)]
+
+    @staticmethod
+    def _collect(results, confusions, bar):
+        for index, confusion in results:
+            confusions[index] += confusion
+            bar.update()
+
+
+class _ProgressBar:
+    """A one-line text progress bar with elapsed time and ETA, drawn on stderr."""
+
+    def __init__(self, label: str, total: int, enabled: bool, width: int = 30):
+        self.label, self.total, self.enabled, self.width = label, total, enabled, width
+        self.done, self.start = 0, time.perf_counter()
+
+    def update(self):
+        self.done += 1
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / self.done * (self.total - self.done)
+            filled = self.width * self.done // self.total
+            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+                             f"{self.done}/{self.total} {elapsed:.0f}s, ETA {eta:.0f}s")
+            sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")

@@ -1,0 +1,106 @@
+"""The upstream files a builder reads from its TFDS `manual_dir`, and how to find them there.
+
+A `ManualFile` is one upstream download: an archive (`.tar`, `.tgz`, `.zip`) or the folder it
+extracts to. `locate` prefers an extracted folder in `manual_dir`, else extracts the archive with
+the TFDS download manager (once, cached under the TFDS download dir); nothing is ever downloaded.
+When files are missing, the error lists each one with where it comes from and where to put it.
+"""
+
+import dataclasses
+import os
+
+from etils import epath
+
+
+@dataclasses.dataclass(frozen=True)
+class ManualFile:
+    """One upstream input of a builder.
+
+    Args:
+        description: str. What the file holds, for messages.
+        archives: tuple of str. Accepted archive names in `manual_dir`, preferred first.
+        folders: tuple of str. Folder (relative to `manual_dir` or to the archive's root) that
+            holds the data, first found wins, e.g. ("VOCdevkit/VOC2012",).
+        url: str. Where the user gets it.
+    """
+
+    description: str
+    archives: tuple
+    folders: tuple
+    url: str
+
+    def instruction(self) -> str:
+        """Returns one line: file name(s), what it is, where it comes from, what may replace it."""
+        return (
+            f"  - {' or '.join(self.archives)}: {self.description}. From {self.url} "
+            f"(or put the extracted folder {self.folders[0]}/ there instead)."
+        )
+
+
+VOC2010_TRAINVAL = ManualFile(
+    description="PASCAL VOC 2010 trainval (JPEGImages, ImageSets/Main/train.txt and val.txt)",
+    archives=("VOCtrainval_03-May-2010.tar",),
+    folders=("VOCdevkit/VOC2010", "VOC2010"),
+    url="http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",
+)
+
+
+def instructions(files) -> str:
+    """Returns MANUAL_DOWNLOAD_INSTRUCTIONS text for `files` (ManualFile values)."""
+    lines = "\n".join(f.instruction() for f in files)
+    return (
+        "Download these files yourself (they are never downloaded for you) and put them in the "
+        "manual dir: `data.data_dir` in a deeplab-tf experiment, or `--manual_dir` of "
+        "`python -m deeplab_tf.data.tfds.prepare`, or "
+        "`tfds.download.DownloadConfig(manual_dir=...)`:\n" + lines
+    )
+
+
+def manual_dir(dl_manager, dataset: str, text: str) -> epath.Path:
+    """Returns `dl_manager.manual_dir`; FileNotFoundError with `text` if it is missing or empty."""
+    try:
+        return dl_manager.manual_dir
+    except AssertionError as error:
+        reason = str(error).split(". Create it")[0]
+        raise FileNotFoundError(f"{dataset}: {reason}.\n{text}") from None
+
+
+def locate(dl_manager, files: dict, dataset: str) -> dict:
+    """Returns {key: epath.Path of the data folder} for every ManualFile in `files`.
+
+    Raises FileNotFoundError listing every missing file (name, origin, manual dir) at once, and
+    ValueError naming an archive that does not contain the expected folder.
+    """
+    text = instructions(files.values())
+    root = manual_dir(dl_manager, dataset, text)
+    found, missing = {}, []
+    for key, item in files.items():
+        folder = _first_folder(root, item.folders)
+        if folder is None:
+            archive = next((root / a for a in item.archives if (root / a).is_file()), None)
+            if archive is None:
+                missing.append(item)
+                continue
+            extracted = epath.Path(dl_manager.extract(os.fspath(archive)))
+            folder = _first_folder(extracted, item.folders)
+            if folder is None:
+                raise ValueError(
+                    f"{dataset}: archive {archive} has no folder {' or '.join(item.folders)}; "
+                    f"is it the right file? Expected: {item.description} from {item.url}"
+                )
+        found[key] = folder
+    if missing:
+        lines = "\n".join(item.instruction() for item in missing)
+        raise FileNotFoundError(
+            f"{dataset}: missing in the manual dir {root}:\n{lines}\n"
+            f"Put them (or their extracted folders) in {root} and run the preparation again."
+        )
+    return found
+
+
+def _first_folder(root: epath.Path, folders) -> epath.Path | None:
+    """Returns the first of `folders` that exists under `root`, or None."""
+    for folder in folders:
+        if (root / folder).is_dir():
+            return root / folder
+    return None
