@@ -66,7 +66,13 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe: SGD with momentum, poly learning rate, L2 weight decay."""
+    """Optimisation recipe: SGD with momentum, poly learning rate, L2 weight decay.
+
+    `init_checkpoint`: a checkpoint whose weights initialise the model (e.g. a COCO-trained
+    DeepLab). `init_from`: what the paper initialised from when that was not ImageNet; an
+    experiment that sets it refuses to train until `init_checkpoint` is given.
+    `train_batch_norm` False freezes batch norm (DeepLab v2).
+    """
 
     steps: int = 1000
     batch_size: int = 8
@@ -76,6 +82,7 @@ class TrainConfig:
     weight_decay: float = 4e-5
     train_batch_norm: bool = True
     init_checkpoint: str = ""
+    init_from: str = ""
     checkpoint_every: int = 200
     log_every: int = 20
     seed: int = 0
@@ -230,3 +237,14 @@ def _scalar(value, expected: type):
     if expected is str:
         return str(value)
     raise TypeError(f"unsupported field type {expected.__name__}")
+
+
+def derive(experiment: Experiment, **changes) -> Experiment:
+    """Returns a variant of `experiment`: a section name maps to a dict of that section's fields
+    to replace (`model=dict(output_stride=8)`), any other key replaces a top-level field
+    (`paper_miou=71.57`). Unknown fields raise TypeError, as `dataclasses.replace` does."""
+    values = {
+        key: dataclasses.replace(getattr(experiment, key), **value) if key in SECTIONS else value
+        for key, value in changes.items()
+    }
+    return dataclasses.replace(experiment, **values)

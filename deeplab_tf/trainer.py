@@ -29,9 +29,14 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
     "checkpoint": latest checkpoint prefix}. Raises ValueError if `model_dir` holds a run of a
     different config, and FloatingPointError if the loss becomes NaN or Inf.
     """
+    cfg = experiment.train
+    if cfg.init_from and not cfg.init_checkpoint:
+        raise ValueError(
+            f"Experiment {experiment.name} starts from {cfg.init_from} as in the paper: pass its "
+            f"checkpoint with --override=train.init_checkpoint=PATH"
+        )
     os.makedirs(model_dir, exist_ok=True)
     _check_or_write_config(experiment, model_dir)
-    cfg = experiment.train
     keras.utils.set_random_seed(cfg.seed)
     parts = assemble(experiment)
     model = parts.model

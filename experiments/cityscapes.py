@@ -1,0 +1,41 @@
+"""Cityscapes (19 training classes, everything else ignored) experiments.
+
+Data: TFDS's own `cityscapes` builder (`semantic_segmentation` config) read through
+`data.dataset="cityscapes"`; the Cityscapes archives go in its manual dir.
+Large images (1024x2048) are evaluated whole here; tiled evaluation is the evaluator's job.
+Command: `python -m deeplab_tf.train --experiment=cityscapes_v3plus_xception65 --model_dir=DIR`.
+"""
+
+from deeplab_tf.config import derive
+from experiments.registry import register_experiment
+from experiments.voc import AUG, resnet_v2_base, v3_base
+
+CITYSCAPES = dict(dataset="cityscapes", train_split="train", eval_split="validation")
+
+
+@register_experiment("cityscapes_r101_v2_aspp_crf")
+def cityscapes_r101_v2_aspp_crf():
+    """DeepLab v2 ResNet-101 + Aug + ASPP + CRF on full-resolution Cityscapes (no MSC, no COCO).
+    The crop size is not stated in the paper; 513 is used."""
+    return derive(resnet_v2_base(), paper_miou=70.4, paper_source="DeepLab v2 Sec. 4.4 (Cityscapes test)",
+                  model=dict(atrous_rates=(6, 12, 18, 24)), data=dict(CITYSCAPES, crop_size=(513, 513), **AUG),
+                  eval=dict(crf=True))
+
+
+@register_experiment("cityscapes_v3plus_xception65")
+def cityscapes_v3plus_xception65():
+    """DeepLabv3+ Xception-65 on Cityscapes fine: 769 crops, batch 8, poly lr from 0.01 for 90K
+    iterations, output stride 16 (the reference implementation's Cityscapes recipe). The paper's
+    82.1 is the test set with extra data; no val number is recorded here."""
+    return derive(v3_base("xception65"), paper_source="DeepLabv3+ (test 82.1 with extra data; not comparable)",
+                  model=dict(arch="deeplab_v3_plus", multi_grid=(), separable=True),
+                  data=dict(CITYSCAPES, crop_size=(769, 769), min_scale=0.5, max_scale=2.0),
+                  train=dict(steps=90000, batch_size=8, base_learning_rate=0.01, weight_decay=4e-5),
+                  eval=dict(output_stride=0))
+
+
+@register_experiment("cityscapes_v3plus_mnv2")
+def cityscapes_v3plus_mnv2():
+    """MobileNetV2 DeepLabv3+ on Cityscapes, same recipe as cityscapes_v3plus_xception65."""
+    return derive(cityscapes_v3plus_xception65(), paper_source="",
+                  model=dict(backbone="mobilenet_v2", separable=False))

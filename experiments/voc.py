@@ -1,0 +1,188 @@
+"""PASCAL VOC 2012 experiments: the model rows of the DeepLab v1/v2/v3/v3+ papers' VOC tables.
+
+Data: `voc2012_segmentation` (train_aug = train + SBD, 10,582 images; val 1,449), prepared from
+the VOC and SBD archives put in the TFDS manual dir (`--override=data.data_dir=DIR`).
+Backbones start from ImageNet: pass the Keras Applications file with
+`--override=model.backbone_weights=PATH` (it cannot be downloaded here).
+Paper numbers are mIoU on VOC 2012 val as printed in the table named by `paper_source`.
+
+Command: `python -m deeplab_tf.train --experiment=voc_aspp_l --model_dir=runs/voc_aspp_l
+--override=data.data_dir=DIR,model.backbone_weights=vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`.
+"""
+
+import dataclasses
+
+from deeplab_tf.config import DataConfig, EvalConfig, Experiment, ModelConfig, TrainConfig, derive
+from experiments.registry import register_experiment
+
+VOC_DATA = DataConfig(
+    dataset="voc2012_segmentation", train_split="train_aug", eval_split="val", crop_size=(321, 321),
+    min_scale=1.0, max_scale=1.0,
+)
+
+
+# === DeepLab v1 / v2 on VGG-16 ===
+def vgg_base() -> Experiment:
+    """DeepLab v1/v2 VGG-16 (arXiv:1606.00915 Sec. 4.1): output stride 8, 321 crops, batch 10,
+    poly lr from 1e-3 for 20K iterations, momentum 0.9, weight decay 5e-4, CRF at evaluation.
+    (The papers also multiply the classifier's learning rate by 10; not reproduced.)"""
+    return Experiment(
+        name="",
+        model=ModelConfig(arch="deeplab_v2", backbone="vgg16", output_stride=8, head="fc", atrous_rates=(12,),
+                          fc_kernel_size=3, fc_channels=1024, pool5a=True),
+        data=VOC_DATA,
+        train=TrainConfig(steps=20000, batch_size=10, base_learning_rate=1e-3, weight_decay=5e-4,
+                          train_batch_norm=False, checkpoint_every=1000),
+        eval=EvalConfig(crf=True),
+    )
+
+
+def fov_variant(kernel: int, rate: int, channels: int, miou: float) -> Experiment:
+    """v2 Table 1 / v1 Table 2 field-of-view rows (trained as in v1: batch 20, 6K iterations)."""
+    return derive(
+        vgg_base(), paper_miou=miou, paper_source="DeepLab v2 Table 1 (after CRF)",
+        model=dict(fc_kernel_size=kernel, atrous_rates=(rate,), fc_channels=channels, pool5a=False),
+        train=dict(steps=6000, batch_size=20),
+    )
+
+
+@register_experiment("voc_fov_7x7_r4")
+def voc_fov_7x7_r4():
+    return fov_variant(7, 4, 4096, 67.64)
+
+
+@register_experiment("voc_fov_4x4_r4")
+def voc_fov_4x4_r4():
+    return fov_variant(4, 4, 4096, 63.74)
+
+
+@register_experiment("voc_fov_4x4_r8")
+def voc_fov_4x4_r8():
+    return fov_variant(4, 8, 4096, 67.14)
+
+
+@register_experiment("voc_largefov")
+def voc_largefov():
+    return fov_variant(3, 12, 1024, 67.64)
+
+
+@register_experiment("voc_aspp_s")
+def voc_aspp_s():
+    return derive(vgg_base(), paper_miou=69.73, paper_source="DeepLab v2 Table 3 (after CRF)",
+                  model=dict(atrous_rates=(2, 4, 8, 12), pool5a=False))
+
+
+@register_experiment("voc_aspp_l")
+def voc_aspp_l():
+    return derive(vgg_base(), paper_miou=71.57, paper_source="DeepLab v2 Table 3 (after CRF)",
+                  model=dict(atrous_rates=(6, 12, 18, 24), pool5a=False))
+
+
+# === DeepLab v2 on ResNet-101: the rows of v2 Table 4 ===
+def resnet_v2_base(backbone: str = "resnet101") -> Experiment:
+    """DeepLab v2 ResNet (v2 Sec. 4.1): output stride 8, frozen batch norm, 321 crops, batch 10,
+    poly lr from 2.5e-4 for 20K iterations, weight decay 5e-4; one 3x3 classifier."""
+    return Experiment(
+        name="",
+        model=ModelConfig(arch="deeplab_v2", backbone=backbone, output_stride=8, head="classifier", atrous_rates=(1,)),
+        data=VOC_DATA,
+        train=TrainConfig(steps=20000, batch_size=10, base_learning_rate=2.5e-4, weight_decay=5e-4,
+                          train_batch_norm=False, checkpoint_every=1000),
+        paper_source="DeepLab v2 Table 4",
+    )
+
+
+MSC = dict(msc_scales=(0.5, 0.75, 1.0))
+COCO = dict(init_from="DeepLab v2 ResNet-101 trained on MS-COCO (VOC classes)")
+AUG = dict(min_scale=0.5, max_scale=1.5)
+
+
+@register_experiment("voc_r101_v2")
+def voc_r101_v2():
+    return derive(resnet_v2_base(), paper_miou=68.72)
+
+
+@register_experiment("voc_r101_v2_msc")
+def voc_r101_v2_msc():
+    return derive(resnet_v2_base(), paper_miou=71.27, model=MSC)
+
+
+@register_experiment("voc_r101_v2_msc_coco")
+def voc_r101_v2_msc_coco():
+    return derive(resnet_v2_base(), paper_miou=73.28, model=MSC, train=COCO)
+
+
+@register_experiment("voc_r101_v2_msc_coco_aug")
+def voc_r101_v2_msc_coco_aug():
+    return derive(resnet_v2_base(), paper_miou=74.87, model=MSC, train=COCO, data=AUG)
+
+
+@register_experiment("voc_r101_v2_largefov")
+def voc_r101_v2_largefov():
+    return derive(voc_r101_v2_msc_coco_aug(), paper_miou=75.54, model=dict(atrous_rates=(12,)))
+
+
+@register_experiment("voc_r101_v2_aspp")
+def voc_r101_v2_aspp():
+    return derive(voc_r101_v2_msc_coco_aug(), paper_miou=76.35, model=dict(atrous_rates=(6, 12, 18, 24)))
+
+
+@register_experiment("voc_r101_v2_aspp_crf")
+def voc_r101_v2_aspp_crf():
+    return derive(voc_r101_v2_aspp(), paper_miou=77.69, eval=dict(crf=True))
+
+
+@register_experiment("voc_r50_v2_aspp")
+def voc_r50_v2_aspp():
+    """ResNet-50 variant of voc_r101_v2_aspp (v2 reports no ResNet-50 number)."""
+    return derive(voc_r101_v2_aspp(), paper_miou=0.0, paper_source="", model=dict(backbone="resnet50"))
+
+
+# === DeepLabv3 and DeepLabv3+ ===
+def v3_base(backbone: str = "resnet101") -> Experiment:
+    """DeepLabv3 (arXiv:1706.05587 Sec. 4): trained at output stride 16 on 513 crops, batch 16,
+    poly lr from 0.007 for 30K iterations, batch norm trained (decay 0.9997), random scale
+    0.5-2.0 and flip, weight decay 1e-4; multi-grid (1, 2, 4); evaluated at output stride 8."""
+    return Experiment(
+        name="",
+        model=ModelConfig(arch="deeplab_v3", backbone=backbone, output_stride=16, atrous_rates=(6, 12, 18),
+                          multi_grid=(1, 2, 4), batch_norm_momentum=0.9997),
+        data=dataclasses.replace(VOC_DATA, crop_size=(513, 513), min_scale=0.5, max_scale=2.0),
+        train=TrainConfig(steps=30000, batch_size=16, base_learning_rate=0.007, weight_decay=1e-4,
+                          checkpoint_every=1000),
+        eval=EvalConfig(output_stride=8),
+    )
+
+
+@register_experiment("voc_v3_os16")
+def voc_v3_os16():
+    return derive(v3_base(), paper_miou=78.51, paper_source="DeepLabv3 Table 5 (train OS16, eval OS8, single scale)")
+
+
+@register_experiment("voc_v3_r50_os16")
+def voc_v3_r50_os16():
+    """ResNet-50 variant of voc_v3_os16 (no number for it in the paper)."""
+    return v3_base("resnet50")
+
+
+@register_experiment("voc_v3plus_xception65")
+def voc_v3plus_xception65():
+    """DeepLabv3+ (arXiv:1802.02611): modified aligned Xception-65, atrous separable ASPP and
+    decoder, trained and evaluated at output stride 16. Xception-65 has no Keras Applications
+    ImageNet weights: `model.backbone_weights` takes a `.weights.h5` saved from this project's
+    Xception-65."""
+    return derive(v3_base("xception65"),
+                  model=dict(arch="deeplab_v3_plus", multi_grid=(), separable=True),
+                  train=dict(weight_decay=4e-5), eval=dict(output_stride=0))
+
+
+@register_experiment("voc_v3plus_r101")
+def voc_v3plus_r101():
+    return derive(v3_base("resnet101"), model=dict(arch="deeplab_v3_plus"), eval=dict(output_stride=0))
+
+
+@register_experiment("voc_v3plus_mnv2")
+def voc_v3plus_mnv2():
+    """MobileNetV2 encoder (Sandler et al. 2018) with the DeepLabv3+ head, output stride 16."""
+    return derive(v3_base("mobilenet_v2"), model=dict(arch="deeplab_v3_plus", multi_grid=()),
+                  train=dict(weight_decay=4e-5), eval=dict(output_stride=0))
