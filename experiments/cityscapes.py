@@ -10,7 +10,7 @@ from deeplab_tf.config import derive
 from experiments.registry import register_experiment
 from experiments.voc import AUG, resnet_v2_base, v3_base
 
-CITYSCAPES = dict(dataset="cityscapes", train_split="train", eval_split="validation")
+CITYSCAPES = dict(dataset="cityscapes", train_split="train", eval_split="val")
 
 
 @register_experiment("cityscapes_r101_v2_aspp_crf")

@@ -131,9 +131,14 @@ def get_backbone_spec(name):
     return BACKBONES[name]
 
 
+def _has_width_multiplier(spec):
+    """Returns whether `spec` is a Keras Applications backbone that takes `alpha`."""
+    return isinstance(spec, BackboneSpec) and spec.has_width_multiplier
+
+
 def _check_alpha(name, spec, alpha):
     """Raises ValueError if `alpha` is not 1.0 for a backbone without width multiplier."""
-    if not (isinstance(spec, BackboneSpec) and spec.has_width_multiplier) and alpha != 1.0:
+    if not _has_width_multiplier(spec) and alpha != 1.0:
         raise ValueError(
             f"Backbone {name!r} has no width multiplier; `alpha` must be 1.0. "
             f"Received: alpha={alpha!r}"
@@ -158,7 +163,7 @@ def feature_channels(name, alpha=1.0):
     """
     spec = get_backbone_spec(name)
     _check_alpha(name, spec, alpha)
-    if not (isinstance(spec, BackboneSpec) and spec.has_width_multiplier):
+    if not _has_width_multiplier(spec):
         return dict(spec.channels)
     return {level: _round_channels(int(c * alpha)) for level, c in spec.channels.items()}
 

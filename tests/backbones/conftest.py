@@ -1,12 +1,16 @@
 """Shared fixtures: stock Keras Applications models with distinct weights, saved to files.
 
 The references here are built with `keras.applications` directly, never with
-`deeplab_tf.backbones`, so tests compare against an independent model.
+`deeplab_tf.backbones`, so tests compare against an independent model. Their weight files have
+the layout of the published Keras Applications ImageNet files (legacy Keras HDF5), written by
+Keras' own legacy writer.
 """
 
+import h5py
 import keras
 import numpy as np
 import pytest
+from keras.src.legacy.saving import legacy_h5_format
 
 # name -> (keras.applications constructor, constructor kwargs, feature layer per level)
 STOCK = {
@@ -22,6 +26,12 @@ STOCK = {
         {"P2": "conv2_block3_out", "P3": "conv3_block4_out", "P4": "conv4_block6_out",
          "P5": "conv5_block3_out"},
     ),
+    "resnet101": (
+        keras.applications.ResNet101,
+        {},
+        {"P2": "conv2_block3_out", "P3": "conv3_block4_out", "P4": "conv4_block23_out",
+         "P5": "conv5_block3_out"},
+    ),
     "vgg16": (
         keras.applications.VGG16,
         {},
@@ -31,7 +41,8 @@ STOCK = {
 
 
 def randomize_batchnorm(model, seed):
-    """Gives every BatchNormalization layer its own weights and data-calibrated statistics.
+    """Gives every BatchNormalization layer of `model`, nested ones included, its own weights
+    and data-calibrated statistics.
 
     Random init leaves all BN layers equal (1, 0, 0, 1), which would hide weights copied to
     the wrong layer, and lets the signal fade with depth until features are nearly constant
@@ -40,13 +51,29 @@ def randomize_batchnorm(model, seed):
     training-mode pass with momentum 0): features keep unit scale and vary in space.
     """
     rng = np.random.default_rng(seed)
-    batchnorms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    for layer in batchnorms:
+    for layer in model._flatten_layers(include_self=False):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
         gamma, beta, mean, var = layer.get_weights()
         layer.set_weights([rng.uniform(0.8, 1.2, gamma.shape).astype("float32"),
                            rng.normal(0.0, 0.1, beta.shape).astype("float32"), mean, var])
         layer.momentum = 0.0
     model(rng.uniform(-1, 1, (2, 96, 96, 3)).astype("float32"), training=True)
+
+
+def write_legacy_h5(path, model):
+    """Writes `model`'s weights to `path` in the layout of the published Keras Applications
+    files: layer names at the root, one group per layer listing its weight names.
+
+    Keras 3 with h5py 3 stores those names as variable-length strings; the published files
+    (h5py 2) hold fixed-length byte strings, so the names are rewritten as such.
+    """
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+        for group in (file, *file.values()):
+            for key in ("layer_names", "weight_names"):
+                if len(group.attrs.get(key, [])):
+                    group.attrs[key] = np.asarray(group.attrs[key].tolist(), dtype="S")
 
 
 class Stock:
@@ -57,8 +84,8 @@ class Stock:
         self.model = application(include_top=False, weights=None, input_shape=(None, None, 3),
                                  **self.kwargs)
         randomize_batchnorm(self.model, seed=len(name))
-        self.weights_path = str(directory / f"{name}.weights.h5")
-        self.model.save_weights(self.weights_path)
+        self.weights_path = str(directory / f"{name}_notop.h5")
+        write_legacy_h5(self.weights_path, self.model)
         outputs = {level: self.model.get_layer(layer).output
                    for level, layer in self.feature_layers.items()}
         self.features = keras.Model(self.model.input, outputs)
@@ -79,6 +106,12 @@ def stock(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(name="randomize_batchnorm", scope="session")
+def randomize_batchnorm_fixture():
+    """Returns `randomize_batchnorm(model, seed)`, for tests that build their own models."""
+    return randomize_batchnorm
 
 
 @pytest.fixture

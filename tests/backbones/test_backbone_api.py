@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.backbones import BACKBONES
+from deeplab_tf.backbones import BACKBONE_NAMES
 from deeplab_tf.backbones import build_backbone
 from deeplab_tf.backbones import dilate_to_output_stride
 from deeplab_tf.backbones import feature_channels
@@ -17,6 +17,7 @@ PREPROCESS = {
     "resnet101": keras.applications.resnet.preprocess_input,
     "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
     "vgg16": keras.applications.vgg16.preprocess_input,
+    "xception65": keras.applications.xception.preprocess_input,
 }
 
 
@@ -30,16 +31,21 @@ def test_normalize_matches_keras_preprocess_input(name):
 
 
 def test_normalizers_are_registered_for_every_backbone():
-    assert set(PREPROCESS) == set(BACKBONES)
+    assert set(PREPROCESS) == set(BACKBONE_NAMES)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnet101"])
-def test_resnet_feature_channels(name):
-    assert feature_channels(name) == {"P2": 256, "P3": 512, "P4": 1024, "P5": 2048}
+@pytest.mark.parametrize("name, channels", [
+    ("resnet50", (256, 512, 1024, 2048)),
+    ("resnet101", (256, 512, 1024, 2048)),
+    ("xception65", (256, 728, 1024, 2048)),
+])
+def test_feature_channels(name, channels):
+    assert feature_channels(name) == dict(zip(("P2", "P3", "P4", "P5"), channels))
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="'vgg99'.*mobilenet_v2.*resnet101.*resnet50"):
+    with pytest.raises(ValueError,
+                       match="'vgg99'.*mobilenet_v2.*resnet101.*resnet50.*vgg16.*xception65"):
         build_backbone("vgg99")
 
 
@@ -66,6 +72,9 @@ def test_imagenet_download_is_refused():
         build_backbone("mobilenet_v2", weights="imagenet")
 
 
-def test_width_multiplier_only_for_mobilenet():
-    with pytest.raises(ValueError, match="'resnet50' has no width multiplier"):
-        feature_channels("resnet50", alpha=0.5)
+@pytest.mark.parametrize("name", ["resnet50", "xception65"])
+def test_width_multiplier_only_for_mobilenet(name):
+    with pytest.raises(ValueError, match=f"'{name}' has no width multiplier"):
+        feature_channels(name, alpha=0.5)
+    with pytest.raises(ValueError, match=f"'{name}' has no width multiplier"):
+        build_backbone(name, alpha=0.5)

@@ -49,19 +49,6 @@ def test_feature_sizes_at_output_stride_8(size):
         assert features["P5"].shape[1] == 41
 
 
-def test_weights_are_the_stock_vgg16_weights(stock):
-    """Every conv of the OS8 backbone holds the stock VGG16 weights of the same name."""
-    reference = stock("vgg16")
-    model = build_backbone("vgg16", 8, weights=reference.weights_path)
-    weighted = [layer for layer in model.layers if layer.weights]
-    assert sorted(layer.name for layer in weighted) == sorted(
-        name for names in CONVS.values() for name in names)
-    for layer in weighted:
-        for got, want in zip(layer.get_weights(),
-                             reference.model.get_layer(layer.name).get_weights(), strict=True):
-            np.testing.assert_array_equal(got, want, err_msg=layer.name)
-
-
 def test_space_to_batch_equals_native(stock, random_images):
     reference = stock("vgg16")
     native = build_backbone("vgg16", 8, weights=reference.weights_path)
@@ -95,5 +82,5 @@ def test_features_are_centred_on_input_pixels(random_images):
 
 
 def test_multi_grid_is_refused():
-    with pytest.raises(ValueError, match="'vgg16' has no multi-grid.*resnet101"):
+    with pytest.raises(ValueError, match="'vgg16' has no multi-grid.*resnet101.*resnet50.*xception65"):
         build_backbone("vgg16", 8, multi_grid=(1, 2, 4))

@@ -15,8 +15,9 @@ import keras
 import numpy as np
 import pytest
 
+from deeplab_tf.backbones import build_backbone
+from deeplab_tf.backbones import build_xception65
 from deeplab_tf.backbones.xception65 import FEATURE_CHANNELS
-from deeplab_tf.backbones.xception65 import build_xception65
 from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
 from deeplab_tf.layers.separable_atrous_conv import SeparableAtrousConv2D
 
@@ -25,19 +26,12 @@ SIZES = ((65, 65), (64, 96))
 
 
 @pytest.fixture(scope="module")
-def backbones(tmp_path_factory):
+def backbones(tmp_path_factory, randomize_batchnorm):
     """Returns get(output_stride, implementation="native") -> model, all with the weights of
-    one OS32 model whose batch norms are randomised and calibrated as in
-    tests/backbones/conftest.py (nested ones included); `get.path` is its weight file."""
+    one OS32 model whose batch norms (nested ones included) are randomised and calibrated;
+    `get.path` is its weight file."""
     stock = build_xception65(32)
-    rng = np.random.default_rng(0)
-    for layer in stock._flatten_layers(include_self=False):  # nested ones included
-        if isinstance(layer, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.8, 1.2, gamma.shape).astype("float32"),
-                               rng.normal(0.0, 0.1, beta.shape).astype("float32"), mean, var])
-            layer.momentum = 0.0
-    stock(rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32"), training=True)
+    randomize_batchnorm(stock, seed=0)
     path = str(tmp_path_factory.mktemp("xception65") / "xception65.weights.h5")
     stock.save_weights(path)
     cache = {(32, "native"): stock}
@@ -165,12 +159,16 @@ def test_space_to_batch_equals_native(backbones, images):
                                    err_msg=level)
 
 
-def test_weights_file_round_trip(backbones, images):
-    """A model built from the saved file computes exactly what the saved model computes."""
+def test_weights_file_round_trip_through_build_backbone(backbones, images):
+    """build_backbone("xception65", ...) is build_xception65 with the same arguments, and a
+    model built from the saved file computes exactly what the saved model computes."""
     x = images[(64, 96)]
     expected = features(backbones(32), x)
-    for level, value in features(build_xception65(32, weights=backbones.path), x).items():
+    model = build_backbone("xception65", 32, weights=backbones.path)
+    for level, value in features(model, x).items():
         np.testing.assert_array_equal(value, expected[level], err_msg=level)
+    with pytest.raises(ValueError, match=r"last exit-flow block.*multi_grid=\(1, 2\)"):
+        build_backbone("xception65", multi_grid=(1, 2))
 
 
 def test_invalid_arguments(tmp_path):
@@ -178,6 +176,9 @@ def test_invalid_arguments(tmp_path):
         build_xception65(4)
     with pytest.raises(ValueError, match="no Keras Applications ImageNet weights"):
         build_xception65(weights="imagenet")
+    keras_xception = tmp_path / "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with pytest.raises(ValueError, match="for Keras' Xception, a different network.*notop.h5"):
+        build_backbone("xception65", weights=keras_xception)
     with pytest.raises(FileNotFoundError, match="missing.weights.h5"):
         build_xception65(weights=tmp_path / "missing.weights.h5")
     for multi_grid in ((1, 2), (1, 0, 2), "124"):
