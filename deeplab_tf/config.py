@@ -50,10 +50,17 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where examples come from and how training crops are augmented."""
+    """Where examples come from and how training crops are augmented.
+
+    `dataset`: a source name (`deeplab_tf.data.SOURCES` or `TFDS_SOURCES`). `data_dir`: the
+    folder of a file-based source, or the TFDS manual dir holding the upstream files.
+    `tfds_data_dir`: where TFDS keeps prepared records ("" = $TFDS_DATA_DIR, else
+    ~/tensorflow_datasets). `max_examples` > 0 reads only the first N examples of a split.
+    """
 
     dataset: str = "synthetic_shapes"
     data_dir: str = ""
+    tfds_data_dir: str = ""
     train_split: str = "train"
     eval_split: str = "val"
     crop_size: tuple = (321, 321)
@@ -72,6 +79,9 @@ class TrainConfig:
     DeepLab). `init_from`: what the paper initialised from when that was not ImageNet; an
     experiment that sets it refuses to train until `init_checkpoint` is given.
     `train_batch_norm` False freezes batch norm (DeepLab v2).
+    `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling) or "mixed_bfloat16";
+    the loss is always computed in float32. `jit_compile` compiles the step with XLA.
+    `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
     """
 
     steps: int = 1000
@@ -86,16 +96,34 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 20
     seed: int = 0
+    mixed_precision: str = ""
+    jit_compile: bool = False
+    deterministic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation protocol. `output_stride` 0 evaluates at the training output stride;
-    `crf` applies the fully connected CRF to the scores."""
+    """Evaluation protocol (see `deeplab_tf.inference` and `deeplab_tf.trimap`).
+
+    `output_stride` 0 evaluates at the training output stride; `crf` applies the fully connected
+    CRF to the probabilities. `scales`: input scales of test-time augmentation, e.g.
+    (0.5, 0.75, 1.0, 1.25, 1.5, 1.75); `flip` adds left-right flipped passes; `fusion` "mean"
+    averages the passes' probabilities (v3/v3+), "max" takes their per-pixel maximum (v2 MSC).
+    `tile_size` (height, width) > 0 predicts images larger than it with overlapping windows of
+    that size, `tile_overlap` pixels apart from a full step; (0, 0) = whole images.
+    `trimap_widths`: band widths (pixels) around ground-truth boundaries for boundary accuracy
+    (DeepLab v2 Fig. 10); () = off.
+    """
 
     batch_size: int = 1
     output_stride: int = 0
     crf: bool = False
+    scales: tuple = (1.0,)
+    flip: bool = False
+    fusion: str = "mean"
+    tile_size: tuple = (0, 0)
+    tile_overlap: int = 128
+    trimap_widths: tuple = tuple(range(1, 41))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 `camvid_mnv2_v3plus`: DeepLabv3+ with a MobileNetV2 encoder at output stride 16, trained from
 scratch (no ImageNet weights can be downloaded here; pass `model.backbone_weights=PATH` to start
-from the Keras Applications file). Data: a folder in the SegNet layout (`train.txt`, `val.txt`
-listing `image label` pairs), void (11) ignored.
+from the Keras Applications file). Data: the `camvid` TFDS builder, prepared on first use from a
+folder in the SegNet layout (`train.txt`, `val.txt` listing `image label` pairs) given as
+`data.data_dir`; void (11) ignored.
 Command: `python -m deeplab_tf.train --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid
 --override=data.data_dir=/path/to/camvid`.
 """
@@ -19,7 +20,7 @@ def camvid_mnv2_v3plus() -> Experiment:
         description="DeepLabv3+ MobileNetV2 OS16 on CamVid 11 classes, from scratch",
         model=ModelConfig(arch="deeplab_v3_plus", backbone="mobilenet_v2", output_stride=16),
         data=DataConfig(
-            dataset="camvid_folder",
+            dataset="camvid",
             crop_size=(321, 321),
             min_scale=0.5,
             max_scale=2.0,

@@ -12,6 +12,19 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tfds_data_dir(tmp_path_factory):
+    """Keeps TFDS records prepared by tests (and their subprocesses) out of ~/tensorflow_datasets."""
+    path = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    previous = os.environ.get("TFDS_DATA_DIR")
+    os.environ["TFDS_DATA_DIR"] = path
+    yield path
+    if previous is None:
+        os.environ.pop("TFDS_DATA_DIR")
+    else:
+        os.environ["TFDS_DATA_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def camvid_dir():
     """Returns the path of the real CamVid folder, or skips the test saying where it was looked for."""
@@ -29,21 +42,38 @@ FRESH_PROCESS = textwrap.dedent(
     export_dir, images_file, out_file = sys.argv[1:]
     loaded = tf.saved_model.load(export_dir)
     images = np.load(images_file)
-    tensor_out = loaded.signatures["serving_image_tensor"](images=tf.constant(images))
     encoded = [tf.io.encode_png(image).numpy() for image in images]
-    bytes_out = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
-    np.savez(out_file, tensor_labels=tensor_out["labels"].numpy(),
-             probabilities=tensor_out["probabilities"].numpy(), bytes_labels=bytes_out["labels"].numpy())
+    examples = [
+        tf.train.Example(features=tf.train.Features(feature={
+            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+        })).SerializeToString()
+        for data in encoded
+    ]
+    feeds = {"images": images, "image_bytes": encoded, "examples": examples}
+    out = {}
+    for name, signature in loaded.signatures.items():
+        (key,) = signature.structured_input_signature[1]
+        for output, value in signature(**{key: tf.constant(feeds[key])}).items():
+            out[f"{name}/{output}"] = value.numpy()
+    np.savez(out_file, **out)
     """
 )
+SPINE_KEYS = {
+    "tensor_labels": "serving_image_tensor/labels",
+    "probabilities": "serving_image_tensor/probabilities",
+    "bytes_labels": "serving_default/labels",
+}
 
 
 @pytest.fixture
 def fresh_process_predict(tmp_path):
     """Returns run(export_dir, images uint8 [N,H,W,3]) -> dict of the export's outputs, computed
-    by `tf.saved_model.load` in a new Python process in which the project cannot be imported:
-    "tensor_labels" and "probabilities" (serving_image_tensor), "bytes_labels" (serving_default
-    fed the images as PNG bytes)."""
+    by `tf.saved_model.load` in a new Python process in which the project cannot be imported.
+
+    Every signature is called once, with its input built from `images`: `images` as is,
+    `image_bytes` as PNG bytes, `examples` as tf.Example protos holding the PNG under
+    "image/encoded". Keys are "SIGNATURE/OUTPUT"; for the default export also "tensor_labels" and
+    "probabilities" (serving_image_tensor) and "bytes_labels" (serving_default)."""
 
     def run(export_dir, images):
         np.save(tmp_path / "images.npy", images)
@@ -53,18 +83,21 @@ def fresh_process_predict(tmp_path):
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": ""},
         )
-        return dict(np.load(tmp_path / "out.npz"))
+        out = dict(np.load(tmp_path / "out.npz"))
+        return {**out, **{alias: out[key] for alias, key in SPINE_KEYS.items() if key in out}}
 
     return run
 
 
 @pytest.fixture(scope="session")
 def exported_demo(tmp_path_factory):
-    """A tiny 2-step `demo` run and its SavedModel: returns (experiment, model_dir, export_dir)."""
+    """A tiny 2-step `demo` run and its SavedModel with every input type: returns (experiment,
+    model_dir, export_dir)."""
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.trainer import train
     from experiments import get_experiment
     from export.export_saved_model import export_saved_model
+    from export.serving import INPUT_TYPES, ServingOptions
 
     root = tmp_path_factory.mktemp("exported_demo")
     experiment = apply_overrides(
@@ -73,5 +106,6 @@ def exported_demo(tmp_path_factory):
         "data.crop_size=64,data.max_examples=8,train.batch_size=2,train.steps=2",
     )
     train(experiment, str(root / "run"), log=lambda line: None)
-    export_saved_model(experiment, str(root / "run"), str(root / "export"), log=lambda line: None)
+    options = ServingOptions(input_types=INPUT_TYPES)  # the default signatures plus serving_tf_example
+    export_saved_model(experiment, str(root / "run"), str(root / "export"), options=options, log=lambda line: None)
     return experiment, root / "run", root / "export"

@@ -31,19 +31,21 @@ def test_train_refuses_bad_input_clearly(tmp_path, args, message):
 
 
 def test_bad_label_value_is_reported_with_the_file(tmp_path):
-    """A label value outside the classes surfaces from inside tf.data as one line naming the file."""
+    """A label value outside the classes fails the dataset preparation with one line naming the file."""
     import cv2
     import numpy as np
 
     for folder in ("train", "trainannot"):
         (tmp_path / folder).mkdir()
-    cv2.imwrite(str(tmp_path / "train" / "a.png"), np.zeros((40, 40, 3), np.uint8))
-    cv2.imwrite(str(tmp_path / "trainannot" / "a.png"), np.full((40, 40), 40, np.uint8))
+    for name, value in (("a", 40), ("b", 3)):
+        cv2.imwrite(str(tmp_path / "train" / f"{name}.png"), np.zeros((40, 40, 3), np.uint8))
+        cv2.imwrite(str(tmp_path / "trainannot" / f"{name}.png"), np.full((40, 40), value, np.uint8))
     (tmp_path / "train.txt").write_text("train/a.png trainannot/a.png\n")
+    (tmp_path / "val.txt").write_text("train/b.png trainannot/b.png\n")
     result = run_module(
         "deeplab_tf.train", "--experiment=camvid_mnv2_v3plus", f"--model_dir={tmp_path / 'm'}",
         f"--override=data.data_dir={tmp_path},model.backbone_alpha=0.35,data.crop_size=32,train.batch_size=1",
     )
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "trainannot/a.png has value 40" in result.stderr
+    assert "trainannot/a.png: label values [40] are not classes" in result.stderr
     assert "Traceback" not in result.stderr

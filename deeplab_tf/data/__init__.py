@@ -1,11 +1,15 @@
-"""Data: example sources (`synthetic_shapes`, `camvid_folder`), augmentation, tf.data pipelines."""
+"""Data: example sources (`synthetic_shapes`, `camvid_folder`, TFDS datasets), augmentation, tf.data pipelines.
+
+Importing this package registers the deeplab-tf TFDS builders (`deeplab_tf.data.tfds`).
+"""
 
 from deeplab_tf.data.augment import pad_to_size, random_crop, random_flip_left_right, random_scale
 from deeplab_tf.data.camvid_folder import CAMVID_INFO, CamVidFolder
 from deeplab_tf.data.dataset_info import IGNORE_LABEL, MEAN_RGB, DatasetInfo
 from deeplab_tf.data.pipeline import build_eval_dataset, build_train_dataset
-from deeplab_tf.data.sources import SOURCES, get_source
+from deeplab_tf.data.sources import SOURCES, dataset_info, get_source
 from deeplab_tf.data.synthetic_shapes import SYNTHETIC_INFO, SyntheticShapes
+from deeplab_tf.data.tfds_source import TFDS_SOURCES, TfdsSource
 
 __all__ = [
     "CAMVID_INFO",
@@ -13,10 +17,13 @@ __all__ = [
     "MEAN_RGB",
     "SOURCES",
     "SYNTHETIC_INFO",
+    "TFDS_SOURCES",
     "CamVidFolder",
     "DatasetInfo",
     "SyntheticShapes",
+    "TfdsSource",
     "build_eval_dataset",
+    "dataset_info",
     "build_train_dataset",
     "get_source",
     "pad_to_size",

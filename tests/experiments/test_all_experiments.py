@@ -11,7 +11,7 @@ from deeplab_tf.models import build_model
 # Classes per dataset, from the datasets' definitions (background included where it is a class).
 NUM_CLASSES = {
     "voc2012_segmentation": 21, "pascal_context": 60, "pascal_person_part": 7, "cityscapes": 19,
-    "camvid_folder": 11, "camvid": 11, "synthetic_shapes": 4,
+    "camvid_folder": 11, "camvid": 11, "synthetic_shapes": 4, "ade20k": 150,
 }
 PAPER_PARAMETERS_M = {"voc_fov_7x7_r4": 134.3, "voc_fov_4x4_r4": 65.1, "voc_fov_4x4_r8": 65.1, "voc_largefov": 20.5}
 

@@ -31,10 +31,8 @@ class ManualFile:
 
     def instruction(self) -> str:
         """Returns one line: file name(s), what it is, where it comes from, what may replace it."""
-        return (
-            f"  - {' or '.join(self.archives)}: {self.description}. From {self.url} "
-            f"(or put the extracted folder {self.folders[0]}/ there instead)."
-        )
+        extracted = f" (or the folder {self.folders[0]}/ it extracts to)" if self.folders else ""
+        return f"  - {' or '.join(self.archives)}{extracted}: {self.description}. From {self.url}."
 
 
 VOC2010_TRAINVAL = ManualFile(

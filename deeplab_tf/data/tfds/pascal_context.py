@@ -82,6 +82,6 @@ class PascalContext(SegmentationBuilder):
 
         return {split: self._generate_examples(examples(split)) for split in ("train", "val")}
 
-    def _read_label(self, example):
+    def _read_label(self, example, size):
         raw = label_io.read_mat(example.label, "LabelMap")
         return label_io.map_values(raw, _TABLE, example.label, f"0..{NUM_CONTEXT_LABELS}")

@@ -79,37 +79,28 @@ class PascalPersonPart(SegmentationBuilder):
 
         return {split: self._generate_examples(examples(split)) for split in ("train", "val")}
 
-    def _read_label(self, example):
+    def _read_label(self, example, size):
         """Returns the part label, or None (skip) for an image without person parts when the
-        split comes from the VOC lists."""
+        split comes from the VOC lists (with published lists it is all background)."""
         anno = label_io.read_mat(example.label, "anno")
-        label, found = None, False
+        label, found = np.zeros(size, np.uint8), False
         for person in _structs(getattr(anno, "objects", None)):
             if str(getattr(person, "class", "")) != "person":
                 continue
             for part in _structs(getattr(person, "parts", None)):
-                name = str(getattr(part, "part_name", ""))
+                name, mask = str(getattr(part, "part_name", "")), np.asarray(part.mask)
                 if name not in PART_GROUPS:
                     raise ValueError(
                         f"{example.label}: person part {name!r} is not one of {sorted(PART_GROUPS)}"
                     )
-                mask = np.asarray(part.mask)
-                if label is None:
-                    label = np.zeros(mask.shape, np.uint8)
                 if mask.shape != label.shape:
                     raise ValueError(
-                        f"{example.label}: part {name!r} mask is {mask.shape}, other masks are "
-                        f"{label.shape}"
+                        f"{example.label}: part {name!r} mask has shape {mask.shape} but image "
+                        f"{example.image} is {size[0]}x{size[1]} (height x width)"
                     )
                 label[mask > 0] = PART_GROUPS[name]
                 found = True
-        if found:
-            return label
-        if self._published_lists:  # a listed image without parts is all background
-            mask = _first_mask(anno, example.label)
-            return np.zeros(mask.shape, np.uint8)
-        return None
-
+        return label if found or self._published_lists else None
 
 def _structs(value) -> list:
     """Returns a MATLAB struct array loaded with squeeze_me=True as a list (empty for [] / None)."""
@@ -119,9 +110,3 @@ def _structs(value) -> list:
         return list(value.ravel())
     return [value]
 
-
-def _first_mask(anno, path: str) -> np.ndarray:
-    """Returns the mask of the first object of `anno`, for the image size; ValueError if none."""
-    for obj in _structs(getattr(anno, "objects", None)):
-        return np.asarray(obj.mask)
-    raise ValueError(f"{path}: no objects, so the image size is unknown")

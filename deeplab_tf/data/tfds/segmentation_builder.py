@@ -11,10 +11,11 @@ dataset describes its classes without the code (`info_from_metadata`).
 
 A subclass sets `CLASSES` (a deeplab_tf `DatasetInfo`), `MANUAL_DOWNLOAD_INSTRUCTIONS`,
 `HOMEPAGE`, `CITATION`, lists `Example`s per split in `_split_generators` and implements
-`_read_label(example)`. Generation streams one example at a time; each image is fully decoded
-once (a truncated file fails) and its label is checked against it: same size, values in
-0..num_classes-1 or 255. Any failure raises naming the file, and TFDS then deletes its
-temporary `*.incomplete*` folder, so a failed preparation leaves nothing that reads as prepared.
+`_read_label(example, size)`. Generation streams one example at a time: each image is fully
+decoded once (a truncated file fails) and its label is checked against it (same size, values in
+0..num_classes-1 or 255). Any failure raises naming the file; TFDS writes into a temporary
+`<name>/incomplete.*` folder and deletes it on failure (renames it to `<name>/<version>` on
+success), so a failed preparation leaves nothing that reads as prepared.
 """
 
 import dataclasses
@@ -100,12 +101,15 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
                     f"{self.name}: {kind} file {path} does not exist (its pair: {other})"
                 )
         image, size = label_io.read_image(example.image)
-        label = self._read_label(example)
+        label = self._read_label(example, size)
         if label is None:
             return None
         label_io.check_label(label, size, self.CLASSES.num_classes, example.image, example.label)
         return {"image": image, "label": label_io.encode_png(label), "name": example.name}
 
-    def _read_label(self, example: Example):
-        """Returns uint8 [H, W] class indices (255 = ignore) for `example`, or None to skip it."""
+    def _read_label(self, example: Example, size: tuple):
+        """Returns uint8 [H, W] class indices (255 = ignore) for `example`, or None to skip it.
+
+        `size` is the image's (height, width); the returned label is checked against it.
+        """
         raise NotImplementedError

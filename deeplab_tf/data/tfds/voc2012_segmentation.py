@@ -92,7 +92,7 @@ class Voc2012Segmentation(SegmentationBuilder):
             ),
         }
 
-    def _read_label(self, example):
+    def _read_label(self, example, size):
         if example.label.endswith(".mat"):
             gt = label_io.read_mat(example.label, "GTcls")
             raw = getattr(gt, "Segmentation", None)
