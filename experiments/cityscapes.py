@@ -2,7 +2,8 @@
 
 Data: TFDS's own `cityscapes` builder (`semantic_segmentation` config) read through
 `data.dataset="cityscapes"`; the Cityscapes archives go in its manual dir.
-Large images (1024x2048) are evaluated whole here; tiled evaluation is the evaluator's job.
+DeepLab v2 evaluates the 1024x2048 images in overlapping 513x513 windows (eval.tile_size);
+the DeepLabv3+ rows evaluate whole images, as its reference implementation does.
 Command: `python -m deeplab_tf.train --experiment=cityscapes_v3plus_xception65 --model_dir=DIR`.
 """
 
@@ -19,7 +20,7 @@ def cityscapes_r101_v2_aspp_crf():
     The crop size is not stated in the paper; 513 is used."""
     return derive(resnet_v2_base(), paper_miou=70.4, paper_source="DeepLab v2 Sec. 4.4 (Cityscapes test)",
                   model=dict(atrous_rates=(6, 12, 18, 24)), data=dict(CITYSCAPES, crop_size=(513, 513), **AUG),
-                  eval=dict(crf=True))
+                  eval=dict(crf=True, tile_size=(513, 513), tile_overlap=128))
 
 
 @register_experiment("cityscapes_v3plus_xception65")

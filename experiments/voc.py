@@ -88,6 +88,7 @@ def resnet_v2_base(backbone: str = "resnet101") -> Experiment:
         data=VOC_DATA,
         train=TrainConfig(steps=20000, batch_size=10, base_learning_rate=2.5e-4, weight_decay=5e-4,
                           train_batch_norm=False, checkpoint_every=1000),
+        eval=EvalConfig(fusion="max"),  # v2 fuses scales by max (MSC), also at test time
         paper_source="DeepLab v2 Table 4",
     )
 

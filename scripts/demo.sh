@@ -15,6 +15,6 @@ python -m deeplab_tf.predict --saved_model="$run_dir/export" --input="$run_dir/s
   --output="$run_dir/predictions"
 echo
 echo "demo finished in $(( $(date +%s) - start ))s"
-echo "  metrics:     $run_dir/eval.json"
+echo "  metrics:     $run_dir/val/eval.json (and report.md, confusion.png, trimap.png beside it)"
 echo "  SavedModel:  $run_dir/export"
 echo "  predictions: $run_dir/predictions (label PNGs and *_overlay.png)"

@@ -1,5 +1,7 @@
 """Metrics against a direct NumPy reference on random label maps with ignore pixels."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,26 @@ def test_out_of_range_values_are_refused():
         confusion_matrix(np.array([7]), np.array([0]), 3)
     with pytest.raises(ValueError, match="differ in size"):
         confusion_matrix(np.zeros(3), np.zeros(4), 3)
+
+
+def test_mean_class_accuracy_matches_reference_and_absent_classes_are_reported():
+    rng = np.random.default_rng(3)
+    num_classes = 5
+    labels = rng.integers(0, 3, size=(2, 13, 11))  # 3 and 4 absent from ground truth
+    labels[rng.random(labels.shape) < 0.1] = 255
+    predictions = rng.integers(0, 4, size=labels.shape)  # 4 absent from both
+    metrics = segmentation_metrics(confusion_matrix(labels, predictions, num_classes))
+    valid = labels != 255
+    recalls = [np.mean(predictions[valid & (labels == c)] == c) for c in range(3)]  # classes in the ground truth
+    assert metrics["mean_class_accuracy"] == pytest.approx(np.mean(recalls))
+    assert metrics["absent_classes"] == [4]
+    assert np.isnan(metrics["per_class_iou"][4]) and metrics["per_class_iou"][3] == 0.0
+
+
+def test_format_table_says_which_classes_are_excluded_from_the_mean():
+    from deeplab_tf.evaluation import format_table
+
+    metrics = segmentation_metrics(confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 3))
+    table = format_table({**metrics, "class_names": ["sky", "road", "boat"]})
+    assert re.search(r"boat +absent", table)
+    assert "excluded from the mean, absent from ground truth and prediction: boat" in table

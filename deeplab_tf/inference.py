@@ -1,0 +1,152 @@
+"""Test-time inference: class probabilities of uint8 images, with multi-scale and flipped passes
+and tiled (sliding-window) prediction of large images.
+
+A *scorer* maps uint8 RGB pixels [B, H, W, 3] to float32 probabilities [B, H, W, C] at the input
+resolution. `keras_scorer` and `saved_model_scorer` make one from a model or an export of this
+project (the same computation: normalise, run, softmax); `tiled` and `multi_scale` wrap a scorer
+in another. Compose them as `multi_scale(tiled(scorer, ...), ...)`, so every scaled image is
+tiled and memory stays bounded by the window.
+
+Example:
+```python
+scorer = multi_scale(tiled(keras_scorer(model, normalize), (513, 513), 128), (0.75, 1.0, 1.25), flip=True)
+labels = np.argmax(scorer(pixels), axis=-1)
+```
+"""
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+FUSIONS = ("mean", "max")
+
+Scorer = Callable[[tf.Tensor], tf.Tensor]
+
+
+def keras_scorer(model, normalize) -> Scorer:
+    """Returns a scorer running `model` (normalised images -> logits) in inference mode on
+    `normalize`(pixels) and taking the softmax, as the export's `serving_image_tensor` does."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def score(pixels):
+        logits = model(normalize(tf.cast(pixels, tf.float32)), training=False)
+        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+    return score
+
+
+def saved_model_scorer(export_dir: str) -> Scorer:
+    """Returns a scorer calling the `serving_image_tensor` signature of the SavedModel in
+    `export_dir` and returning its "probabilities".
+
+    Raises ValueError when the SavedModel has no such signature (not exported by this project).
+    """
+    loaded = tf.saved_model.load(export_dir)
+    if "serving_image_tensor" not in loaded.signatures:
+        raise ValueError(
+            f"SavedModel {export_dir!r} has no 'serving_image_tensor' signature (signatures: "
+            f"{sorted(loaded.signatures)}); export it with `python -m export.export_saved_model`"
+        )
+    signature = loaded.signatures["serving_image_tensor"]
+
+    def score(pixels):
+        return signature(images=tf.convert_to_tensor(pixels, tf.uint8))["probabilities"]
+
+    score.saved_model = loaded  # the signature's variables live as long as the loaded object
+    return score
+
+
+def resize_pixels(pixels, size) -> tf.Tensor:
+    """Returns uint8 pixels [B, H, W, 3] resized bilinearly to `size` (height, width) and rounded."""
+    resized = tf.image.resize(tf.cast(pixels, tf.float32), size, method="bilinear")
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+
+
+def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str = "mean") -> Scorer:
+    """Returns a scorer fusing `scorer`'s probabilities over input `scales` and, with `flip`,
+    left-right flipped inputs (flipped back before fusion).
+
+    Each pass's probabilities are resized bilinearly to the input size. `fusion` "mean" averages
+    the passes (DeepLabv3/v3+); "max" takes the per-pixel, per-class maximum over the passes and
+    renormalises it to sum to 1 (DeepLab v2 MSC fuses the logits by max; an export only returns
+    probabilities, so their maximum is taken). A single scale 1.0 without flip is `scorer` itself.
+
+    Raises ValueError for an unknown fusion or a scale that is not positive.
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"Unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"Scales must be positive numbers, got {tuple(scales)}")
+    if tuple(scales) == (1.0,) and not flip:
+        return scorer
+
+    def score(pixels):
+        pixels = tf.convert_to_tensor(pixels, tf.uint8)
+        height, width = pixels.shape[1], pixels.shape[2]
+        fused, passes = None, 0
+        for scale in scales:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            scaled = pixels if size == (height, width) else resize_pixels(pixels, size)
+            for flipped in (False, True) if flip else (False,):
+                probabilities = tf.convert_to_tensor(scorer(tf.reverse(scaled, [2]) if flipped else scaled))
+                if flipped:
+                    probabilities = tf.reverse(probabilities, [2])
+                if size != (height, width):
+                    probabilities = tf.image.resize(probabilities, (height, width), method="bilinear")
+                if fused is None:
+                    fused = probabilities
+                else:
+                    fused = fused + probabilities if fusion == "mean" else tf.maximum(fused, probabilities)
+                passes += 1
+        if fusion == "mean":
+            return fused / passes
+        return fused / tf.reduce_sum(fused, axis=-1, keepdims=True)
+
+    return score
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Returns the start offsets of windows of `window` pixels covering `length` pixels with
+    steps of `window - overlap`; the last window ends at `length`. One window (start 0) when
+    `length <= window`."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, window - overlap))
+    return starts + [length - window]
+
+
+def tiled(scorer: Scorer, tile_size=(0, 0), overlap: int = 0) -> Scorer:
+    """Returns a scorer predicting each window of `tile_size` (height, width) with `scorer` and
+    averaging the probabilities where windows overlap.
+
+    Windows are `overlap` pixels short of a full step apart and never leave the image; a side no
+    longer than the window is covered by one window of the image's length, so an image no larger
+    than `tile_size` is predicted whole (exactly `scorer`). Memory for the network is bounded by
+    the window; the probabilities of the whole image are accumulated in NumPy. `tile_size`
+    (0, 0) returns `scorer` itself.
+
+    Raises ValueError when `overlap` is negative or not smaller than the window.
+    """
+    tile_height, tile_width = tile_size
+    if tile_height <= 0 or tile_width <= 0:
+        return scorer
+    if not 0 <= overlap < min(tile_height, tile_width):
+        raise ValueError(f"tile_overlap={overlap} must be >= 0 and smaller than the window {tuple(tile_size)}")
+
+    def score(pixels):
+        pixels = tf.convert_to_tensor(pixels, tf.uint8)
+        batch, height, width = pixels.shape[:3]
+        window_height, window_width = min(tile_height, height), min(tile_width, width)
+        total, count = None, np.zeros((1, height, width, 1), np.float32)
+        for top in window_starts(height, tile_height, overlap):
+            for left in window_starts(width, tile_width, overlap):
+                window = (slice(None), slice(top, top + window_height), slice(left, left + window_width))
+                probabilities = np.asarray(scorer(pixels[window]))
+                if total is None:
+                    total = np.zeros((batch, height, width, probabilities.shape[-1]), np.float32)
+                total[window] += probabilities
+                count[window] += 1
+        return tf.constant(total / count)
+
+    return score
