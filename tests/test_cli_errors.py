@@ -21,6 +21,10 @@ def run_module(module, *args):
         (["--experiment=demo", "--model_dir=MODEL", "--override=train.stepz=3"], "Did you mean train.steps"),
         (["--experiment=camvid_mnv2_v3plus", "--model_dir=MODEL", "--override=data.data_dir=/nonexistent/camvid"],
          "/nonexistent/camvid"),
+        # Data the experiment needs is missing: say which files and where to put them, before
+        # building the model.
+        (["--experiment=voc_aspp_l", "--model_dir=MODEL"], "VOCtrainval_11-May-2012.tar"),
+        (["--experiment=voc_r101_v2_msc_coco", "--model_dir=MODEL"], "train.init_checkpoint"),
     ],
 )
 def test_train_refuses_bad_input_clearly(tmp_path, args, message):
