@@ -1,37 +1,66 @@
 """Exports a trained experiment as a SavedModel for TF Serving.
 
     python -m export.export_saved_model --experiment=demo --checkpoint=runs/demo \
-        --export_dir=runs/demo/export [--overwrite]
+        --export_dir=runs/demo/export [--input_type=image_bytes,image_tensor,tf_example] \
+        [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] \
+        [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite]
 
-The model is built from the same experiment config as training and restored from the checkpoint,
-so export cannot disagree with training. Beside the model, `assets.extra/dataset_info.json` holds
-the class names and palette that `deeplab_tf.predict` uses for overlays.
+The model is built from the same experiment config as training (at --output_stride if given, with
+the same weights) and restored from the checkpoint, so export cannot disagree with training. The
+signatures are described in `export/serving.py`; `serving_default` is the first --input_type.
+Beside the model, `signatures.txt` holds what `saved_model_cli show --all` prints, and
+`assets.extra/dataset_info.json` the class names and palette (used by `deeplab_tf.predict`) and
+the serving options.
 """
 
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from absl import flags
 
 from deeplab_tf.cli import define_experiment_flags, resolve_experiment, run
+from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
 define_experiment_flags()
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, or a model dir (its latest checkpoint).")
 flags.DEFINE_string("export_dir", None, "Folder to write the SavedModel into (must not exist).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.")
+flags.DEFINE_list("input_type", ["image_bytes", "image_tensor"], f"Signatures, first = serving_default: {INPUT_TYPES}.")
+flags.DEFINE_integer("batch_size", None, "Fixed batch size of the signatures; unset = dynamic.")
+flags.DEFINE_string("input_size", "", "HxW: run the model at this size (image_tensor takes exactly it); unset = any size.")
+flags.DEFINE_integer("output_stride", 0, "Rebuild the model at this output stride (same weights); 0 = the experiment's.")
+flags.DEFINE_list("scales", ["1.0"], "Test-time scales whose probabilities are averaged in the graph.")
+flags.DEFINE_bool("flip", False, "Also average left-right flipped inputs in the graph.")
+flags.DEFINE_bool("crf", False, "Refine with the dense CRF (TensorFlow backend) inside the graph.")
+flags.DEFINE_string("crf_params", "", "CRF parameter file; unset = CHECKPOINT/crf_params.json if present, else DeepLab's defaults.")
+flags.DEFINE_list("outputs", [], f"Outputs of every signature from {OUTPUTS}; unset = per-signature defaults.")
+flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Largest height * width accepted per image (checked in the graph).")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
 DATASET_INFO_FILE = os.path.join("assets.extra", "dataset_info.json")
+SIGNATURES_FILE = "signatures.txt"
 
 
-def export_saved_model(experiment, checkpoint: str, export_dir: str, overwrite: bool = False, log=print) -> str:
+def export_saved_model(
+    experiment,
+    checkpoint: str,
+    export_dir: str,
+    overwrite: bool = False,
+    options: ServingOptions = ServingOptions(),
+    output_stride: int = 0,
+    log=print,
+) -> str:
     """Writes the SavedModel of `experiment` restored from `checkpoint` to `export_dir`.
 
-    The export is written to a temporary folder beside `export_dir` and moved into place, so a
-    failed export never leaves a half-written model. Returns the checkpoint prefix used. Raises
-    FileExistsError if `export_dir` exists and `overwrite` is False.
+    `options` choose the signatures (see `export.serving`); `output_stride` > 0 rebuilds the
+    model at that stride with the same weights. The export is written to a temporary folder
+    beside `export_dir` and moved into place, so a failed export never leaves a half-written
+    model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
+    `overwrite` is False.
     """
     from deeplab_tf.assembly import assemble
     from deeplab_tf.checkpoints import restore_model
@@ -40,26 +69,27 @@ def export_saved_model(experiment, checkpoint: str, export_dir: str, overwrite: 
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
-    parts = assemble(experiment)
+    parts = assemble(experiment, output_stride=output_stride)
     prefix = restore_model(parts.model, checkpoint)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
-        build_export_archive(parts.model, parts.normalize).write_out(staging, verbose=False)
+        build_export_archive(parts.model, parts.normalize, options).write_out(staging, verbose=False)
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
+        info = {
+            "experiment": experiment.name,
+            "checkpoint": prefix,
+            "output_stride": output_stride or experiment.model.output_stride,
+            "class_names": list(parts.info.class_names),
+            "palette": [list(c) for c in parts.info.palette],
+            "ignore_label": parts.info.ignore_label,
+            "serving": options.describe(),
+        }
         with open(os.path.join(staging, DATASET_INFO_FILE), "w") as f:
-            json.dump(
-                {
-                    "experiment": experiment.name,
-                    "checkpoint": prefix,
-                    "class_names": list(parts.info.class_names),
-                    "palette": [list(c) for c in parts.info.palette],
-                    "ignore_label": parts.info.ignore_label,
-                },
-                f,
-                indent=2,
-            )
+            json.dump(info, f, indent=2)
+        with open(os.path.join(staging, SIGNATURES_FILE), "w") as f:
+            f.write(show_all(staging))
         if os.path.exists(export_dir):
             shutil.rmtree(export_dir)
         os.replace(staging, export_dir)
@@ -69,10 +99,49 @@ def export_saved_model(experiment, checkpoint: str, export_dir: str, overwrite: 
     return prefix
 
 
+def show_all(saved_model_dir: str) -> str:
+    """Returns what `saved_model_cli show --all --dir saved_model_dir` prints (run in a child
+    process: the tool defines absl flags that clash with ours)."""
+    command = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--all", "--dir", saved_model_dir]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def serving_options(values) -> ServingOptions:
+    """Returns the `ServingOptions` of the parsed flags; ValueError naming a malformed flag."""
+    input_size = None
+    if values.input_size:
+        try:
+            input_size = tuple(int(side) for side in values.input_size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--input_size={values.input_size!r} is not HxW, e.g. 513x513") from None
+    try:
+        scales = tuple(float(scale) for scale in values.scales)
+    except ValueError:
+        raise ValueError(f"--scales={','.join(values.scales)!r} is not a list of numbers, e.g. 0.75,1,1.25") from None
+    crf = None
+    if values.crf:
+        from deeplab_tf.crf import PARAMS_FILE, DenseCRFParams, load_params
+
+        path = values.crf_params or os.path.join(values.checkpoint, PARAMS_FILE)
+        crf = load_params(path) if values.crf_params or os.path.isfile(path) else DenseCRFParams()
+    return ServingOptions(
+        input_types=tuple(values.input_type),
+        outputs=tuple(values.outputs),
+        batch_size=values.batch_size,
+        input_size=input_size,
+        scales=scales,
+        flip=values.flip,
+        crf=crf,
+        max_pixels=values.max_pixels,
+    )
+
+
 def main(argv):
     del argv
     values = flags.FLAGS
-    export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite)
+    options = serving_options(values)
+    export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride)
 
 
 if __name__ == "__main__":

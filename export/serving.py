@@ -1,25 +1,109 @@
-"""Serving signatures: decoding, normalisation and resizing inside the graph, standard ops only.
+"""Serving signatures: decoding, normalisation, resizing, test-time augmentation and the optional
+dense CRF all run inside the graph, with standard TensorFlow ops only (no py_function).
 
-Signatures (what TF Serving and `tf.saved_model.load(...).signatures[...]` see):
-- `serving_default`: `image_bytes` tf.string [N] (JPEG, PNG, BMP or GIF; all images of one request
-  must have the same height and width, otherwise the request fails with an InvalidArgumentError
-  saying so) -> `labels` int32 [N, H, W] at the input resolution.
-- `serving_image_tensor`: `images` uint8 [N, H, W, 3] -> `labels` int32 [N, H, W] and
-  `probabilities` float32 [N, H, W, C].
+Signatures (what TF Serving and `tf.saved_model.load(...).signatures[...]` see). The first input
+type of `ServingOptions.input_types` is `serving_default`; every other one is `serving_<type>`:
+
+| input type     | name if not first      | input                                      |
+|----------------|------------------------|--------------------------------------------|
+| `image_bytes`  | `serving_image_bytes`  | `image_bytes` tf.string [N] (JPEG/PNG/BMP/GIF) |
+| `image_tensor` | `serving_image_tensor` | `images` uint8 [N, H, W, 3]                |
+| `tf_example`   | `serving_tf_example`   | `examples` tf.string [N]: serialized tf.Example, image bytes under `image/encoded` |
+
+Outputs: `labels` int32 [N, H, W] (the class map at the input's own resolution) and, where asked,
+`probabilities` float32 [N, H, W, C]. Defaults: `labels` for `image_bytes` and `tf_example`,
+`labels` and `probabilities` for `image_tensor`. N is dynamic unless `batch_size` is set.
+
+Decoded images: grayscale is repeated to RGB, an alpha channel dropped, 16-bit PNG scaled to
+8 bits. A request fails with InvalidArgumentError for an empty batch, undecodable or empty bytes,
+images of different sizes in one request (`MIXED_SIZES_MESSAGE`), or an image of more than
+`max_pixels` pixels (`TOO_LARGE_MESSAGE`).
 """
+
+import dataclasses
 
 import keras
 import tensorflow as tf
 
-MIXED_SIZES_MESSAGE = "serving_default: all images of one request must have the same height and width"
+INPUT_TYPES = ("image_bytes", "image_tensor", "tf_example")
+INPUT_NAMES = {"image_bytes": "image_bytes", "image_tensor": "images", "tf_example": "examples"}
+OUTPUTS = ("labels", "probabilities")
+DEFAULT_OUTPUTS = {"image_bytes": ("labels",), "image_tensor": ("labels", "probabilities"), "tf_example": ("labels",)}
+IMAGE_FEATURE_KEY = "image/encoded"
+MAX_PIXELS = 2**23  # 8.4 MP: 4K UHD (3840x2160) and Cityscapes (2048x1024) fit, a 6000x8000 photo does not
+MIXED_SIZES_MESSAGE = "all images of one request must have the same height and width"
+TOO_LARGE_MESSAGE = "image too large: height * width must be at most max_pixels"
+
+
+def signature_name(input_type: str, index: int) -> str:
+    """Returns the signature name of the `index`-th input type: the first is `serving_default`."""
+    return "serving_default" if index == 0 else f"serving_{input_type}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingOptions:
+    """What the exported signatures take, compute and return.
+
+    Args:
+        input_types: tuple of str from `INPUT_TYPES`, one signature each, the first is
+            `serving_default`. Defaults to ("image_bytes", "image_tensor").
+        outputs: tuple of str from `OUTPUTS` returned by every signature; () keeps
+            `DEFAULT_OUTPUTS`. Defaults to ().
+        batch_size: int or None. Fixed batch size of every signature; None = dynamic.
+        input_size: (height, width) or None. The model runs at this size (inputs resized
+            bilinearly, probabilities resized back); `image_tensor` then takes exactly this size.
+            None = each request's own size. Defaults to None.
+        scales: tuple of float. Test-time scales whose probabilities are averaged. Defaults to (1.0,).
+        flip: bool. Also average the left-right flipped input. Defaults to False.
+        crf: `deeplab_tf.crf.DenseCRFParams` or None. Refine the probabilities with the dense
+            CRF (TensorFlow backend) before taking labels. Defaults to None.
+        max_pixels: int. Largest height * width accepted per image. Defaults to `MAX_PIXELS`.
+    """
+
+    input_types: tuple = ("image_bytes", "image_tensor")
+    outputs: tuple = ()
+    batch_size: int | None = None
+    input_size: tuple | None = None
+    scales: tuple = (1.0,)
+    flip: bool = False
+    crf: object = None
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self):
+        problems = []
+        if not self.input_types or len(set(self.input_types)) != len(self.input_types):
+            problems.append(f"input types must be distinct and non-empty, got {self.input_types}")
+        problems += [f"unknown input type {t!r} (known: {', '.join(INPUT_TYPES)})" for t in self.input_types if t not in INPUT_TYPES]
+        problems += [f"unknown output {o!r} (known: {', '.join(OUTPUTS)})" for o in self.outputs if o not in OUTPUTS]
+        if self.batch_size is not None and self.batch_size < 1:
+            problems.append(f"batch size must be >= 1 or None, got {self.batch_size}")
+        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
+            problems.append(f"input size must be (height, width) >= 1, got {self.input_size}")
+        if not self.scales or min(self.scales) <= 0:
+            problems.append(f"scales must be positive numbers, got {self.scales}")
+        if self.max_pixels < 1:
+            problems.append(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if problems:
+            raise ValueError("Invalid serving options: " + "; ".join(problems))
+
+    def outputs_for(self, input_type: str) -> tuple:
+        """Returns the output names of the signature of `input_type`."""
+        return self.outputs or DEFAULT_OUTPUTS[input_type]
+
+    def describe(self) -> dict:
+        """Returns the options as JSON-safe values, with each signature's name, input and outputs."""
+        values = dataclasses.asdict(self)
+        values["crf"] = self.crf.to_dict() if self.crf is not None else None
+        values["signatures"] = {
+            signature_name(t, i): {"input": INPUT_NAMES[t], "outputs": list(self.outputs_for(t))}
+            for i, t in enumerate(self.input_types)
+        }
+        return values
 
 
 def decode_images(image_bytes):
-    """Decodes a tf.string [N] batch of encoded images into uint8 [N, H, W, 3].
-
-    Grayscale is repeated to RGB, an alpha channel dropped. Fails with an InvalidArgumentError
-    for an empty batch, undecodable bytes, or images of different sizes (`MIXED_SIZES_MESSAGE`).
-    """
+    """Decodes a tf.string [N] batch of encoded images into uint8 [N, H, W, 3] (see the module
+    docstring for conversions and errors)."""
     tf.debugging.assert_positive(tf.size(image_bytes), message="image_bytes holds no image")
 
     def decode(data):
@@ -36,29 +120,81 @@ def decode_images(image_bytes):
     return tf.map_fn(decode_same_size, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
 
 
-def build_export_archive(model: keras.Model, normalize) -> keras.export.ExportArchive:
-    """Returns an ExportArchive tracking `model` with the `serving_default` and
-    `serving_image_tensor` endpoints described in this module's docstring.
+def parse_examples(examples):
+    """Returns the uint8 [N, H, W, 3] images encoded under `IMAGE_FEATURE_KEY` in serialized
+    tf.Example protos [N]; a missing key fails with InvalidArgumentError naming it."""
+    features = tf.io.parse_example(examples, {IMAGE_FEATURE_KEY: tf.io.FixedLenFeature([], tf.string)})
+    return decode_images(features[IMAGE_FEATURE_KEY])
+
+
+def make_predict(model: keras.Model, normalize, options: ServingOptions):
+    """Returns predict(images uint8 [N, H, W, 3]) -> {"labels", "probabilities"} at [N, H, W]:
+    softmax probabilities averaged over `options.scales` (and flips), optionally CRF-refined.
 
     `normalize` maps float32 pixels 0..255 to the model input (the backbone's normaliser).
     """
+    flips = (False, True) if options.flip else (False,)
+
+    def probabilities_at(pixels, flip: bool):
+        inputs = tf.reverse(pixels, axis=[2]) if flip else pixels
+        probabilities = tf.nn.softmax(model(normalize(inputs), training=False), axis=-1)
+        return tf.reverse(probabilities, axis=[2]) if flip else probabilities
 
     def predict(images):
-        logits = model(normalize(tf.cast(images, tf.float32)), training=False)
-        return tf.argmax(logits, axis=-1, output_type=tf.int32), tf.nn.softmax(logits, axis=-1)
+        size = tf.shape(images)[1:3]
+        pixel_count = tf.cast(size[0], tf.int64) * tf.cast(size[1], tf.int64)
+        check = tf.debugging.assert_less_equal(
+            pixel_count, tf.constant(options.max_pixels, tf.int64), message=f"{TOO_LARGE_MESSAGE} = {options.max_pixels}"
+        )
+        with tf.control_dependencies([check]):
+            pixels = tf.cast(images, tf.float32)
+        base_size = tf.constant(options.input_size, tf.int32) if options.input_size else size
+        total = 0.0
+        for scale in options.scales:
+            resized = options.input_size is not None or scale != 1.0
+            scaled_size = tf.maximum(tf.cast(tf.round(tf.cast(base_size, tf.float32) * scale), tf.int32), 1)
+            scaled = tf.image.resize(pixels, scaled_size) if resized else pixels
+            for flip in flips:
+                probabilities = probabilities_at(scaled, flip)
+                total += tf.image.resize(probabilities, size) if resized else probabilities
+        probabilities = total / (len(options.scales) * len(flips))
+        if options.crf is not None:
+            from deeplab_tf.crf import refine_batch
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def serve_image_bytes(image_bytes):
-        labels, _ = predict(decode_images(image_bytes))
-        return {"labels": labels}
+            probabilities = refine_batch(images, probabilities, options.crf)
+        return {"labels": tf.argmax(probabilities, axis=-1, output_type=tf.int32), "probabilities": probabilities}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def serve_image_tensor(images):
-        labels, probabilities = predict(images)
-        return {"labels": labels, "probabilities": probabilities}
+    return predict
 
+
+def serving_functions(model: keras.Model, normalize, options: ServingOptions) -> dict:
+    """Returns {signature name: tf.function with an input signature}, as the module docstring lists."""
+    predict = make_predict(model, normalize, options)
+    height, width = options.input_size or (None, None)
+    inputs = {
+        "image_bytes": (tf.TensorSpec([options.batch_size], tf.string), decode_images),
+        "image_tensor": (tf.TensorSpec([options.batch_size, height, width, 3], tf.uint8), tf.identity),
+        "tf_example": (tf.TensorSpec([options.batch_size], tf.string), parse_examples),
+    }
+
+    def make(input_type):
+        spec, to_images = inputs[input_type]
+        name, outputs = INPUT_NAMES[input_type], options.outputs_for(input_type)
+
+        @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=name)])
+        def serve(values):
+            result = predict(to_images(values))
+            return {key: result[key] for key in outputs}
+
+        return serve
+
+    return {signature_name(t, i): make(t) for i, t in enumerate(options.input_types)}
+
+
+def build_export_archive(model: keras.Model, normalize, options: ServingOptions = ServingOptions()) -> keras.export.ExportArchive:
+    """Returns an ExportArchive tracking `model` with the endpoints of `serving_functions`."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve_image_bytes)
-    archive.add_endpoint("serving_image_tensor", serve_image_tensor)
+    for name, function in serving_functions(model, normalize, options).items():
+        archive.add_endpoint(name, function)
     return archive

@@ -1,57 +1,139 @@
-"""Export: the SavedModel reloads in a process that cannot import deeplab_tf and predicts the
-same labels as the Keras model; bad requests fail clearly; existing exports are not overwritten."""
+"""Export: every signature, reloaded in a process that cannot import deeplab_tf, predicts the same
+labels as the Keras model on real CamVid images (plain, and with test-time augmentation at another
+output stride plus the CRF); a fixed input size and batch; only standard ops; signatures.txt;
+existing exports are kept; flags become serving options."""
 
 import json
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
 from deeplab_tf.assembly import assemble
 from deeplab_tf.checkpoints import restore_model
-from export.export_saved_model import export_saved_model
+from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
+from export.export_saved_model import export_saved_model, serving_options
+from export.serving import ServingOptions, serving_functions
 
-def keras_labels(experiment, model_dir, images):
-    parts = assemble(experiment)
-    restore_model(parts.model, str(model_dir))
-    logits = parts.model(parts.normalize(tf.cast(images, tf.float32)), training=False)
-    return np.argmax(logits.numpy(), axis=-1)
-
-
-def test_fresh_process_matches_keras_model(exported_demo, fresh_process_predict):
-    experiment, model_dir, export_dir = exported_demo
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(2, 70, 90, 3), dtype=np.uint8)  # not a multiple of the stride
-    out = fresh_process_predict(export_dir, images)
-    expected = keras_labels(experiment, model_dir, images)
-    assert out["tensor_labels"].dtype == np.int32 and out["tensor_labels"].shape == (2, 70, 90)
-    np.testing.assert_array_equal(out["tensor_labels"], expected)
-    np.testing.assert_array_equal(out["bytes_labels"], expected)
-    assert out["probabilities"].shape == (2, 70, 90, 4)
-    np.testing.assert_allclose(out["probabilities"].sum(-1), 1.0, rtol=1e-5)
+FULL = ServingOptions(
+    input_types=("tf_example", "image_tensor", "image_bytes"),
+    outputs=("labels", "probabilities"),
+    scales=(0.75,),
+    flip=True,
+    crf=DenseCRFParams(iterations=3),  # fewer than the default 10: each iteration is traced per signature
+)
+FULL_OUTPUT_STRIDE = 8
 
 
-def test_dataset_info_is_written_beside_the_model(exported_demo):
-    _, _, export_dir = exported_demo
-    info = json.load(open(export_dir / "assets.extra" / "dataset_info.json"))
-    assert info["class_names"][0] == "background" and len(info["palette"]) == 4
+def augmented_reference(keras_probabilities, images, scales, output_stride):
+    """Probabilities averaged over `scales` and left-right flips, from the eager Keras model."""
+    height, width = images.shape[1:3]
+    total = 0.0
+    for scale in scales:
+        size = (round(height * scale), round(width * scale))
+        scaled = tf.image.resize(tf.cast(images, tf.float32), size).numpy() if scale != 1 else images
+        for flip in (False, True):
+            probabilities = keras_probabilities(scaled[:, :, ::-1] if flip else scaled, output_stride)
+            probabilities = probabilities[:, :, ::-1] if flip else probabilities
+            total += tf.image.resize(probabilities, (height, width)).numpy() if scale != 1 else probabilities
+    return total / (2 * len(scales))
 
 
-def test_bad_requests_fail_clearly(exported_demo):
-    _, _, export_dir = exported_demo
-    serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
-    small = tf.io.encode_png(np.zeros((8, 8, 3), np.uint8))
-    large = tf.io.encode_png(np.zeros((8, 12, 3), np.uint8))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="same height and width"):
-        serve(image_bytes=tf.stack([small, large]))
-    with pytest.raises(tf.errors.InvalidArgumentError):
-        serve(image_bytes=tf.constant([b"not an image"]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="no image"):
-        serve(image_bytes=tf.constant([], tf.string))
-    gray = tf.io.encode_png(np.full((9, 7, 1), 100, np.uint8))
-    assert serve(image_bytes=tf.stack([gray]))["labels"].shape == (1, 9, 7)
+def test_every_signature_matches_keras_on_camvid(exported_demo, camvid_crops, fresh_process_predict, keras_probabilities):
+    out = fresh_process_predict(exported_demo[2], camvid_crops)
+    expected = keras_probabilities(camvid_crops)
+    for name in ("serving_default", "serving_image_tensor", "serving_tf_example"):
+        assert out[f"{name}/labels"].dtype == np.int32 and out[f"{name}/labels"].shape == (2, 90, 130)
+        np.testing.assert_array_equal(out[f"{name}/labels"], expected.argmax(-1), err_msg=name)
+    assert "serving_default/probabilities" not in out and "serving_tf_example/probabilities" not in out
+    np.testing.assert_allclose(out["serving_image_tensor/probabilities"], expected, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def full_export(export_variant):
+    return export_variant("full", FULL, output_stride=FULL_OUTPUT_STRIDE)
+
+
+def test_crf_multi_scale_flip_output_stride_export_matches_eager(full_export, camvid_crops, fresh_process_predict,
+                                                                  keras_probabilities):
+    out = fresh_process_predict(full_export, camvid_crops)
+    augmented = augmented_reference(keras_probabilities, camvid_crops, FULL.scales, FULL_OUTPUT_STRIDE)
+    refined = refine_batch(camvid_crops, augmented, FULL.crf).numpy()  # the TensorFlow CRF, eagerly
+    assert sorted(key for key in out if "/" in key) == [f"{name}/{output}" for name in ("serving_default", "serving_image_bytes", "serving_image_tensor")
+                           for output in ("labels", "probabilities")]
+    for name in ("serving_default", "serving_image_bytes", "serving_image_tensor"):  # default = tf_example
+        np.testing.assert_array_equal(out[f"{name}/labels"], refined.argmax(-1), err_msg=name)
+        np.testing.assert_allclose(out[f"{name}/probabilities"], refined, atol=1e-4, err_msg=name)
+
+
+def test_only_standard_tensorflow_ops(full_export):
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((full_export / "saved_model.pb").read_bytes())
+    graph = model.meta_graphs[0].graph_def
+    ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+    assert [op for op in sorted(ops) if op_def_registry.get(op) is None] == []
+    assert {"DecodeImage", "ParseExampleV2", "ArgMax", "ResizeBilinear"} <= ops
+
+
+def test_signatures_txt_lists_documented_names_dtypes_and_shapes(full_export):
+    text = (full_export / "signatures.txt").read_text()
+    for expected in (
+        "signature_def['serving_default']:\n  The given SavedModel SignatureDef contains the following input(s):\n"
+        "    inputs['examples'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
+        "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
+        "inputs['images'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, -1, -1, 3)",
+        "outputs['labels'] tensor_info:\n        dtype: DT_INT32\n        shape: (-1, -1, -1)",
+        "outputs['probabilities'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, -1, -1, 4)",
+        "signature_def['serving_image_bytes']", "signature_def['serving_image_tensor']",
+    ):
+        assert expected in text
+
+
+def test_dataset_info_records_classes_and_serving_options(full_export):
+    info = json.load(open(full_export / "assets.extra" / "dataset_info.json"))
+    assert info["class_names"][0] == "background" and len(info["palette"]) == 4 and info["output_stride"] == 8
+    assert info["serving"]["crf"] == FULL.crf.to_dict() and info["serving"]["scales"] == [0.75]
+    assert info["serving"]["signatures"]["serving_image_tensor"] == {"input": "images", "outputs": ["labels", "probabilities"]}
+
+
+def test_fixed_batch_and_input_size(exported_demo, camvid_crops, keras_probabilities):
+    experiment, model_dir, _ = exported_demo
+    built = assemble(experiment)
+    restore_model(built.model, str(model_dir))
+    options = ServingOptions(input_types=("image_tensor", "image_bytes"), batch_size=2, input_size=(48, 64))
+    functions = serving_functions(built.model, built.normalize, options)
+    assert functions["serving_default"].input_signature[0].shape.as_list() == [2, 48, 64, 3]
+    assert functions["serving_image_bytes"].input_signature[0].shape.as_list() == [2]
+    labels = functions["serving_image_bytes"](tf.stack([tf.io.encode_png(image) for image in camvid_crops]))["labels"]
+    at_input_size = keras_probabilities(tf.image.resize(tf.cast(camvid_crops, tf.float32), (48, 64)).numpy())
+    expected = tf.image.resize(at_input_size, camvid_crops.shape[1:3]).numpy().argmax(-1)  # back at the image's size
+    np.testing.assert_array_equal(labels.numpy(), expected)
 
 
 def test_existing_export_is_not_overwritten(exported_demo):
     experiment, model_dir, export_dir = exported_demo
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_saved_model(experiment, str(model_dir), str(export_dir), log=lambda line: None)
+
+
+def flag_values(tmp_path, **changes):
+    values = dict(input_type=["image_bytes"], outputs=[], batch_size=None, input_size="", scales=["1.0"], flip=False,
+                  crf=False, crf_params="", checkpoint=str(tmp_path), max_pixels=100)
+    return types.SimpleNamespace(**{**values, **changes})
+
+
+def test_flags_become_serving_options(tmp_path):
+    options = serving_options(flag_values(tmp_path, input_size="64x96", scales=["0.5", "1"], outputs=["labels"]))
+    assert (options.input_size, options.scales, options.outputs) == ((64, 96), (0.5, 1.0), ("labels",))
+    assert serving_options(flag_values(tmp_path, crf=True)).crf == DenseCRFParams()
+    save_params(DenseCRFParams(w1=7.0), str(tmp_path / "crf_params.json"))
+    assert serving_options(flag_values(tmp_path, crf=True)).crf.w1 == 7.0  # found beside the checkpoint
+    for bad, message in ((dict(input_size="64"), "height, width"), (dict(input_size="ax3"), "HxW"), (dict(scales=["x"]), "numbers"),
+                         (dict(input_type=["jpeg"]), "unknown input type 'jpeg'"), (dict(outputs=["logits"]), "unknown output"),
+                         (dict(scales=["0"]), "positive"), (dict(input_type=["image_bytes"] * 2), "distinct")):
+        with pytest.raises(ValueError, match=message):
+            serving_options(flag_values(tmp_path, **bad))
