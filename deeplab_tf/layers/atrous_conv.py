@@ -8,6 +8,18 @@ Sec. 3.1). Tensors are NHWC, the stride is 1. Equal implementations (`ATROUS_IMP
 - `"space_to_batch"`: the paper's method. `tf.space_to_batch` (the N-D op) zero-pads and
   deinterlaces the input into `rate * rate` subsampled maps, a rate-1 "valid" convolution runs
   on them, and `tf.batch_to_space` re-interlaces and crops the result.
+- `"shifted_gemm"`: the sum over the `k * k` taps of a 1x1 product (a GEMM for the full
+  convolution, a per-channel multiply for the depthwise one) of the shifted input, computed on
+  the output rows/columns where the tap lands inside the map only and zero-padded back to the
+  output size. Taps that land entirely in the padding (`|offset| >= size`, e.g. all but the
+  centre tap once `rate >= size`) are skipped, so the work is the useful work, and autodiff of
+  slice + matmul + pad gives GEMM gradients of the same size. With static spatial sizes the
+  skipping is decided while tracing; with dynamic ones every tap's slice bounds are clipped
+  in-graph, and a skipped tap becomes an empty (free) product.
+  The depthwise variant (a per-channel multiply per tap) is exact but slow: memory-bound work
+  does not amortise the per-tap slices and pads, so `"auto"` never picks it.
+- `"auto"`: picks one of the above per call from the (static) shape, by the rule measured in
+  `deeplab_tf.layers.atrous_auto`. All give equal results, so this only changes speed.
 
 "same" padding follows TensorFlow: `total = (k - 1) * rate` zeros, `total // 2` before and the
 rest after (so one more after for an even kernel with an odd rate).
@@ -17,6 +29,8 @@ import numbers
 
 import keras
 import tensorflow as tf
+
+from deeplab_tf.layers.atrous_auto import select_implementation
 
 
 def _positive_int(value, name):
@@ -75,7 +89,76 @@ def _space_to_batch(op, inputs, kernel, rate, padding):
     return tf.batch_to_space(outputs, [rate, rate], crops)
 
 
-_IMPLEMENTATIONS = {"native": _native, "space_to_batch": _space_to_batch}
+def _matmul_tap(patch, kernel_tap):
+    """1x1 convolution `[b, h, w, c] x [c, o]` as one GEMM over the flattened positions."""
+    channels, filters = kernel_tap.shape
+    products = tf.matmul(tf.reshape(patch, [-1, channels]), kernel_tap)
+    return tf.reshape(products, tf.concat([tf.shape(patch)[:3], [filters]], axis=0))
+
+
+def _multiply_tap(patch, kernel_tap):
+    """1x1 depthwise convolution `[b, h, w, c] x [c, m]`; output channel `c * m + j`."""
+    channels, multiplier = kernel_tap.shape
+    if multiplier == 1:
+        return patch * kernel_tap[:, 0]
+    products = patch[..., None] * kernel_tap
+    return tf.reshape(products, tf.concat([tf.shape(patch)[:3], [channels * multiplier]], 0))
+
+
+def _tap_ranges(size, kernel_size, rate, padding):
+    """Returns `([(u, offset, begin, end), ...], out_size)` along one axis: output `i` reads
+    input `i + offset` through kernel index `u` for `begin <= i < end`. `size` is an int (then
+    taps entirely outside the map are dropped) or a scalar tensor (then ranges are clipped)."""
+    total = (kernel_size - 1) * rate
+    before = total // 2 if padding == "same" else 0
+    out_size = size if padding == "same" else size - total
+    ranges = []
+    for u in range(kernel_size):
+        offset = rate * u - before
+        if isinstance(size, int):
+            begin, end = max(0, -offset), min(out_size, size - offset)
+            if end > begin:
+                ranges.append((u, offset, begin, end))
+        else:
+            begin = tf.clip_by_value(-offset, 0, out_size)
+            end = tf.clip_by_value(size - offset, begin, out_size)
+            ranges.append((u, offset, begin, end))
+    return ranges, out_size
+
+
+def _shifted_gemm(op, inputs, kernel, rate, padding):
+    tap_op = _multiply_tap if op is _depthwise_conv2d else _matmul_tap
+    sizes = [inputs.shape[axis] or tf.shape(inputs)[axis] for axis in (1, 2)]
+    (rows, out_height), (cols, out_width) = (
+        _tap_ranges(size, kernel.shape[axis], rate, padding)
+        for size, axis in zip(sizes, (0, 1)))
+    if not rows or not cols:
+        # Every tap lands in the padding: zeros, computed from an empty product so that the
+        # gradients are zeros too (not None).
+        rows, cols = [(0, 0, 0, 0)], [(0, 0, 0, 0)]
+    terms = []
+    for u, row_offset, top, bottom in rows:
+        for v, col_offset, left, right in cols:
+            patch = inputs[:, top + row_offset:bottom + row_offset,
+                           left + col_offset:right + col_offset, :]
+            term = tap_op(patch, kernel[u, v])
+            full = all(isinstance(b, int) for b in (top, bottom, left, right)) and (
+                (top, bottom, left, right) == (0, out_height, 0, out_width))
+            if not full:
+                term = tf.pad(term, [[0, 0], [top, out_height - bottom],
+                                     [left, out_width - right], [0, 0]])
+            terms.append(term)
+    return tf.add_n(terms)
+
+
+def _auto(op, inputs, kernel, rate, padding):
+    depthwise = op is _depthwise_conv2d
+    name = select_implementation(inputs.shape, kernel.shape, rate, padding, depthwise)
+    return _IMPLEMENTATIONS[name](op, inputs, kernel, rate, padding)
+
+
+_IMPLEMENTATIONS = {"native": _native, "space_to_batch": _space_to_batch,
+                    "shifted_gemm": _shifted_gemm, "auto": _auto}
 ATROUS_IMPLEMENTATIONS = tuple(_IMPLEMENTATIONS)
 
 

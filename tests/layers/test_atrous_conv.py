@@ -115,6 +115,134 @@ def test_gradients_agree(rate, size, kernel_size, padding, op):
             assert_close(grad, expected)
 
 
+def reference_gradients(x, w, g, rate, padding, depthwise):
+    """d sum(y * g) / d (x, w) of `reference`, in float64, from its adjoint."""
+    x64, w64, g = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    k, multiplier = w.shape[0], w.shape[-1]
+    before = after = 0
+    if padding == "same":
+        before, after = ((k - 1) * rate) // 2, (k - 1) * rate - ((k - 1) * rate) // 2
+    xpad = np.pad(x64, [(0, 0), (before, after), (before, after), (0, 0)])
+    dxpad, dw = np.zeros_like(xpad), np.zeros_like(w64)
+    out_h, out_w = g.shape[1:3]
+    if depthwise:
+        g = g.reshape(g.shape[:3] + (x.shape[-1], multiplier))
+    for u in range(k):
+        for v in range(k):
+            rows, cols = slice(rate * u, rate * u + out_h), slice(rate * v, rate * v + out_w)
+            patch = xpad[:, rows, cols, :]
+            if depthwise:
+                dw[u, v] = np.einsum("bhwc,bhwcm->cm", patch, g)
+                dxpad[:, rows, cols, :] += np.einsum("bhwcm,cm->bhwc", g, w64[u, v])
+            else:
+                dw[u, v] = np.einsum("bhwc,bhwo->co", patch, g)
+                dxpad[:, rows, cols, :] += np.einsum("bhwo,co->bhwc", g, w64[u, v])
+    return dxpad[:, before:before + x.shape[1], before:before + x.shape[2], :], dw
+
+
+def tape_gradients(fn, x, w, g):
+    x, w = tf.constant(x), tf.constant(w)
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        loss = tf.reduce_sum(fn(x, w) * g)
+    return tape.gradient(loss, [x, w])
+
+
+GRADIENT_CASES = [
+    (rate, size, k, padding)
+    for rate, size in [(1, (7, 9)), (2, (10, 8)), (3, (7, 9)), (6, (10, 8)), (12, (5, 4)),
+                       (18, (33, 33)), (24, (7, 9))]
+    for k, padding in [(3, "same"), (2, "same"), (3, "valid")]
+    if fits(size, k, rate, padding)
+]
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("rate,size,kernel_size,padding", GRADIENT_CASES)
+def test_gradients_match_numpy_reference(rate, size, kernel_size, padding, op, implementation):
+    depthwise = op == "depthwise"
+    x, w = random_case(size, kernel_size, depthwise, seed=2)
+    expected_y = reference(x, w, rate, padding, depthwise)
+    g = np.random.default_rng(3).standard_normal(expected_y.shape).astype(np.float32)
+    grads = tape_gradients(lambda x, w: OPS[op](x, w, rate, padding, implementation), x, w, g)
+    for grad, expected in zip(grads, reference_gradients(x, w, g, rate, padding, depthwise)):
+        assert grad is not None
+        assert_close(grad, expected)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("rate,kernel_size,padding",
+                         [(24, 3, "same"), (24, 2, "same"), (5, 4, "same"), (2, 3, "valid")])
+def test_shifted_gemm_dynamic_shapes_gradients(rate, kernel_size, padding, op):
+    # Unknown sizes: the taps' ranges are clipped in the graph instead of skipped in Python.
+    depthwise = op == "depthwise"
+    _, w = random_case((1, 1), kernel_size, depthwise)
+    spec = tf.TensorSpec([None, None, None, CHANNELS])
+
+    @tf.function(input_signature=[spec, tf.TensorSpec(w.shape), tf.TensorSpec(None)])
+    def grads(x, w, g):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            loss = tf.reduce_sum(OPS[op](x, w, rate, padding, "shifted_gemm") * g)
+        return tape.gradient(loss, [x, w])
+
+    for size, batch in (((5, 4), 1), ((9, 13), 3), ((30, 27), 2)):
+        if not fits(size, kernel_size, rate, padding):
+            continue
+        x, _ = random_case(size, kernel_size, depthwise, seed=4, batch=batch)
+        g = np.random.default_rng(5).standard_normal(
+            reference(x, w, rate, padding, depthwise).shape).astype(np.float32)
+        expected = reference_gradients(x, w, g, rate, padding, depthwise)
+        for grad, want in zip(grads(x, w, g), expected):
+            assert_close(grad, want)
+
+
+def count_ops(fn, x, w, op_type):
+    graph = tf.function(fn).get_concrete_function(tf.constant(x), tf.constant(w)).graph
+    return sum(node.type == op_type for node in graph.get_operations())
+
+
+def test_shifted_gemm_skips_taps_in_the_padding():
+    x, w = random_case((7, 9), 3, depthwise=False)
+    fn = lambda rate: lambda x, w: atrous_conv2d(x, w, rate, "same", "shifted_gemm")
+    assert count_ops(fn(1), x, w, "MatMul") == 9
+    assert count_ops(fn(7), x, w, "MatMul") == 3  # rows at +-7 fall off a 7-row map
+    assert count_ops(fn(9), x, w, "MatMul") == 1  # only the centre tap: a 1x1 convolution
+
+
+@pytest.mark.parametrize("depthwise", (False, True))
+def test_auto_picks_an_exact_implementation(depthwise):
+    from deeplab_tf.layers.atrous_auto import select_implementation
+
+    concrete = set(ATROUS_IMPLEMENTATIONS) - {"auto"}
+    for shape in [(8, 22, 30, 320), (4, 33, 33, 2048), (4, 65, 65, 2048), (None, None, None, 3),
+                  (2, 5, 4, 3), (1, 129, 129, 256)]:
+        for rate in (1, 2, 3, 6, 12, 18, 24, 36):
+            for k in (1, 2, 3):
+                for padding in ("same", "valid"):
+                    kernel_shape = (k, k, shape[-1], 1 if depthwise else 256)
+                    name = select_implementation(shape, kernel_shape, rate, padding, depthwise)
+                    assert name in concrete
+
+
+def test_auto_rule_on_the_aspp_shapes():
+    from deeplab_tf.layers.atrous_auto import select_implementation
+
+    camvid, conv = (8, 22, 30, 320), (3, 3, 320, 256)
+    assert select_implementation(camvid, conv, 1, "same", False) == "native"
+    assert select_implementation(camvid, conv, 12, "same", False) == "native"
+    assert select_implementation(camvid, conv, 18, "same", False) == "shifted_gemm"
+    assert select_implementation(camvid, conv, 36, "same", False) == "shifted_gemm"  # 1x1
+    assert select_implementation(camvid, conv, 36, "valid", False) == "native"
+    assert select_implementation((None, None, None, 320), conv, 36, "same", False) == "native"
+    assert select_implementation(camvid, (3, 3, 320, 1), 36, "same", True) == "native"
+    os8, os8_conv = (4, 65, 65, 2048), (3, 3, 2048, 256)
+    assert select_implementation(os8, os8_conv, 2, "same", False) == "space_to_batch"
+    assert [select_implementation(os8, os8_conv, rate, "same", False)
+            for rate in (1, 6, 12, 18, 24)] == ["native"] * 5
+
+
 def make_layer(kind, **kwargs):
     if kind == "conv":
         return AtrousConv2D(FILTERS, 3, **kwargs)
