@@ -7,10 +7,11 @@ import sys
 import pytest
 
 
-def run_module(module, *args):
+def run_module(module, *args, tfds_dir):
+    """Runs `python -m module args` with its own empty TFDS data dir (nothing prepared)."""
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFDS_DATA_DIR": str(tfds_dir)},
     )
 
 
@@ -28,7 +29,9 @@ def run_module(module, *args):
     ],
 )
 def test_train_refuses_bad_input_clearly(tmp_path, args, message):
-    result = run_module("deeplab_tf.train", *[a.replace("MODEL", str(tmp_path / "m")) for a in args])
+    result = run_module(
+        "deeplab_tf.train", *[a.replace("MODEL", str(tmp_path / "m")) for a in args], tfds_dir=tmp_path / "tfds"
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -49,6 +52,7 @@ def test_bad_label_value_is_reported_with_the_file(tmp_path):
     result = run_module(
         "deeplab_tf.train", "--experiment=camvid_mnv2_v3plus", f"--model_dir={tmp_path / 'm'}",
         f"--override=data.data_dir={tmp_path},model.backbone_alpha=0.35,data.crop_size=32,train.batch_size=1",
+        tfds_dir=tmp_path / "tfds",
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "trainannot/a.png: label values [40] are not classes" in result.stderr
