@@ -1,25 +1,50 @@
-"""Trains a named experiment.
+"""Trains a named experiment, on one device or many.
 
     python -m deeplab_tf.train --experiment=demo --model_dir=runs/demo \
-        [--override=train.steps=200,data.crop_size=321]
+        [--override=train.steps=200,data.crop_size=321] [--strategy=mirrored] \
+        [--mixed_precision=mixed_float16] [--jit_compile] [--deterministic]
 
-Rerunning the same command resumes from the latest checkpoint in `model_dir`.
+Rerunning the same command resumes from the latest checkpoint in `model_dir`, continuing the
+input where it stopped. The experiment's batch size is the global batch, split over replicas.
+Several workers: run the same command on each with `--strategy=multi_worker_mirrored` and the
+`TF_CONFIG` environment variable describing the cluster; `model_dir` must be storage they share.
 """
 
 from absl import flags
 
 from deeplab_tf.cli import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.config import apply_overrides
+from deeplab_tf.distribute import STRATEGIES
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Folder for the config, checkpoints and TensorBoard events.")
 flags.mark_flag_as_required("model_dir")
+flags.DEFINE_enum(
+    "strategy", "auto", STRATEGIES,
+    "tf.distribute strategy; auto = mirrored with more than one GPU, else one device.",
+)
+flags.DEFINE_string("tpu", "", "With --strategy=tpu: the TPU's address or name ('' = local TPU).")
+flags.DEFINE_enum(
+    "mixed_precision", None, ["mixed_float16", "mixed_bfloat16"],
+    "Mixed precision policy (sets train.mixed_precision); the loss stays float32.",
+)
+flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA (sets train.jit_compile).")
+flags.DEFINE_boolean(
+    "deterministic", False, "Enable TensorFlow op determinism: reruns give identical weights (sets train.deterministic)."
+)
 
 
 def main(argv):
     del argv
+    from deeplab_tf.distribute import create_strategy
     from deeplab_tf.trainer import train
 
-    train(resolve_experiment(), flags.FLAGS.model_dir)
+    values = flags.FLAGS
+    # First: a multi-worker strategy must exist before TensorFlow runs any op.
+    strategy = create_strategy(values.strategy, values.tpu)
+    overrides = [f"train.mixed_precision={values.mixed_precision}"] if values.mixed_precision else []
+    overrides += [f"train.{name}=true" for name in ("jit_compile", "deterministic") if values[name].value]
+    train(apply_overrides(resolve_experiment(), overrides), values.model_dir, strategy=strategy)
 
 
 if __name__ == "__main__":

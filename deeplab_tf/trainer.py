@@ -1,5 +1,9 @@
 """The training loop: SGD with momentum, poly learning rate, L2 weight decay, sparse cross-entropy
-that ignores label 255, checkpoints that resume, TensorBoard scalars and a progress line."""
+that ignores label 255, checkpoints that resume, TensorBoard scalars and a progress line.
+
+Runs under any tf.distribute strategy (`deeplab_tf.distribute`): one device, several GPUs or
+logical CPUs, several workers, TPU. A resumed run continues the input stream where the
+checkpoint left it, so with `train.deterministic` it reproduces an uninterrupted run."""
 
 import json
 import os
@@ -9,25 +13,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import checkpoints
+from deeplab_tf import checkpoints, distribute, resume
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import Experiment, from_dict
-from deeplab_tf.data.pipeline import build_train_dataset
 from deeplab_tf.losses import l2_weight_decay, masked_sparse_cross_entropy
 from deeplab_tf.schedules import PolyDecay
 
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
-RESUMABLE_CHANGES = {"train.log_every", "train.checkpoint_every", "data.data_dir", "data.shuffle_buffer"}
+RESUMABLE_CHANGES = {
+    "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
+    "data.data_dir", "data.shuffle_buffer",
+}
+PRECISIONS = ("", "mixed_float16", "mixed_bfloat16")
 
 
-def train(experiment: Experiment, model_dir: str, log=print) -> dict:
-    """Trains `experiment` into `model_dir`, resuming from its latest checkpoint.
+def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distribute.Strategy | None = None) -> dict:
+    """Trains `experiment` into `model_dir`, resuming from its latest readable checkpoint.
 
-    Writes `config.json` (the resolved experiment), `checkpoints/` and TensorBoard events in
-    `train/`. Returns {"step": final step, "loss": last logged loss (NaN if none ran),
-    "checkpoint": latest checkpoint prefix}. Raises ValueError if `model_dir` holds a run of a
-    different config, and FloatingPointError if the loss becomes NaN or Inf.
+    `strategy` spreads each global batch (`train.batch_size`) over its replicas; None creates
+    `deeplab_tf.distribute.create_strategy("auto")`. Writes (on the chief) `config.json` (the
+    resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
+    final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
+    Raises ValueError if `model_dir` holds a run of a different config, and FloatingPointError
+    if the loss becomes NaN or Inf (nothing of that step is saved).
     """
     cfg = experiment.train
     if cfg.init_from and not cfg.init_checkpoint:
@@ -35,61 +44,78 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
             f"Experiment {experiment.name} starts from {cfg.init_from} as in the paper: pass its "
             f"checkpoint with --override=train.init_checkpoint=PATH"
         )
+    if cfg.mixed_precision not in PRECISIONS:
+        raise ValueError(f"train.mixed_precision={cfg.mixed_precision!r}; known: {PRECISIONS}")
+    strategy = strategy or distribute.create_strategy("auto")
+    chief = distribute.is_chief(strategy)
+    per_replica_batch = distribute.per_replica_batch_size(cfg.batch_size, strategy)
     os.makedirs(model_dir, exist_ok=True)
-    _check_or_write_config(experiment, model_dir)
+    _check_or_write_config(experiment, model_dir, write=chief)
     keras.utils.set_random_seed(cfg.seed)
-    parts = assemble(experiment)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(cfg.mixed_precision or "float32")
+    try:
+        with strategy.scope():
+            parts = assemble(experiment)
+            optimizer = _build_optimizer(cfg, parts.model)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     model = parts.model
     if not cfg.train_batch_norm:
         _freeze_batch_norm(model)
-    optimizer = keras.optimizers.SGD(
-        learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power), momentum=cfg.momentum
-    )
-    optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model_weights=checkpoints.model_weights(model), optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoints.checkpoint_dir(model_dir), max_to_keep=3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f"Resumed from {manager.latest_checkpoint} at step {int(optimizer.iterations)}")
+    synchronized = distribute.synchronize_batch_norm(model, strategy)
+    tracked = {"model_weights": checkpoints.model_weights(model), "optimizer": optimizer}
+    step_counter = optimizer.iterations
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # Steps skipped for overflowing float16 gradients do not advance the optimizer's count.
+        with strategy.scope():
+            step_counter = tracked["step"] = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(**tracked)
+    directory = checkpoints.checkpoint_dir(model_dir)
+    resumed = resume.restore_latest(checkpoint, directory, log)
+    writer = resume.CheckpointWriter(checkpoint, directory, model_dir, strategy)
+    if resumed:
+        log(f"Resumed from {resumed} at step {_current_step(step_counter)}")
     elif cfg.init_checkpoint:
         log(f"Initialised the model from {checkpoints.restore_model(model, cfg.init_checkpoint)}")
-    start = int(optimizer.iterations)
+    start = _current_step(step_counter)
     if start >= cfg.steps:
         log(f"Training already complete: step {start} >= train.steps={cfg.steps}; nothing to do.")
-        return {"step": start, "loss": float("nan"), "checkpoint": manager.latest_checkpoint}
+        return {"step": start, "loss": float("nan"), "checkpoint": resumed}
 
-    # Seed the input by the start step so a resumed run does not replay the batches already seen.
-    dataset = build_train_dataset(experiment.data, cfg.batch_size, parts.normalize, seed=cfg.seed + start)
-
-    @tf.function(jit_compile=False)
-    def train_step(images, labels):
-        with tf.GradientTape() as tape:
-            # One loss per supervised output: with multi-scale inputs, the fused and each scale's.
-            outputs = tf.nest.flatten(parts.training_model(images, training=True))
-            loss = tf.add_n([masked_sparse_cross_entropy(labels, o, parts.info.ignore_label) for o in outputs])
-            total = loss + l2_weight_decay(model, cfg.weight_decay)
-        gradients = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss
-
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    iterator = iter(distribute.distributed_train_dataset(
+        strategy, experiment.data, cfg.batch_size, parts.normalize, cfg.seed, start
+    ))
+    train_step = _distributed_step(strategy, parts, optimizer, cfg)
+    summaries = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else tf.summary.create_noop_writer()
     log(
-        f"Training {experiment.name}: steps {start}->{cfg.steps}, batch {cfg.batch_size}, "
-        f"crop {tuple(experiment.data.crop_size)}, base lr {cfg.base_learning_rate}, model {model.name} "
+        f"Training {experiment.name}: steps {start}->{cfg.steps}, {type(strategy).__name__} with "
+        f"{strategy.num_replicas_in_sync} replica(s): global batch {cfg.batch_size} = {per_replica_batch} per "
+        f"replica, base lr {cfg.base_learning_rate} (poly {cfg.poly_power}), crop "
+        f"{tuple(experiment.data.crop_size)}, {cfg.mixed_precision or 'float32'}, model {model.name} "
         f"({model.count_params():,} parameters)"
+        + (f", batch norm synchronised across replicas ({synchronized} layers)" if synchronized else "")
     )
+    if cfg.train_batch_norm and per_replica_batch < 8:
+        log(
+            f"warning: per-replica batch {per_replica_batch} < 8 with trainable batch norm: its statistics "
+            f"are noisy{' (synchronised: computed over the global batch)' if synchronized else ''}; "
+            f"consider a larger batch or train.train_batch_norm=false to freeze it"
+        )
     loss_value, window_start, window_steps, run_start = float("nan"), time.perf_counter(), 0, time.perf_counter()
-    for images, labels in dataset:
-        loss = train_step(images, labels)
-        step = int(optimizer.iterations)
+    for step in range(start + 1, cfg.steps + 1):
+        loss_value = float(train_step(iterator))
+        if step_counter is not optimizer.iterations:
+            step_counter.assign_add(1)
         window_steps += 1
+        if not np.isfinite(loss_value):
+            raise FloatingPointError(
+                f"Loss is {loss_value} at step {step}; stopping. The latest good checkpoint is "
+                f"{writer.latest} (not overwritten)."
+            )
         if step % cfg.log_every == 0 or step == cfg.steps:
-            loss_value = float(loss)
-            if not np.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"Loss is {loss_value} at step {step}; stopping. The latest good checkpoint is "
-                    f"{manager.latest_checkpoint} (not overwritten)."
-                )
             elapsed = time.perf_counter() - window_start
             images_per_second = window_steps * cfg.batch_size / max(elapsed, 1e-9)
             eta = (cfg.steps - step) * elapsed / window_steps
@@ -98,19 +124,62 @@ def train(experiment: Experiment, model_dir: str, log=print) -> dict:
                 f"step {step}/{cfg.steps}  loss {loss_value:.4f}  lr {learning_rate:.5f}  "
                 f"{images_per_second:.1f} img/s  ETA {_format_seconds(eta)}"
             )
-            with writer.as_default(step=step):
+            with summaries.as_default(step=step):
                 tf.summary.scalar("loss", loss_value)
                 tf.summary.scalar("learning_rate", learning_rate)
                 tf.summary.scalar("images_per_second", images_per_second)
             window_start, window_steps = time.perf_counter(), 0
-        if step % cfg.checkpoint_every == 0 or step >= cfg.steps:
-            manager.save(checkpoint_number=step)
-        if step >= cfg.steps:
-            break
-    writer.flush()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            writer.save(step)
+    summaries.flush()
     log(f"Finished at step {step} in {_format_seconds(time.perf_counter() - run_start)}; "
-        f"checkpoint {manager.latest_checkpoint}")
-    return {"step": step, "loss": loss_value, "checkpoint": manager.latest_checkpoint}
+        f"checkpoint {writer.latest}")
+    return {"step": step, "loss": loss_value, "checkpoint": writer.latest}
+
+
+def _build_optimizer(cfg, model) -> keras.optimizers.Optimizer:
+    """Returns SGD with momentum on the poly schedule, wrapped for loss scaling under float16."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power), momentum=cfg.momentum
+    )
+    if cfg.mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def _distributed_step(strategy, parts, optimizer, cfg):
+    """Returns step(iterator) -> the global batch's loss: one SGD step on the next batch.
+
+    Each replica's cross-entropy is weighted by its share of the global batch's labelled pixels
+    and the L2 term divided by the replicas, so the gradients the optimizer sums over replicas
+    are those of the one-device loss on the whole global batch.
+    """
+    model, ignore_label = parts.model, parts.info.ignore_label
+    scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function(jit_compile=cfg.jit_compile)
+    def replica_step(images, labels):
+        context = tf.distribute.get_replica_context()
+        labelled = tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32))
+        share = labelled / tf.maximum(context.all_reduce(tf.distribute.ReduceOp.SUM, labelled), 1.0)
+        with tf.GradientTape() as tape:
+            # One loss per supervised output: with multi-scale inputs, the fused and each scale's.
+            outputs = tf.nest.flatten(parts.training_model(images, training=True))
+            loss = share * tf.add_n([masked_sparse_cross_entropy(labels, o, ignore_label) for o in outputs])
+            total = loss + l2_weight_decay(model, cfg.weight_decay) / context.num_replicas_in_sync
+            if scale_loss:
+                total = optimizer.scale_loss(total)
+        gradients = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def step(iterator):
+        losses = strategy.run(replica_step, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return step
 
 
 def _freeze_batch_norm(model) -> None:
@@ -122,8 +191,9 @@ def _freeze_batch_norm(model) -> None:
             layer.trainable = False
 
 
-def _check_or_write_config(experiment: Experiment, model_dir: str) -> None:
-    """Writes `config.json`, or checks it matches `experiment` when the model dir already has one.
+def _check_or_write_config(experiment: Experiment, model_dir: str, write: bool = True) -> None:
+    """Checks `config.json` matches `experiment` when the model dir already has one, then writes
+    it (atomically) if `write`.
 
     Raises ValueError listing the differing fields, so two different runs never mix in one dir.
     """
@@ -145,8 +215,10 @@ def _check_or_write_config(experiment: Experiment, model_dir: str) -> None:
                 f"{model_dir} holds a run with a different config ({path}); use another --model_dir "
                 f"or the same settings. Differences: " + "; ".join(differences)
             )
-    with open(path, "w") as f:
-        f.write(experiment.to_json())
+    if write:
+        with open(path + ".tmp", "w") as f:
+            f.write(experiment.to_json())
+        os.replace(path + ".tmp", path)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -157,3 +229,8 @@ def _format_seconds(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _current_step(counter) -> int:
+    """Returns the value of the step `counter` (also for a variable mirrored over replicas)."""
+    return int(tf.convert_to_tensor(counter.value if isinstance(counter, keras.Variable) else counter))

@@ -51,3 +51,63 @@ def test_model_dir_of_another_config_is_refused(tmp_path):
     train(tiny_demo(steps=1), str(tmp_path), log=lambda line: None)
     with pytest.raises(ValueError, match=r"different config.*train.steps: saved 1, now 2"):
         train(tiny_demo(steps=2), str(tmp_path), log=lambda line: None)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import numpy as np
+    import tensorflow as tf
+
+    from deeplab_tf import distribute
+
+    build = distribute.build_train_dataset
+
+    def nan_in_third_batch(*args, **kwargs):
+        poison = lambda i, batch: (tf.where(i == 2, float("nan"), batch[0]), batch[1])
+        return build(*args, **kwargs).enumerate().map(poison)
+
+    monkeypatch.setattr(distribute, "build_train_dataset", nan_in_third_batch)
+    with pytest.raises(FloatingPointError, match=r"Loss is nan at step 3; .*ckpt-2 \(not overwritten\)"):
+        train(tiny_demo(steps=4), str(tmp_path), log=lambda line: None)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / "ckpt-2"))
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        assert isinstance(value, bytes) or np.all(np.isfinite(value)), name
+
+
+def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    experiment = tiny_demo(steps=4)
+    train(experiment, str(tmp_path), log=lambda line: None)
+    folder = tmp_path / "checkpoints"
+    # An unfinished save (files but no entry in the state file) is never taken as the latest.
+    (folder / "ckpt-6.index").write_bytes(b"partial")
+    (folder / "ckpt-6.data-00000-of-00001").write_bytes(b"partial")
+    data = next(folder.glob("ckpt-4.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated after the save
+
+    lines = []
+    result = train(experiment, str(tmp_path), log=lines.append)
+    assert any("ckpt-4 is unreadable" in line for line in lines), lines
+    assert any(line.startswith("Resumed from") and line.endswith("ckpt-2 at step 2") for line in lines), lines
+    assert result["step"] == 4 and result["checkpoint"].endswith("ckpt-4")
+
+    for prefix in ("ckpt-2", "ckpt-4"):
+        data = next(folder.glob(f"{prefix}.data-*"))
+        data.write_bytes(b"\0" * data.stat().st_size)  # overwritten: checksums fail
+    with pytest.raises(ValueError, match="No checkpoint in .* is readable"):
+        train(experiment, str(tmp_path), log=lambda line: None)
+
+
+def test_mixed_float16_counts_every_step(tmp_path):
+    """Loss-scaled float16 steps skipped for overflow still count (the optimizer's own count does
+    not advance on them), so the step, the checkpoint number and the input stay in line.
+    CPU kernels lack float16 dilated-convolution gradients: atrous convs use space_to_batch."""
+    experiment = apply_overrides(
+        tiny_demo(steps=2), "train.mixed_precision=mixed_float16,model.atrous_implementation=space_to_batch,data.crop_size=32"
+    )
+    lines = []
+    result = train(experiment, str(tmp_path), log=lines.append)
+    assert "mixed_float16" in lines[0] and result["step"] == 2 and result["checkpoint"].endswith("ckpt-2")
+    lines.clear()
+    assert train(experiment, str(tmp_path), log=lines.append)["step"] == 2
+    assert any("already complete: step 2" in line for line in lines), lines
