@@ -54,16 +54,16 @@ class DenseCRFParams:
     iterations: int = 10
 
     def __post_init__(self):
-        for name, minimum in (("w1", 0), ("w2", 0), ("sigma_alpha", None), ("sigma_beta", None), ("sigma_gamma", None)):
-            value = getattr(self, name)
-            valid = _is_real(value) and math.isfinite(value) and (value > 0 if minimum is None else value >= 0)
-            if not valid:
-                bound = "> 0" if minimum is None else ">= 0"
+        for name in ("w1", "sigma_alpha", "sigma_beta", "w2", "sigma_gamma"):
+            value, is_sigma = getattr(self, name), name.startswith("sigma")
+            if not (_is_real(value) and math.isfinite(value) and (value > 0 if is_sigma else value >= 0)):
+                bound = "> 0" if is_sigma else ">= 0"
                 raise ValueError(f"DenseCRFParams.{name} must be a finite number {bound}, got {value!r}")
             object.__setattr__(self, name, float(value))
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, numbers.Integral) or self.iterations < 1:
-            raise ValueError(f"DenseCRFParams.iterations must be an integer >= 1, got {self.iterations!r}")
-        object.__setattr__(self, "iterations", int(self.iterations))
+        iterations = self.iterations
+        if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+            raise ValueError(f"DenseCRFParams.iterations must be an integer >= 1, got {iterations!r}")
+        object.__setattr__(self, "iterations", int(iterations))
 
     def to_dict(self) -> dict:
         """Returns the parameters as a JSON-safe dict keyed by field name."""
@@ -77,7 +77,8 @@ class DenseCRFParams:
         """
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"Unknown DenseCRFParams fields {unknown}; known: {[f.name for f in dataclasses.fields(cls)]}")
+            known = [f.name for f in dataclasses.fields(cls)]
+            raise ValueError(f"Unknown DenseCRFParams fields {unknown}; known: {known}")
         return cls(**values)
 
 

@@ -4,16 +4,17 @@
 densecrf (`permutohedral.cpp`, the code behind pydensecrf) does, in the same float32 arithmetic:
 the same elevation into d+1 dimensions, rounding to the nearest remainder-0 point (ties to
 even, as its SSE path), ranking, barycentric weights and simplex vertex keys. Where densecrf uses
-a hash table, this module packs each integer vertex key into one int64 (mixed radix over the
-observed key ranges), finds the distinct vertices with `tf.unique` and looks blur neighbours up
-with `tf.searchsorted` on the sorted keys, so the lattice is rebuilt per call inside any graph
-(tf.function, SavedModel, TF Serving) for any image size.
+a hash table, this module packs integer keys into one int64 each (mixed radix over the observed
+key ranges), finds the distinct simplices and then the distinct vertices with `tf.unique`, and
+looks blur neighbours up with `tf.searchsorted` on the sorted vertex keys, so the lattice is
+rebuilt per call inside any graph (tf.function, SavedModel, TF Serving) for any image size.
 
-`lattice_filter` is densecrf's `Permutohedral::compute`: splat with the barycentric weights
-(`tf.math.unsorted_segment_sum`), blur with the [1/2, 1, 1/2] kernel along each of the d+1
-lattice directions (missing neighbours count as zero), slice back with the same weights, times
-densecrf's constant 1 / (1 + 2^-d). The result approximates sum_j exp(-|f_i - f_j|^2 / 2) v_j
-(self term included) up to that scale.
+`lattice_filter` is densecrf's `Permutohedral::compute` as sparse matrix products (the lattice
+is fixed across mean-field iterations, so splat, blur and slice are stored as
+`tf.SparseTensor`s once): splat with the barycentric weights, blur with the [1/2, 1, 1/2]
+kernel along each of the d+1 lattice directions in turn (missing neighbours count as zero),
+slice back with the same weights times densecrf's constant 1 / (1 + 2^-d). The result
+approximates sum_j exp(-|f_i - f_j|^2 / 2) v_j (self term included) up to a constant.
 """
 
 import collections
@@ -68,21 +69,23 @@ def _simplex(elevated):
     rem0 = rem0 + tf.cast(rank - shifted, tf.float32)
     share = (elevated - rem0) * down
     # Vertex p gets +share of the coordinate ranked d-p and -share of the one ranked d-p+1.
-    ranked = tf.gather(share, tf.gather(order, tf.math.floormod(d1 - 1 - np.arange(d1) - excess, d1), batch_dims=1), batch_dims=1)
+    coordinate = tf.gather(order, tf.math.floormod(d1 - 1 - np.arange(d1) - excess, d1), batch_dims=1)
+    ranked = tf.gather(share, coordinate, batch_dims=1)
     first = ranked[:, :1] + (1.0 - ranked[:, -1:])
     weights = tf.concat([first, ranked[:, 1:] - ranked[:, :-1]], axis=-1)
     return tf.cast(rem0, tf.int32), rank, weights
 
 
 class _Packer:
-    """Packs rows of int32 columns [..., k] into int64 codes (mixed radix over the ranges seen
-    when built, widened by `margin` on each side), so rows within `margin` of the seen ones
-    encode injectively and decode back."""
+    """Packs rows of int32 columns [..., k] into int64 codes, mixed radix over the ranges seen when
+    built widened by `margin` on each side: rows within `margin` of the seen ones encode
+    injectively, and moving one column by n moves the code by n * strides[column]."""
 
     def __init__(self, columns, margin: int):
         columns = tf.reshape(columns, [-1, columns.shape[-1]])
         self.low = tf.reduce_min(columns, axis=0) - margin
         self.span = tf.cast(tf.reduce_max(columns, axis=0) - self.low + 1 + margin, tf.int64)
+        self.strides = tf.math.cumprod(self.span, exclusive=True, reverse=True)
         bits = tf.reduce_sum(tf.math.log(tf.cast(self.span, tf.float64))) / np.log(2.0)
         self.check = tf.debugging.assert_less(
             bits,
@@ -93,20 +96,13 @@ class _Packer:
     def encode(self, columns):
         """Returns int64 codes [...] of int32 rows [..., k]."""
         with tf.control_dependencies([self.check]):
-            shifted = tf.cast(columns - self.low, tf.int64)
-        code = shifted[..., 0]
-        for i in range(1, columns.shape[-1]):
-            code = code * self.span[i] + shifted[..., i]
-        return code
+            return tf.reduce_sum(tf.cast(columns - self.low, tf.int64) * self.strides, axis=-1)
 
-    def decode(self, codes):
-        """Returns the int32 rows [M, k] of int64 codes [M]."""
-        columns = []
-        for i in reversed(range(1, self.span.shape[0])):
-            columns.append(codes % self.span[i])
-            codes = codes // self.span[i]
-        columns.append(codes)
-        return tf.cast(tf.stack(columns[::-1], axis=-1), tf.int32) + self.low
+    def decode(self, codes, column=None):
+        """Returns the int32 rows [M, k] of int64 codes [M], or only `column` [M]."""
+        if column is not None:
+            return tf.cast(codes // self.strides[column] % self.span[column], tf.int32) + self.low[column]
+        return tf.cast(codes[:, None] // self.strides % self.span, tf.int32) + self.low
 
 
 def build_lattice(features, groups=None) -> Lattice:
@@ -133,10 +129,8 @@ def build_lattice(features, groups=None) -> Lattice:
     vertex = tf.concat([tf.broadcast_to(group, columns), tf.broadcast_to(remainder, columns), quotient], axis=-1)
     packer = _Packer(vertex, margin=1)
     vertices, vertex_index = tf.unique(tf.reshape(packer.encode(vertex), [-1]), out_idx=tf.int32)
-    entries = tf.stack(
-        [tf.reshape(tf.gather(tf.reshape(vertex_index, [-1, d1]), simplex_index), [-1]), tf.repeat(tf.range(num_points), d1)],
-        axis=-1,
-    )
+    point_vertices = tf.gather(tf.reshape(vertex_index, [-1, d1]), simplex_index)  # [P, d+1]
+    entries = tf.stack([tf.reshape(point_vertices, [-1]), tf.repeat(tf.range(num_points), d1)], axis=-1)
     shape = tf.cast(tf.stack([tf.size(vertices), num_points]), tf.int64)
     splat = tf.SparseTensor(tf.cast(entries, tf.int64), tf.reshape(weights, [-1]), shape)
     alpha = np.float32(1.0) / (1.0 + np.float32(2.0) ** -d)
@@ -145,29 +139,22 @@ def build_lattice(features, groups=None) -> Lattice:
 
 def _blur_matrices(packer, vertices, d1) -> tuple:
     """Returns d+1 SparseTensors [M, M]: per direction, identity plus 1/2 at each neighbour."""
+    # densecrf: along direction j, n1 = key - 1 except key_j + d, and n2 = key + 1 except key_j - d.
+    # In packed (group, r, quotients (key - r) / (d+1)) form both are fixed code offsets: n1 has
+    # remainder r - 1 and quotients -[r == 0] except +1 at j; n2 has r + 1, +[r == d], -1 at j.
+    remainder = packer.decode(vertices, column=1)
+    wraps_down = tf.cast(tf.equal(remainder, 0), tf.int64)[:, None]
+    wraps_up = tf.cast(tf.equal(remainder, d1 - 1), tf.int64)[:, None]
+    stride, quotient_strides = packer.strides[1], packer.strides[2:]
+    total = tf.reduce_sum(quotient_strides)
+    along = tf.concat([quotient_strides, [0]], axis=0)[None, :]  # direction d moves no stored key
+    before = vertices[:, None] + (d1 * wraps_down - 1) * stride - wraps_down * total + along
+    after = vertices[:, None] + (1 - d1 * wraps_up) * stride + wraps_up * total - along
+    code = tf.stack([before, after], axis=-1)  # [M, d+1, 2]
     order = tf.argsort(vertices)
     sorted_codes = tf.gather(vertices, order)
-    vertex = packer.decode(vertices)
-    group, remainder, key = vertex[:, None, None, :1], vertex[:, None, None, 1:2], vertex[:, None, None, 2:]
-    key = key * d1 + remainder
-    # densecrf: along direction j, n1 = key - 1 except key_j + d, and n2 = key + 1 except key_j - d.
-    step = np.full([d1, 1, d1 - 1], -1, np.int32)
-    for axis in range(d1 - 1):
-        step[axis, 0, axis] = d1 - 1
-    step = np.concatenate([step, -step], axis=1)  # [d+1 directions, 2 neighbours, d]
-    neighbour_remainder = (remainder - np.array([1, -1], np.int32)[:, None]) % d1  # [M, 1, 2, 1]
-    neighbour_key = key + step  # [M, d+1, 2, d]
-    columns = tf.concat([tf.shape(neighbour_key)[:3], [1]], axis=0)
-    neighbour = tf.concat(
-        [
-            tf.broadcast_to(group, columns),
-            tf.broadcast_to(neighbour_remainder, columns),
-            tf.math.floordiv(neighbour_key - neighbour_remainder, d1),
-        ],
-        axis=-1,
-    )
-    code = packer.encode(neighbour)
-    position = tf.minimum(tf.searchsorted(sorted_codes, tf.reshape(code, [-1]), out_type=tf.int32), tf.size(vertices) - 1)
+    position = tf.searchsorted(sorted_codes, tf.reshape(code, [-1]), out_type=tf.int32)
+    position = tf.minimum(position, tf.size(vertices) - 1)
     found = tf.reshape(tf.equal(tf.gather(sorted_codes, position), tf.reshape(code, [-1])), tf.shape(code))
     index = tf.reshape(tf.gather(order, position), tf.shape(code))
     rows = tf.broadcast_to(tf.range(tf.size(vertices))[:, None], tf.shape(code)[::2])
@@ -177,7 +164,8 @@ def _blur_matrices(packer, vertices, d1) -> tuple:
         keep = found[:, axis]
         row = tf.concat([rows[:, 0], tf.boolean_mask(rows, keep)], axis=0)
         column = tf.concat([rows[:, 0], tf.boolean_mask(index[:, axis], keep)], axis=0)
-        value = tf.concat([tf.ones_like(rows[:, 0], tf.float32), tf.fill(tf.shape(row)[:1] - tf.shape(rows)[:1], 0.5)], axis=0)
+        halves = tf.fill(tf.shape(row)[:1] - tf.shape(rows)[:1], 0.5)
+        value = tf.concat([tf.ones_like(rows[:, 0], tf.float32), halves], axis=0)
         matrices.append(tf.SparseTensor(tf.cast(tf.stack([row, column], axis=-1), tf.int64), value, size))
     return tuple(matrices)
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from deeplab_tf.crf.inputs import check_inputs
 from deeplab_tf.crf.params import DenseCRFParams
 from deeplab_tf.crf.pydensecrf_backend import refine_pydensecrf
-from deeplab_tf.crf.tf_backend import refine_batch
+from deeplab_tf.crf.tf_backend import mean_field
 
 BACKENDS = ("tensorflow", "pydensecrf")
 
@@ -36,16 +36,19 @@ def refine(image, probabilities, params: DenseCRFParams = DenseCRFParams(), back
     image, probabilities = check_inputs(image, probabilities)
     if backend == "pydensecrf":
         return refine_pydensecrf(image, probabilities, params)
-    return _compiled(params)(image[None], probabilities[None])[0].numpy()
+    values = (params.w1, params.sigma_alpha, params.sigma_beta, params.w2, params.sigma_gamma)
+    return _compiled(params.iterations)(image[None], probabilities[None], *values)[0].numpy()
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(params: DenseCRFParams):
-    """Returns `refine_batch` with `params` as a tf.function traced once for any image size."""
+def _compiled(iterations: int):
+    """Returns `mean_field` as a tf.function traced once for any image size and any weights and
+    sigmas (scalar tensors), for `iterations` iterations."""
+    scalar = tf.TensorSpec([], tf.float32)
     return tf.function(
-        lambda images, probabilities: refine_batch(images, probabilities, params),
+        lambda images, probabilities, *values: mean_field(images, probabilities, iterations, *values),
         input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.uint8),
             tf.TensorSpec([None, None, None, None], tf.float32),
-        ],
+        ] + [scalar] * 5,
     )

@@ -126,16 +126,18 @@ class _Evaluator:
 
 
 class _ProgressBar:
-    """A one-line text progress bar with elapsed time and ETA, drawn on stderr."""
+    """A one-line text progress bar with elapsed time and ETA, redrawn on stderr at most twice a
+    second (and when complete)."""
 
     def __init__(self, label: str, total: int, enabled: bool, width: int = 30):
         self.label, self.total, self.enabled, self.width = label, total, enabled, width
-        self.done, self.start = 0, time.perf_counter()
+        self.done, self.start, self.drawn = 0, time.perf_counter(), 0.0
 
     def update(self):
         self.done += 1
-        if self.enabled:
-            elapsed = time.perf_counter() - self.start
+        now = time.perf_counter()
+        if self.enabled and (now - self.drawn >= 0.5 or self.done == self.total):
+            self.drawn, elapsed = now, now - self.start
             eta = elapsed / self.done * (self.total - self.done)
             filled = self.width * self.done // self.total
             sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "

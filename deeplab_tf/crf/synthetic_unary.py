@@ -53,4 +53,5 @@ def blobby_probabilities(
 def _resize(scores, size, interpolation) -> np.ndarray:
     """Returns float32 scores [h, w, C] resized to size (width, height) channel by channel (some
     OpenCV builds refuse more than 4 channels)."""
-    return np.stack([cv2.resize(channel, size, interpolation=interpolation) for channel in np.moveaxis(scores, -1, 0)], -1)
+    channels = np.moveaxis(scores, -1, 0)
+    return np.stack([cv2.resize(channel, size, interpolation=interpolation) for channel in channels], -1)

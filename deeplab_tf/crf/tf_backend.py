@@ -48,31 +48,43 @@ def refine_batch(images, probabilities, params: DenseCRFParams = DenseCRFParams(
     checks = [] if tf.executing_eagerly() else _graph_checks(images, probabilities)
     with tf.control_dependencies(checks):
         probabilities = tf.identity(tf.cast(probabilities, tf.float32))
+    return mean_field(images, probabilities, params.iterations, params.w1, params.sigma_alpha, params.sigma_beta,
+                      params.w2, params.sigma_gamma)
+
+
+def mean_field(images, probabilities, iterations: int, w1, sigma_alpha, sigma_beta, w2, sigma_gamma):
+    """Returns `refine_batch` without input checks, float32 [B, H, W, C], for uint8 images
+    [B, H, W, 3] and float32 probabilities [B, H, W, C]; the weights and sigmas may be float32
+    scalar tensors (so one trace serves every setting), `iterations` is a Python int."""
+    images, probabilities = tf.convert_to_tensor(images), tf.convert_to_tensor(probabilities, tf.float32)
+    w1, sigma_alpha, sigma_beta, w2, sigma_gamma = (
+        tf.cast(value, tf.float32) for value in (w1, sigma_alpha, sigma_beta, w2, sigma_gamma)
+    )
     shape = tf.shape(probabilities)
     batch, height, width, classes = shape[0], shape[1], shape[2], shape[3]
     rows, columns = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
     positions = tf.cast(tf.reshape(tf.stack([columns, rows], axis=-1), [-1, 2]), tf.float32)
     positions = tf.tile(positions, [batch, 1])
-    colours = tf.reshape(tf.cast(images, tf.float32), [-1, 3]) / np.float32(params.sigma_beta)
+    colours = tf.reshape(tf.cast(images, tf.float32), [-1, 3]) / sigma_beta
     groups = tf.repeat(tf.range(batch), height * width)
     kernels = (
-        _normalised_kernel(positions / np.float32(params.sigma_gamma), groups, params.w2),
-        _normalised_kernel(tf.concat([positions / np.float32(params.sigma_alpha), colours], axis=-1), groups, params.w1),
+        _normalised_kernel(positions / sigma_gamma, groups, w2),
+        _normalised_kernel(tf.concat([positions / sigma_alpha, colours], axis=-1), groups, w1),
     )
     unary = -tf.math.log(tf.maximum(tf.reshape(probabilities, [-1, classes]), PROBABILITY_FLOOR))
     q = tf.nn.softmax(-unary)
-    for _ in range(params.iterations):
+    for _ in range(iterations):
         q = tf.nn.softmax(-unary + lattice_filter(kernels[0], q) + lattice_filter(kernels[1], q))
     return tf.reshape(q, shape)
 
 
-def _normalised_kernel(features, groups, weight: float) -> Lattice:
+def _normalised_kernel(features, groups, weight) -> Lattice:
     """Returns the lattice of densecrf's DenseKernel (NORMALIZE_SYMMETRIC) times the Potts
     weight: its `lattice_filter` maps Q [P, C] to weight * n * k(n * Q), n = 1 / sqrt(k(1))."""
     lattice = build_lattice(features, groups)
     total = lattice_filter(lattice, tf.ones_like(features[:, :1]))[:, 0]
     norm = tf.cast(1.0 / tf.sqrt(tf.cast(total, tf.float64) + 1e-20), tf.float32)
-    return rescale(lattice, norm, norm * np.float32(weight))
+    return rescale(lattice, norm, norm * weight)
 
 
 def _graph_checks(images, probabilities) -> list:
@@ -89,7 +101,8 @@ def _graph_checks(images, probabilities) -> list:
         raise ValueError(f"Expected float probabilities, got dtype {probabilities.dtype.name}")
     if image_shape.rank == 4 and image_shape[-1] not in (None, 3):
         raise ValueError(f"Expected RGB images with 3 channels, got shape {image_shape}")
-    if image_shape.rank == 4 and probability_shape.rank == 4 and not image_shape[:3].is_compatible_with(probability_shape[:3]):
+    both_known = image_shape.rank == 4 and probability_shape.rank == 4
+    if both_known and not image_shape[:3].is_compatible_with(probability_shape[:3]):
         raise ValueError(
             f"Images and probabilities differ in size: images {image_shape} vs probabilities {probability_shape}"
         )
@@ -106,6 +119,8 @@ def _graph_checks(images, probabilities) -> list:
             probabilities, tf.ones([], probabilities.dtype), message="probabilities must lie in [0, 1]"
         ),
         tf.debugging.assert_less_equal(
-            tf.abs(sums - 1.0), SUM_TOLERANCE, message=f"probabilities must sum to 1 over the class axis within {SUM_TOLERANCE}"
+            tf.abs(sums - 1.0),
+            SUM_TOLERANCE,
+            message=f"probabilities must sum to 1 over the class axis within {SUM_TOLERANCE}",
         ),
     ]
