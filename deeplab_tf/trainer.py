@@ -23,7 +23,7 @@ CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
 RESUMABLE_CHANGES = {
     "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
-    "data.data_dir", "data.shuffle_buffer",
+    "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
 }
 PRECISIONS = ("", "mixed_float16", "mixed_bfloat16")
 
