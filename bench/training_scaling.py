@@ -39,7 +39,7 @@ def overrides(args) -> str:
     return (
         "model.backbone_alpha=0.35,model.aspp_filters=64,model.decoder_filters=64,model.low_level_filters=24,"
         f"data.dataset=camvid_folder,data.data_dir='{args.data_dir}',data.shuffle_buffer=64,"
-        f"data.crop_size={args.crop},train.batch_size={args.batch},train.steps={args.steps},"
+        f"data.crop_size={args.crop},train.batch_size={args.batch},train.steps={args.steps},train.warmup_steps=0,"
         f"train.log_every={args.warmup},train.checkpoint_every=100000"
     )
 

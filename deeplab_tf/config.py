@@ -82,12 +82,18 @@ class TrainConfig:
     `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling) or "mixed_bfloat16";
     the loss is always computed in float32. `jit_compile` compiles the step with XLA.
     `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
+    `warmup_steps`: linear learning-rate warm-up at the start of the poly schedule (0 = none).
+    `class_weighting`: "" (every labelled pixel weighs 1) or "median_frequency" (per-class loss
+    weights computed from the training split's labels, `deeplab_tf.data.class_weights`).
+    `classifier_learning_rate_multiplier`: the learning rate of the final classifier layers
+    (layers named `logits*`) relative to the rest, e.g. 10 as DeepLab v2's fc8.
     """
 
     steps: int = 1000
     batch_size: int = 8
     base_learning_rate: float = 0.007
     poly_power: float = 0.9
+    warmup_steps: int = 0
     momentum: float = 0.9
     weight_decay: float = 4e-5
     train_batch_norm: bool = True
@@ -99,6 +105,8 @@ class TrainConfig:
     mixed_precision: str = ""
     jit_compile: bool = False
     deterministic: bool = False
+    class_weighting: str = ""
+    classifier_learning_rate_multiplier: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

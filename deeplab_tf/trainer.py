@@ -16,6 +16,7 @@ import tensorflow as tf
 from deeplab_tf import checkpoints, distribute, resume
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import Experiment, from_dict
+from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.losses import l2_weight_decay, masked_sparse_cross_entropy
 from deeplab_tf.schedules import PolyDecay
 
@@ -26,6 +27,7 @@ RESUMABLE_CHANGES = {
     "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
 }
 PRECISIONS = ("", "mixed_float16", "mixed_bfloat16")
+CLASS_WEIGHTINGS = ("", "median_frequency")
 
 
 def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distribute.Strategy | None = None) -> dict:
@@ -46,6 +48,10 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
         )
     if cfg.mixed_precision not in PRECISIONS:
         raise ValueError(f"train.mixed_precision={cfg.mixed_precision!r}; known: {PRECISIONS}")
+    if not 0 <= cfg.warmup_steps < cfg.steps:
+        raise ValueError(f"train.warmup_steps={cfg.warmup_steps} must be in [0, train.steps={cfg.steps})")
+    if cfg.class_weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"train.class_weighting={cfg.class_weighting!r}; known: {CLASS_WEIGHTINGS}")
     strategy = strategy or distribute.create_strategy("auto")
     chief = distribute.is_chief(strategy)
     per_replica_batch = distribute.per_replica_batch_size(cfg.batch_size, strategy)
@@ -88,7 +94,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     iterator = iter(distribute.distributed_train_dataset(
         strategy, experiment.data, cfg.batch_size, parts.normalize, cfg.seed, start
     ))
-    train_step = _distributed_step(strategy, parts, optimizer, cfg)
+    train_step = _distributed_step(strategy, parts, optimizer, cfg, _class_weights(experiment, parts, log))
     summaries = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else tf.summary.create_noop_writer()
     log(
         f"Training {experiment.name}: steps {start}->{cfg.steps}, {type(strategy).__name__} with "
@@ -137,10 +143,25 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     return {"step": step, "loss": loss_value, "checkpoint": writer.latest}
 
 
+def _class_weights(experiment: Experiment, parts, log) -> np.ndarray | None:
+    """Returns None or float32 [num_classes]: the loss weight of each class (`train.class_weighting`)."""
+    if not experiment.train.class_weighting:
+        return None
+    info = parts.info
+    counts = class_weights_lib.class_pixel_counts(
+        parts.source.examples(experiment.data.train_split), info.num_classes, info.ignore_label
+    )
+    weights = class_weights_lib.median_frequency_weights(*counts)
+    log("Class weights (median frequency over the training split): "
+        + ", ".join(f"{name} {w:.3f}" for name, w in zip(info.class_names, weights)))
+    return weights
+
+
 def _build_optimizer(cfg, model) -> keras.optimizers.Optimizer:
     """Returns SGD with momentum on the poly schedule, wrapped for loss scaling under float16."""
     optimizer = keras.optimizers.SGD(
-        learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power), momentum=cfg.momentum
+        learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power, cfg.warmup_steps),
+        momentum=cfg.momentum,
     )
     if cfg.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -148,15 +169,19 @@ def _build_optimizer(cfg, model) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def _distributed_step(strategy, parts, optimizer, cfg):
+def _distributed_step(strategy, parts, optimizer, cfg, class_weights=None):
     """Returns step(iterator) -> the global batch's loss: one SGD step on the next batch.
 
     Each replica's cross-entropy is weighted by its share of the global batch's labelled pixels
     and the L2 term divided by the replicas, so the gradients the optimizer sums over replicas
-    are those of the one-device loss on the whole global batch.
+    are those of the one-device loss on the whole global batch. `class_weights` (None or float
+    [C]) weighs each pixel's cross-entropy by its class. The gradients of the classifier layers
+    are multiplied by `cfg.classifier_learning_rate_multiplier`, which for SGD with momentum is
+    the same as multiplying their learning rate.
     """
     model, ignore_label = parts.model, parts.info.ignore_label
     scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    multipliers = _gradient_multipliers(model, cfg.classifier_learning_rate_multiplier)
 
     @tf.function(jit_compile=cfg.jit_compile)
     def replica_step(images, labels):
@@ -166,11 +191,14 @@ def _distributed_step(strategy, parts, optimizer, cfg):
         with tf.GradientTape() as tape:
             # One loss per supervised output: with multi-scale inputs, the fused and each scale's.
             outputs = tf.nest.flatten(parts.training_model(images, training=True))
-            loss = share * tf.add_n([masked_sparse_cross_entropy(labels, o, ignore_label) for o in outputs])
+            loss = share * tf.add_n(
+                [masked_sparse_cross_entropy(labels, o, ignore_label, class_weights) for o in outputs]
+            )
             total = loss + l2_weight_decay(model, cfg.weight_decay) / context.num_replicas_in_sync
             if scale_loss:
                 total = optimizer.scale_loss(total)
-        gradients = tape.gradient(total, model.trainable_variables)
+        gradients = [g * m if m != 1.0 else g
+                     for g, m in zip(tape.gradient(total, model.trainable_variables), multipliers)]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
@@ -180,6 +208,21 @@ def _distributed_step(strategy, parts, optimizer, cfg):
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     return step
+
+
+def _gradient_multipliers(model, classifier_multiplier: float) -> list[float]:
+    """Returns one float per `model.trainable_variables`: `classifier_multiplier` for the variables
+    of layers named `logits*` (the final classifiers), 1 for the rest. Raises ValueError when a
+    multiplier other than 1 is asked of a model without such layers."""
+    if classifier_multiplier == 1.0:
+        return [1.0] * len(model.trainable_variables)
+    classifier = [v.path.split("/")[-2].startswith("logits") for v in model.trainable_variables]
+    if not any(classifier):
+        raise ValueError(
+            f"train.classifier_learning_rate_multiplier={classifier_multiplier} but model {model.name} has no "
+            f"classifier layer named logits*"
+        )
+    return [classifier_multiplier if c else 1.0 for c in classifier]
 
 
 def _freeze_batch_norm(model) -> None:

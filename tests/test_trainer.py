@@ -3,7 +3,9 @@
 import json
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from deeplab_tf.config import apply_overrides
 from deeplab_tf.trainer import train
@@ -11,7 +13,8 @@ from experiments import get_experiment
 
 TINY = (
     "model.backbone_alpha=0.35,model.aspp_filters=16,model.decoder_filters=16,model.low_level_filters=8,"
-    "data.crop_size=64,data.max_examples=16,train.batch_size=2,train.log_every=1,train.checkpoint_every=2"
+    "data.crop_size=64,data.max_examples=16,train.batch_size=2,train.log_every=1,train.checkpoint_every=2,"
+    "train.warmup_steps=0"
 )
 
 
@@ -111,3 +114,41 @@ def test_mixed_float16_counts_every_step(tmp_path):
     lines.clear()
     assert train(experiment, str(tmp_path), log=lines.append)["step"] == 2
     assert any("already complete: step 2" in line for line in lines), lines
+
+
+def _weights_after_one_step(model_dir, *overrides):
+    experiment = apply_overrides(tiny_demo(steps=1), ["train.deterministic=true,train.momentum=0.0", *overrides])
+    result = train(experiment, str(model_dir), log=lambda line: None)
+    reader = tf.train.load_checkpoint(result["checkpoint"])
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map() if key.startswith("model_weights")}
+
+
+def test_classifier_multiplier_scales_only_the_classifier_update(tmp_path):
+    initial = _weights_after_one_step(tmp_path / "zero", "train.base_learning_rate=0.0")
+    plain = _weights_after_one_step(tmp_path / "plain")
+    boosted = _weights_after_one_step(tmp_path / "boosted", "train.classifier_learning_rate_multiplier=10")
+    classifier = [key for key in initial if "/logits/" in key or key.startswith("model_weights/logits")]
+    assert classifier, sorted(initial)[:5]
+    changed = 0
+    for key in initial:
+        if initial[key].dtype.kind != "f":
+            continue
+        step_plain, step_boosted = plain[key] - initial[key], boosted[key] - initial[key]
+        if key in classifier:
+            np.testing.assert_allclose(step_boosted, 10 * step_plain, rtol=1e-4, atol=1e-8, err_msg=key)
+            changed += np.abs(step_plain).max() > 0
+        else:
+            np.testing.assert_allclose(step_boosted, step_plain, rtol=1e-4, atol=1e-8, err_msg=key)
+    assert changed == 2  # kernel and bias moved
+
+
+def test_median_frequency_weighting_logs_the_weights(tmp_path):
+    lines = []
+    train(apply_overrides(tiny_demo(steps=1), ["train.class_weighting=median_frequency"]), str(tmp_path), log=lines.append)
+    (line,) = [line for line in lines if line.startswith("Class weights")]
+    assert "background" in line
+
+
+def test_unknown_class_weighting_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="class_weighting='median'"):
+        train(apply_overrides(tiny_demo(steps=1), ["train.class_weighting=median"]), str(tmp_path))

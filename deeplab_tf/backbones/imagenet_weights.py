@@ -67,6 +67,49 @@ def _layer_values(group, layer, path):
     return pairs
 
 
+def _open(path):
+    """Returns the HDF5 file `path` opened for reading; raises FileNotFoundError / ValueError
+    naming `path`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file not found: {path!r}.")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not an HDF5 file ({error}); expected a Keras Applications "
+                         "ImageNet weight file (.h5).") from error
+
+
+def stored_layer_names(path) -> list[str]:
+    """Returns the names of the layers a Keras HDF5 weight file lists (`layer_names`), in order.
+
+    Raises FileNotFoundError or ValueError naming `path` if it is not a Keras weight file.
+    """
+    with _open(path) as file:
+        return _strings(_weights_group(file, os.fspath(path)).attrs["layer_names"])
+
+
+def read_layer_weights(path, layer_name: str) -> list:
+    """Returns the stored weights of layer `layer_name` of a Keras HDF5 weight file as NumPy
+    arrays, in Keras' legacy order (e.g. [kernel, bias] for a Dense or Conv2D layer).
+
+    Raises ValueError naming `path` and `layer_name` if the file lacks that layer or one of the
+    weights it lists (FileNotFoundError if `path` is not a file).
+    """
+    path = os.fspath(path)
+    with _open(path) as file:
+        group = _weights_group(file, path)
+        if layer_name not in group:
+            raise ValueError(f"{path}: layer {layer_name!r} is missing from the file.")
+        layer_group = group[layer_name]
+        names = _strings(layer_group.attrs.get("weight_names", []))
+        missing = [name for name in names if name not in layer_group]
+        if missing:
+            raise ValueError(f"{path}: layer {layer_name!r} lists weight {missing[0]!r}, which "
+                             "the file does not hold.")
+        return [layer_group[name][()] for name in names]
+
+
 def load_weights_by_name(model: keras.Model, path) -> list[str]:
     """Sets every weighted layer of `model` from the same-named layer of a Keras HDF5 file.
 
@@ -88,14 +131,7 @@ def load_weights_by_name(model: keras.Model, path) -> list[str]:
             weights differ in number or shape.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Weights file not found: {path!r}.")
-    try:
-        file = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path}: not an HDF5 file ({error}); expected a Keras Applications "
-                         "ImageNet weight file (.h5).") from error
-    with file:
+    with _open(path) as file:
         group = _weights_group(file, path)
         layers = [layer for layer in model.layers if layer.weights]
         pairs = [pair for layer in layers for pair in _layer_values(group, layer, path)]

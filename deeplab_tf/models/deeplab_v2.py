@@ -16,13 +16,17 @@ A branch is either
 - "classifier" (ResNet-101 models, v2 Sec. 4.1, Table 4): one k x k atrous conv straight to the
   classes; ASPP-L = rates (6, 12, 18, 24), LargeFOV = rate 12.
 
-Class-score layers start from N(0, 0.01) weights, as DeepLab's fc8 does; fc6 and fc7 from
-Glorot uniform (DeepLab initialises them from the subsampled ImageNet fc layers instead).
+Class-score layers start from N(0, 0.01) weights, as DeepLab's fc8 does. fc6 and fc7 start,
+as in DeepLab, from VGG-16's ImageNet fc1 / fc2 decimated to their size
+(`backbones.vgg16.fully_connected_as_convolutions`) when `weights` is the Keras Applications
+VGG-16 file with the top (vgg16_weights_tf_dim_ordering_tf_kernels.h5); with the no-top file
+or no file, from Glorot uniform.
 """
 
 import keras
 
 from deeplab_tf import backbones
+from deeplab_tf.backbones import vgg16
 from deeplab_tf.layers.atrous_conv import AtrousConv2D
 from deeplab_tf.layers.resize import ResizeToMatch
 
@@ -91,8 +95,12 @@ def build_deeplab_v2(
             window). Defaults to False.
         output_stride: int. Output stride of the backbone: 8 in the papers (16, 32 also
             build). Defaults to 8.
-        weights: str or `None`. Local path of the backbone's Keras Applications no-top
-            ImageNet weight file, or `None` for random init. Defaults to `None`.
+        weights: str or `None`. Local path of the backbone's Keras Applications ImageNet
+            weight file, or `None` for random init. For "vgg16" with the "fc" head, the file
+            with the top (vgg16_weights_tf_dim_ordering_tf_kernels.h5) also initialises every
+            branch's fc6 / fc7 from fc1 / fc2, decimated to `kernel_size` and `fc_channels`
+            (which must then be at most 7 and divide 4096); the no-top file leaves them at
+            random init. Defaults to `None`.
         atrous_implementation: str. One of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`, for
             the backbone and the branches. Defaults to "native".
         alpha: float. Width multiplier of "mobilenet_v2" backbones. Defaults to 1.0.
@@ -122,4 +130,15 @@ def build_deeplab_v2(
                       atrous_implementation) for rate in rates]
     logits = scores[0] if len(scores) == 1 else keras.layers.Add(name="logits_sum")(scores)
     logits = ResizeToMatch(name="upsample_logits")([logits, images])
-    return keras.Model(images, logits, name=f"deeplab_v2_{backbone}")
+    model = keras.Model(images, logits, name=f"deeplab_v2_{backbone}")
+    if backbone == "vgg16" and head == "fc" and weights is not None and vgg16.has_fully_connected_weights(weights):
+        _load_fully_connected(model, weights, rates, kernel_size, fc_channels)
+    return model
+
+
+def _load_fully_connected(model, path, rates, kernel_size, fc_channels):
+    """Sets fc6 / fc7 of every branch of `model` from VGG-16's fc1 / fc2 stored in `path`."""
+    converted = vgg16.fully_connected_as_convolutions(path, kernel_size, fc_channels)
+    for rate in rates:
+        for name in ("fc6", "fc7"):
+            model.get_layer(f"{name}_rate{rate}").set_weights(converted[name])

@@ -119,3 +119,17 @@ def random_images():
     """Returns a function size -> float32 images [1, size, size, 3], uniform in [-1, 1]."""
     rng = np.random.default_rng(0)
     return lambda size: rng.uniform(-1, 1, (1, size, size, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def vgg16_top_file(tmp_path_factory):
+    """Returns (path, fc) for a stock `VGG16(include_top=True)` with random weights written as
+    the published vgg16_weights_tf_dim_ordering_tf_kernels.h5 (about 550 MB): `fc` maps "fc1",
+    "fc2" and "block1_conv1" to the stock layer's [kernel, bias]."""
+    model = keras.applications.VGG16(include_top=True, weights=None)
+    path = str(tmp_path_factory.mktemp("vgg16_top") / "vgg16_weights_tf_dim_ordering_tf_kernels.h5")
+    write_legacy_h5(path, model)
+    fc = {name: model.get_layer(name).get_weights() for name in ("fc1", "fc2", "block1_conv1")}
+    del model
+    keras.backend.clear_session()
+    return path, fc

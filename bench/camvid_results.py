@@ -1,0 +1,81 @@
+"""Writes RUN_DIR/results.md from the evaluations `bench/camvid.sh` made, and prints it.
+
+    python bench/camvid_results.py RUN_DIR
+
+Reads RUN_DIR/val_single/eval.json and RUN_DIR/val_msflip/eval.json (each evaluated with the CRF,
+so each holds the refined metrics and, under "before_crf", the unrefined ones),
+RUN_DIR/val_saved_model/eval.json (the export, single scale) and RUN_DIR/timings.tsv.
+"""
+
+import json
+import os
+import platform
+import sys
+
+import tensorflow as tf
+
+MODES = (("val_single", "single scale"), ("val_msflip", "6 scales + flip"))
+
+
+def _load(run_dir: str, folder: str) -> dict:
+    path = os.path.join(run_dir, folder, "eval.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"error: {path} is missing: run bench/camvid.sh {run_dir} first")
+    with open(path) as f:
+        return json.load(f)
+
+
+def columns(run_dir: str) -> list[tuple[str, dict]]:
+    """Returns [(mode name, metrics dict)] for every evaluation mode, CRF off then on."""
+    result = []
+    for folder, name in MODES:
+        refined = _load(run_dir, folder)
+        result.append((name, refined["before_crf"]))
+        result.append((f"{name} + CRF", refined))
+    return result
+
+
+def training_summary(run_dir: str) -> tuple[float, float, int, int]:
+    """Returns (training seconds summed over runs, images/s, steps, batch size)."""
+    seconds = 0.0
+    with open(os.path.join(run_dir, "timings.tsv")) as f:
+        for line in f:
+            name, value = line.split("\t")
+            seconds += float(value) if name == "train" else 0.0
+    with open(os.path.join(run_dir, "config.json")) as f:
+        train = json.load(f)["train"]
+    return seconds, train["steps"] * train["batch_size"] / max(seconds, 1e-9), train["steps"], train["batch_size"]
+
+
+def render(run_dir: str) -> str:
+    modes = columns(run_dir)
+    class_names = _load(run_dir, "val_single")["class_names"]
+    lines = ["| class | " + " | ".join(name for name, _ in modes) + " |", "|---" * (len(modes) + 1) + "|"]
+    for index, class_name in enumerate(class_names):
+        lines.append(f"| {class_name} | " + " | ".join(f"{100 * m['per_class_iou'][index]:.1f}" for _, m in modes) + " |")
+    for key, label in (("miou", "**mIoU**"), ("pixel_accuracy", "pixel accuracy"), ("mean_class_accuracy", "mean class accuracy")):
+        lines.append(f"| {label} | " + " | ".join(f"{100 * m[key]:.2f}" for _, m in modes) + " |")
+    seconds, rate, steps, batch = training_summary(run_dir)
+    exported = _load(run_dir, "val_saved_model")
+    checkpoint = modes[0][1]
+    lines += [
+        "",
+        f"Training: {steps} steps x batch {batch} in {seconds / 60:.1f} min ({rate:.2f} img/s, wall clock, all runs of this "
+        f"directory summed); TensorFlow {tf.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores.",
+        f"SavedModel vs checkpoint, val mIoU single scale: {100 * exported['miou']:.4f} vs {100 * checkpoint['miou']:.4f} "
+        f"(difference {100 * abs(exported['miou'] - checkpoint['miou']):.4f} points).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise SystemExit("usage: python bench/camvid_results.py RUN_DIR")
+    text = render(argv[1])
+    with open(os.path.join(argv[1], "results.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
