@@ -4,7 +4,9 @@
 
 Reads RUN_DIR/val_single/eval.json and RUN_DIR/val_msflip/eval.json (each evaluated with the CRF,
 so each holds the refined metrics and, under "before_crf", the unrefined ones),
-RUN_DIR/val_saved_model/eval.json (the export, single scale) and RUN_DIR/timings.tsv.
+RUN_DIR/val_saved_model/eval.json (the export, single scale) and RUN_DIR/timings.tsv. Also
+writes RUN_DIR/val_examples.png: the evaluator's overlays (image | ground truth | prediction |
+errors in red) of the three val images with the lowest mIoU, stacked at half size.
 """
 
 import json
@@ -12,6 +14,8 @@ import os
 import platform
 import sys
 
+import cv2
+import numpy as np
 import tensorflow as tf
 
 MODES = (("val_single", "single scale"), ("val_msflip", "6 scales + flip"))
@@ -68,6 +72,20 @@ def render(run_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_examples(run_dir: str, count: int = 3) -> str:
+    """Stacks the first `count` overlays of RUN_DIR/val_single/worst at half size into
+    RUN_DIR/val_examples.png; returns its path."""
+    folder = os.path.join(run_dir, "val_single", "worst")
+    names = sorted(os.listdir(folder))[:count] if os.path.isdir(folder) else []
+    if not names:
+        raise SystemExit(f"error: no overlays in {folder}: evaluate with --num_visualizations")
+    rows = [cv2.imread(os.path.join(folder, name)) for name in names]
+    picture = np.concatenate([cv2.resize(r, (r.shape[1] // 2, r.shape[0] // 2), interpolation=cv2.INTER_AREA) for r in rows])
+    path = os.path.join(run_dir, "val_examples.png")
+    cv2.imwrite(path, picture)
+    return path
+
+
 def main(argv):
     if len(argv) != 2:
         raise SystemExit("usage: python bench/camvid_results.py RUN_DIR")
@@ -75,6 +93,7 @@ def main(argv):
     with open(os.path.join(argv[1], "results.md"), "w") as f:
         f.write(text)
     print(text)
+    print(f"Examples: {write_examples(argv[1])}")
 
 
 if __name__ == "__main__":

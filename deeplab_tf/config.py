@@ -19,7 +19,8 @@ class ModelConfig:
     `arch`: "deeplab_v2" (v1/v2: summed atrous branches, `head` "fc" on VGG-16 or
     "classifier" on ResNet), "deeplab_v3" (ASPP with image pooling) or "deeplab_v3_plus"
     (v3 + decoder). `backbone`: a name from `deeplab_tf.backbones`; `backbone_weights`: a local
-    ImageNet weight file or "". `atrous_rates`: for v3/v3+ the ASPP rates at output stride 16
+    ImageNet weight file or "" (for VGG-16 the Keras file with the top also initialises the "fc"
+    head's fc6/fc7 from fc1/fc2, decimated as DeepLab did). `atrous_rates`: for v3/v3+ the ASPP rates at output stride 16
     (doubled at 8); for v2 the branch rates as used (at output stride 8).
     `atrous_implementation`: a name from `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`.
     `multi_grid`: v3 unit rates of the last block, e.g. (1, 2, 4); () = none.

@@ -3,11 +3,16 @@
 Data: `voc2012_segmentation` (train_aug = train + SBD, 10,582 images; val 1,449), prepared from
 the VOC and SBD archives put in the TFDS manual dir (`--override=data.data_dir=DIR`).
 Backbones start from ImageNet: pass the Keras Applications file with
-`--override=model.backbone_weights=PATH` (it cannot be downloaded here).
-Paper numbers are mIoU on VOC 2012 val as printed in the table named by `paper_source`.
+`--override=model.backbone_weights=PATH` (it cannot be downloaded here). For the VGG-16 rows
+pass the file *with* the top, `vgg16_weights_tf_dim_ordering_tf_kernels.h5`: its fc1 / fc2 then
+initialise fc6 / fc7, decimated as the papers did (`deeplab_tf.backbones.vgg16`); the no-top
+file leaves fc6 / fc7 at random init.
+Paper numbers are mIoU on VOC 2012 val as printed in the table named by `paper_source`
+(checked against the papers' text: v1 arXiv:1412.7062, v2 arXiv:1606.00915, v3
+arXiv:1706.05587, v3+ arXiv:1802.02611, MobileNetV2 arXiv:1801.04381).
 
 Command: `python -m deeplab_tf.train --experiment=voc_aspp_l --model_dir=runs/voc_aspp_l
---override=data.data_dir=DIR,model.backbone_weights=vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`.
+--override=data.data_dir=DIR,model.backbone_weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5`.
 """
 
 import dataclasses
@@ -24,23 +29,27 @@ VOC_DATA = DataConfig(
 # === DeepLab v1 / v2 on VGG-16 ===
 def vgg_base() -> Experiment:
     """DeepLab v1/v2 VGG-16 (arXiv:1606.00915 Sec. 4.1): output stride 8, 321 crops, batch 10,
-    poly lr from 1e-3 for 20K iterations, momentum 0.9, weight decay 5e-4, CRF at evaluation.
-    (The papers also multiply the classifier's learning rate by 10; not reproduced.)"""
+    poly lr from 1e-3 for 20K iterations, momentum 0.9, weight decay 5e-4, CRF at evaluation;
+    the final classifier (fc8) learns 10x faster ("0.01 for the final classifier layer", v2
+    Sec. 4.1.1; fc8 lr_mult 10 in the released prototxts). This is DeepLab-LargeFOV as trained
+    for v2 Table 3 (with the released prototxt's pool5a)."""
     return Experiment(
         name="",
         model=ModelConfig(arch="deeplab_v2", backbone="vgg16", output_stride=8, head="fc", atrous_rates=(12,),
                           fc_kernel_size=3, fc_channels=1024, pool5a=True),
         data=VOC_DATA,
         train=TrainConfig(steps=20000, batch_size=10, base_learning_rate=1e-3, weight_decay=5e-4,
-                          train_batch_norm=False, checkpoint_every=1000),
+                          train_batch_norm=False, checkpoint_every=1000,
+                          classifier_learning_rate_multiplier=10.0),
         eval=EvalConfig(crf=True),
     )
 
 
 def fov_variant(kernel: int, rate: int, channels: int, miou: float) -> Experiment:
-    """v2 Table 1 / v1 Table 2 field-of-view rows (trained as in v1: batch 20, 6K iterations)."""
+    """v2 Table 1 / v1 Table 2 field-of-view rows (trained as in v1: batch 20, 6K iterations;
+    v1 stepped the learning rate down 10x every 2000 iterations, here the poly schedule runs)."""
     return derive(
-        vgg_base(), paper_miou=miou, paper_source="DeepLab v2 Table 1 (after CRF)",
+        vgg_base(), paper_miou=miou, paper_source="DeepLab v2 Table 1 = v1 Table 2 (val, after CRF)",
         model=dict(fc_kernel_size=kernel, atrous_rates=(rate,), fc_channels=channels, pool5a=False),
         train=dict(steps=6000, batch_size=20),
     )
@@ -66,6 +75,12 @@ def voc_largefov():
     return fov_variant(3, 12, 1024, 67.64)
 
 
+@register_experiment("voc_largefov_poly")
+def voc_largefov_poly():
+    """DeepLab-LargeFOV with v2's poly recipe (batch 10, 20K iterations): v2 Table 3's baseline."""
+    return derive(vgg_base(), paper_miou=69.84, paper_source="DeepLab v2 Table 3 (LargeFOV, after CRF)")
+
+
 @register_experiment("voc_aspp_s")
 def voc_aspp_s():
     return derive(vgg_base(), paper_miou=69.73, paper_source="DeepLab v2 Table 3 (after CRF)",
@@ -81,15 +96,18 @@ def voc_aspp_l():
 # === DeepLab v2 on ResNet-101: the rows of v2 Table 4 ===
 def resnet_v2_base(backbone: str = "resnet101") -> Experiment:
     """DeepLab v2 ResNet (v2 Sec. 4.1): output stride 8, frozen batch norm, 321 crops, batch 10,
-    poly lr from 2.5e-4 for 20K iterations, weight decay 5e-4; one 3x3 classifier."""
+    poly lr from 2.5e-4 for 20K iterations, weight decay 5e-4; one 3x3 classifier, learning 10x
+    faster than the backbone (lr_mult 10 on fc1_voc12 in the released DeepLab v2 ResNet-101
+    prototxt)."""
     return Experiment(
         name="",
         model=ModelConfig(arch="deeplab_v2", backbone=backbone, output_stride=8, head="classifier", atrous_rates=(1,)),
         data=VOC_DATA,
         train=TrainConfig(steps=20000, batch_size=10, base_learning_rate=2.5e-4, weight_decay=5e-4,
-                          train_batch_norm=False, checkpoint_every=1000),
+                          train_batch_norm=False, checkpoint_every=1000,
+                          classifier_learning_rate_multiplier=10.0),
         eval=EvalConfig(fusion="max"),  # v2 fuses scales by max (MSC), also at test time
-        paper_source="DeepLab v2 Table 4",
+        paper_source="DeepLab v2 Table 4 (val)",
     )
 
 
@@ -157,7 +175,9 @@ def v3_base(backbone: str = "resnet101") -> Experiment:
 
 @register_experiment("voc_v3_os16")
 def voc_v3_os16():
-    return derive(v3_base(), paper_miou=78.51, paper_source="DeepLabv3 Table 5 (train OS16, eval OS8, single scale)")
+    return derive(v3_base(), paper_miou=78.51,
+                  paper_source="DeepLabv3 Table 6 (MG(1,2,4) + ASPP(6,12,18) + image pooling; train OS 16, "
+                               "eval OS 8, single scale, no flip)")
 
 
 @register_experiment("voc_v3_r50_os16")
@@ -172,18 +192,36 @@ def voc_v3plus_xception65():
     decoder, trained and evaluated at output stride 16. Xception-65 has no Keras Applications
     ImageNet weights: `model.backbone_weights` takes a `.weights.h5` saved from this project's
     Xception-65."""
-    return derive(v3_base("xception65"),
+    return derive(v3_base("xception65"), paper_miou=79.79,
+                  paper_source="DeepLabv3+ Table 5 (train/eval OS 16, decoder, separable ASPP and decoder, "
+                               "single scale, ImageNet only)",
                   model=dict(arch="deeplab_v3_plus", multi_grid=(), separable=True),
                   train=dict(weight_decay=4e-5), eval=dict(output_stride=0))
 
 
 @register_experiment("voc_v3plus_r101")
 def voc_v3plus_r101():
-    return derive(v3_base("resnet101"), model=dict(arch="deeplab_v3_plus"), eval=dict(output_stride=0))
+    return derive(v3_base("resnet101"), paper_miou=78.85,
+                  paper_source="DeepLabv3+ Table 3 (ResNet-101, train/eval OS 16, decoder, single scale)",
+                  model=dict(arch="deeplab_v3_plus"), eval=dict(output_stride=0))
 
 
 @register_experiment("voc_v3plus_mnv2")
 def voc_v3plus_mnv2():
-    """MobileNetV2 encoder (Sandler et al. 2018) with the DeepLabv3+ head, output stride 16."""
+    """MobileNetV2 encoder (Sandler et al. 2018) with the DeepLabv3+ head, output stride 16. No
+    paper reports this combination: MobileNetV2's Table 7 rows use the DeepLabv3 head (see
+    voc_v3_mnv2_coco), and the reference implementation's MobileNetV2 checkpoints have no decoder."""
     return derive(v3_base("mobilenet_v2"), model=dict(arch="deeplab_v3_plus", multi_grid=()),
                   train=dict(weight_decay=4e-5), eval=dict(output_stride=0))
+
+
+@register_experiment("voc_v3_mnv2_coco")
+def voc_v3_mnv2_coco():
+    """MobileNetV2 (arXiv:1801.04381) Table 7's "MNet V2*" with ASPP: DeepLabv3 head (ASPP with
+    image pooling) on MobileNetV2's 320-channel second-last feature map, trained and evaluated at
+    output stride 16, pretrained on MS-COCO (as every Table 7 row)."""
+    return derive(v3_base("mobilenet_v2"), paper_miou=75.70,
+                  paper_source="MobileNetV2 Table 7 (MNet V2*, OS 16, ASPP, no multi-scale/flip; COCO-pretrained)",
+                  model=dict(multi_grid=()),
+                  train=dict(weight_decay=4e-5, init_from="DeepLabv3 MobileNetV2 trained on MS-COCO (VOC classes)"),
+                  eval=dict(output_stride=0))
