@@ -1,0 +1,49 @@
+"""Peers benchmark worker: the machine's dense-convolution peak, measured as the training cost of
+one 3x3 "same" convolution (forward + input and kernel gradients) on config["peak_shape"]
+(NxHxWxCin->Cout, default 8x65x65x256->256), float32, TensorFlow. One iteration = one such step."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from protocol import serve  # noqa: E402
+
+
+def parse_shape(text):
+    """'8x65x65x256->256' -> (8, 65, 65, 256, 256)."""
+    left, cout = text.split("->")
+    n, h, w, cin = (int(v) for v in left.lower().split("x"))
+    return n, h, w, cin, int(cout)
+
+
+def build(config):
+    import numpy as np
+    import tensorflow as tf
+
+    import tf_common
+
+    n, h, w, cin, cout = parse_shape(config.get("peak_shape") or "8x65x65x256->256")
+    rng = np.random.default_rng(config["seed"])
+    x = tf.constant(rng.standard_normal((n, h, w, cin)).astype(np.float32))
+    kernel = tf.Variable(rng.standard_normal((3, 3, cin, cout)).astype(np.float32) * 0.05)
+    upstream = tf.constant(rng.standard_normal((n, h, w, cout)).astype(np.float32))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.nn.conv2d(x, kernel, 1, "SAME")
+            loss = tf.reduce_sum(y * upstream)
+        dx, dk = tape.gradient(loss, [x, kernel])
+        return tf.reduce_sum(dx) + tf.reduce_sum(dk)
+
+    forward = 2.0 * n * h * w * cout * 9 * cin
+    info = dict(tf_common.tf_info(), version=f"tensorflow {tf.__version__}",
+                model=f"3x3 conv {n}x{h}x{w}x{cin}->{cout}, forward + both gradients",
+                step_gflop=round(3 * forward / 1e9, 3))
+    return (lambda: float(step())), info
+
+
+if __name__ == "__main__":
+    serve(build)

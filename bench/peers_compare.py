@@ -1,0 +1,272 @@
+"""DeepLabv3 ResNet-50 side by side: deeplab-tf vs keras-hub, TF Model Garden and PyTorch (issue 9).
+
+    python bench/peers_compare.py --mode=inference [--rounds=20]    # 513x513, batch 1
+    python bench/peers_compare.py --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
+        [--peers=deeplab_tf,keras_hub,model_garden,torch] [--size=N|HxW] [--batch=B] [--warmup=K]
+        [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
+        [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=auto] [--deeplab_jit]
+        [--json=results.json]
+
+Each peer runs in its own process and virtualenv (created under --venv_dir when missing, see
+bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment) and builds its model
+with random weights. After --warmup iterations each, the driver alternates the peers, one
+iteration each, for --rounds rounds (A B C D P A B C D P ...), so that all see the same machine
+load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
+3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the
+same run. Printed: min/median/max seconds (inference) or images/s (training) per peer,
+deeplab-tf's speed-up over each, the forward GFLOPs of each model (convolutions and matmuls
+counted from the traced graph, padding taps included; 3x that per training step), achieved
+GFLOP/s and deeplab-tf's fraction of the conv peak, and each worker's peak RSS (getrusage).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS_DIR = os.path.join(HERE, "peers")
+sys.path.insert(0, PEERS_DIR)
+
+import report  # noqa: E402
+import venvs  # noqa: E402
+from protocol import REPLY_PREFIX  # noqa: E402
+
+ALL_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
+DEFAULTS = {"inference": {"size": "513", "batch": 1, "warmup": 2, "rounds": 20},
+            "training": {"size": "321", "batch": 4, "warmup": 2, "rounds": 5}}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("inference", "training"), default="inference")
+    parser.add_argument("--rounds", type=int, help="timed rounds (default 20 inference, 5 training)")
+    parser.add_argument("--warmup", type=int, help="untimed iterations per peer first (default 2)")
+    parser.add_argument("--size", help="N or HxW (default 513 inference, 321 training)")
+    parser.add_argument("--batch", type=int, help="default 1 inference, 4 training")
+    parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peers", default=",".join(ALL_PEERS))
+    parser.add_argument("--venv_dir", default=os.environ.get("DEEPLAB_TF_BENCH_VENVS", venvs.DEFAULT_ROOT))
+    parser.add_argument("--install_only", action="store_true", help="create/update the venvs, then stop")
+    parser.add_argument("--reinstall", action="store_true", help="rebuild the peers' venvs")
+    parser.add_argument("--no_peak", action="store_true", help="skip the dense-conv peak measurement")
+    parser.add_argument("--peak_shape", default="8x65x65x256->256")
+    parser.add_argument("--deeplab_override", default="", help="e.g. model.atrous_implementation=auto")
+    parser.add_argument("--deeplab_jit", action="store_true", help="deeplab-tf's step with XLA (jit_compile)")
+    parser.add_argument("--deeplab_python", default=sys.executable, help="interpreter with deeplab_tf")
+    parser.add_argument("--torch_threads", type=int, default=0, help="torch.set_num_threads (0 = default)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per request")
+    parser.add_argument("--json", default="", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    for key, value in DEFAULTS[args.mode].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.height, args.width = report.parse_size(args.size)
+    args.peer_list = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = sorted(set(args.peer_list) - set(ALL_PEERS))
+    if unknown:
+        parser.error(f"unknown peers {unknown}; known: {list(ALL_PEERS)}")
+    return args
+
+
+class Worker:
+    """One peer's process; requests and replies are JSON lines (bench/peers/protocol.py)."""
+
+    def __init__(self, name, python, script, config, log_dir, timeout):
+        self.name, self.timeout, self.info, self.error = name, timeout, {}, None
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [python, os.path.join(PEERS_DIR, script), json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log_path, "w"),
+            text=True, bufsize=1, env=env,
+        )
+        self.replies = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            if line.startswith(REPLY_PREFIX):
+                self.replies.put(json.loads(line[len(REPLY_PREFIX):]))
+        self.replies.put({"event": "error", "error": f"worker exited (code {self.process.wait()})"})
+
+    def wait_reply(self):
+        try:
+            reply = self.replies.get(timeout=self.timeout)
+        except queue.Empty:
+            reply = {"event": "error", "error": f"no reply within {self.timeout:.0f} s"}
+        if reply["event"] == "error":
+            self.error = reply["error"]
+        return reply
+
+    def request(self, **message):
+        if self.error:
+            return {"event": "error", "error": self.error}
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except OSError as error:
+            self.error = f"worker gone: {error}"
+            return {"event": "error", "error": self.error}
+        return self.wait_reply()
+
+    def log_tail(self, lines=8):
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self):
+        if self.process.poll() is None and not self.error:
+            self.request(cmd="quit")
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _log(message=""):
+    print(message, flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+    _log(f"# peers_compare --mode={args.mode}  ({datetime.datetime.now().isoformat(timespec='seconds')})")
+    _log(f"command: {' '.join([os.path.basename(sys.argv[0])] + (sys.argv[1:] if argv is None else list(argv)))}")
+    _log(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
+         f"load average at start {os.getloadavg()[0]:.2f}")
+    _log(f"input: {args.height}x{args.width}x3, batch {args.batch}, {args.num_classes} classes, float32; "
+         f"warm-up {args.warmup}, rounds {args.rounds}")
+
+    installs = {}
+    for name in args.peer_list:
+        if name == "deeplab_tf":
+            continue
+        installs[name] = venvs.ensure(name, args.venv_dir, reinstall=args.reinstall, log=_log)
+        marker = installs[name]
+        _log(f"venv {name}: {'ok' if marker['ok'] else 'INSTALL FAILED'}; versions {marker.get('versions')}; "
+             f"installed with {marker.get('chosen')}; pip check: {' / '.join(marker.get('pip_check') or [])}")
+    if args.install_only:
+        return 0 if all(m["ok"] for m in installs.values()) else 1
+
+    config = {"mode": args.mode, "batch": args.batch, "height": args.height, "width": args.width,
+              "num_classes": args.num_classes, "seed": args.seed}
+    specs = []
+    for name in args.peer_list:
+        if name == "deeplab_tf":
+            worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit)
+            specs.append((name, args.deeplab_python, "worker_deeplab_tf.py", worker_config))
+        elif installs[name]["ok"]:
+            extra = {"threads": args.torch_threads} if name == "torch" else {}
+            specs.append((name, venvs.venv_python(args.venv_dir, name), f"worker_{name}.py", dict(config, **extra)))
+    if not args.no_peak:
+        peak_config = dict(config, peak_shape=args.peak_shape)
+        specs.append(("conv_peak", args.deeplab_python, "worker_conv_peak.py", peak_config))
+
+    log_dir = tempfile.mkdtemp(prefix="peers_compare_")
+    _log(f"worker logs: {log_dir}")
+    workers = []
+    try:
+        for name, python, script, worker_config in specs:  # one build at a time
+            worker = Worker(name, python, script, worker_config, log_dir, args.timeout)
+            reply = worker.wait_reply()
+            if reply["event"] == "ready":
+                worker.info = reply["info"]
+                _log(f"ready {name}: {json.dumps(worker.info)}")
+            else:
+                _log(f"FAILED {name}: {reply['error']}\n{worker.log_tail()}")
+            workers.append(worker)
+        live = [w for w in workers if not w.error]
+        for worker in live:
+            if args.warmup:
+                worker.request(cmd="run", n=args.warmup)
+        times = {w.name: [] for w in workers}
+        for round_index in range(args.rounds):
+            line = []
+            for worker in live:
+                if worker.error:
+                    continue
+                reply = worker.request(cmd="run", n=1)
+                if reply["event"] == "ran":
+                    times[worker.name].extend(reply["seconds"])
+                    line.append(f"{worker.name} {reply['seconds'][0]:.3f}s")
+                else:
+                    _log(f"FAILED {worker.name}: {reply['error']}\n{worker.log_tail()}")
+            _log(f"round {round_index + 1}/{args.rounds}: " + ", ".join(line))
+        rss = {}
+        for worker in live:
+            reply = worker.request(cmd="rss")
+            rss[worker.name] = reply.get("peak_rss_mib")
+    finally:
+        for worker in workers:
+            worker.close()
+
+    by_name = {w.name: w for w in workers}
+    stats = {name: report.summarize(times[name], args.batch, args.mode) for name in times}
+    reference = stats.get("deeplab_tf")
+    rows = []
+    for name in args.peer_list:
+        worker = by_name.get(name)
+        row = {"name": name}
+        if worker is None:
+            row.update(error="install failed", version=str(installs.get(name, {}).get("versions")))
+        else:
+            info = worker.info
+            row.update(version=info.get("version", "-"), stats=stats.get(name), rss_mib=rss.get(name),
+                       gflop=(info.get("flops") or {}).get("gflop"), error=worker.error)
+            if stats.get(name):
+                row["speedup"] = report.speedup(reference, stats[name]) if reference else None
+                if row["gflop"]:
+                    row["gflops"] = report.gflops_per_s(row["gflop"], stats[name]["median_s"], args.mode)
+        rows.append(row)
+    _log()
+    _log(report.table(rows, args.mode))
+    _log()
+    for row in rows:
+        info = by_name[row["name"]].info if row["name"] in by_name else {}
+        if info:
+            _log(f"- {row['name']}: {info.get('model')}; {info.get('parameters', 0):,} parameters; "
+                 f"build {info.get('build_seconds')} s")
+    peak = None
+    if "conv_peak" in by_name and stats.get("conv_peak"):
+        step_gflop = by_name["conv_peak"].info["step_gflop"]
+        peak_stats = stats["conv_peak"]
+        peak = step_gflop / peak_stats["median_s"]
+        _log(f"- dense conv peak ({by_name['conv_peak'].info['model']}, {step_gflop} GFLOP/step): "
+             f"median {peak:.1f} GFLOP/s (best {step_gflop / peak_stats['min_s']:.1f}, "
+             f"worst {step_gflop / peak_stats['max_s']:.1f}); peak RSS {rss.get('conv_peak', 0):.0f} MiB")
+    dl = next((r for r in rows if r["name"] == "deeplab_tf" and r.get("gflops")), None)
+    if dl:
+        fraction = f", {100 * dl['gflops'] / peak:.0f}% of the conv peak" if peak else ""
+        per_step = "" if args.mode == "inference" else f", {3 * dl['gflop']:.1f} GFLOP per training step (3x)"
+        _log(f"- deeplab-tf: {dl['gflop']:.1f} GFLOP forward{per_step}, {dl['gflops']:.1f} GFLOP/s achieved{fraction}")
+    _log(f"load average at end {os.getloadavg()[0]:.2f}; wall time {time.time() - started:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": {k: v for k, v in vars(args).items()}, "rows": rows, "installs": installs,
+                       "infos": {w.name: w.info for w in workers}, "times": times, "peak_gflops": peak}, f, indent=1)
+    return 0 if all(not r.get("error") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

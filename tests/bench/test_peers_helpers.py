@@ -1,0 +1,71 @@
+"""Pure helpers of bench/peers_compare.py: sizes, timing summaries, ratios, venv plans, inputs."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench", "peers"))
+
+import protocol  # noqa: E402
+import report  # noqa: E402
+import venvs  # noqa: E402
+
+
+@pytest.mark.parametrize("text, expected", [("513", (513, 513)), ("1024x2048", (1024, 2048)), ("65X97", (65, 97))])
+def test_parse_size(text, expected):
+    assert report.parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0", "1x2x3", "ax3"])
+def test_parse_size_rejects(text):
+    with pytest.raises(ValueError):
+        report.parse_size(text)
+
+
+def test_summarize_inference_and_training():
+    stats = report.summarize([2.0, 1.0, 4.0], batch=4, mode="training")
+    assert (stats["min_s"], stats["median_s"], stats["max_s"], stats["n"]) == (1.0, 2.0, 4.0, 3)
+    assert (stats["min_img_s"], stats["median_img_s"], stats["max_img_s"]) == (1.0, 2.0, 4.0)
+    assert "median_img_s" not in report.summarize([1.0], batch=1, mode="inference")
+    assert report.summarize([], batch=1, mode="inference") == {}
+
+
+def test_speedup_and_gflops():
+    fast, slow = report.summarize([0.5], 1, "inference"), report.summarize([2.0], 1, "inference")
+    assert report.speedup(fast, slow) == 4.0
+    assert report.speedup(fast, {}) is None
+    assert report.gflops_per_s(100.0, 2.0, "inference") == 50.0
+    assert report.gflops_per_s(100.0, 2.0, "training") == 150.0
+
+
+def test_table_has_a_row_per_peer_and_marks_failures():
+    rows = [
+        {"name": "deeplab_tf", "version": "x", "stats": report.summarize([1.0, 2.0], 4, "training"), "speedup": 1.0,
+         "gflop": 100.0, "gflops": 200.0, "rss_mib": 1000.0},
+        {"name": "torch", "version": "y", "error": "boom"},
+    ]
+    text = report.table(rows, "training").splitlines()
+    assert len(text) == 4
+    assert text[2] == "| deeplab_tf | x | 2.000 | 2.667 | 4.000 | 1.500 | 1.00 | 100.0 | 200.0 | 1000 |"
+    assert "failed: boom" in text[3]
+
+
+def test_make_inputs_is_deterministic_and_shaped():
+    config = {"batch": 2, "height": 5, "width": 7, "num_classes": 3, "seed": 1}
+    images, labels = protocol.make_inputs(config)
+    again, _ = protocol.make_inputs(config)
+    assert images.shape == (2, 5, 7, 3) and images.dtype == np.float32
+    assert labels.shape == (2, 5, 7) and labels.min() >= 0 and labels.max() < 3
+    np.testing.assert_array_equal(images, again)
+
+
+def test_venv_marker_must_match_the_plan(tmp_path):
+    plan = venvs.PLANS["torch"]
+    assert not venvs.is_current(None, plan)
+    assert not venvs.is_current({"plan": plan, "ok": False}, plan)
+    assert not venvs.is_current({"plan": [[["torch==0"]]], "ok": True}, plan)
+    assert venvs.is_current({"plan": plan, "ok": True}, plan)
+    assert venvs.read_marker(str(tmp_path), "torch") is None
+    assert set(venvs.PLANS) == set(venvs.REPORTED)
