@@ -157,7 +157,10 @@ def _clone_layer(layer, overrides, atrous_implementation):
     config = layer.get_config()
     config.update(overrides)
     dilation = config.get("dilation_rate", (1, 1))[0]
-    if atrous_implementation != "native" and dilation > 1:
+    # Even for "native", a dilated Keras Conv2D is replaced: Keras runs it through
+    # tf.nn.convolution's space-to-batch path, 1.4-1.9x slower per training step here than the
+    # direct `tf.nn.conv2d(dilations=rate)` of AtrousConv2D (BENCHMARKS.md, backbone dilation).
+    if dilation > 1 and (atrous_implementation != "native" or type(layer) in _ATROUS_LAYERS):
         return _atrous_layer(layer, config, atrous_implementation)
     return layer.__class__.from_config(config)
 
@@ -189,10 +192,10 @@ def dilate_to_output_stride(model, output_stride, atrous_implementation="native"
     Args:
         model: functional `keras.Model` mapping NHWC images (any size) to its features.
         output_stride: int. One of `OUTPUT_STRIDES`; the largest stride of the result.
-        atrous_implementation: str. `"native"` keeps Keras `Conv2D` / `DepthwiseConv2D` with
-            `dilation_rate`; another value of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`
-            replaces every dilated convolution by `AtrousConv2D` / `AtrousDepthwiseConv2D`
-            with that implementation. Defaults to `"native"`.
+        atrous_implementation: str. A value of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`:
+            every dilated `Conv2D` / `DepthwiseConv2D` becomes an `AtrousConv2D` /
+            `AtrousDepthwiseConv2D` with that implementation (other dilated layers keep their
+            Keras class, which only "native" allows). Defaults to `"native"`.
         rate_multipliers: dict or `None`. Extra dilation factor per layer name, as for
             `dilation_plan`. Defaults to `None`.
 

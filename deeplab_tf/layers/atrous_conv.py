@@ -217,6 +217,16 @@ class _AtrousConvBase(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
 
+    @property
+    def dilation_rate(self) -> tuple:
+        """(rate, rate), as Keras' `Conv2D.dilation_rate`."""
+        return (self.rate, self.rate)
+
+    @property
+    def strides(self) -> tuple:
+        """(1, 1): atrous layers never stride (as Keras' `Conv2D.strides`)."""
+        return (1, 1)
+
     def build(self, input_shape):
         channels = input_shape[-1]
         self.kernel = self.add_weight(name="kernel", **self._kernel_spec(channels))

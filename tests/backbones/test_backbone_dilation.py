@@ -93,9 +93,9 @@ def test_resnet50_strides_and_rates(output_stride, conv4_rate, conv5_rate):
     """3x3 convs of stage 4 / 5 are dilated by the rates of DeepLab; 1x1 never are."""
     model = build_backbone("resnet50", output_stride)
     rates = {2: 1, 3: 1, 4: conv4_rate, 5: conv5_rate}
-    convs = [l for l in model.layers if isinstance(l, L.Conv2D) and l.name != "conv1_conv"]
+    convs = [l for l in model.layers if isinstance(l, (L.Conv2D, AtrousConv2D)) and l.name != "conv1_conv"]
     for layer in convs:  # named conv{stage}_block{b}_{i}_conv
-        rate = rates[int(layer.name[4])] if layer.kernel_size == (3, 3) else 1
+        rate = rates[int(layer.name[4])] if tuple(np.broadcast_to(layer.kernel_size, 2)) == (3, 3) else 1
         assert layer.dilation_rate == (rate, rate), layer.name
     for stage in (3, 4, 5):
         stride = 1 if 2 ** (stage - 1) >= output_stride else 2  # input stride 2**(stage-1)

@@ -13,6 +13,7 @@ import pytest
 
 from deeplab_tf.backbones import build_backbone
 from deeplab_tf.backbones import feature_channels
+from deeplab_tf.layers import AtrousConv2D
 
 POOLS = [f"block{b}_pool" for b in range(1, 6)]
 CONVS = {b: [f"block{b}_conv{i}" for i in range(1, 4 if b > 2 else 3)] for b in range(1, 6)}
@@ -32,8 +33,10 @@ def test_pools_strides_and_rates(output_stride, pool_strides, conv_rates):
     for block, rate in zip(range(1, 6), conv_rates):
         for name in CONVS[block]:
             layer = model.get_layer(name)
-            assert (layer.kernel_size, layer.strides) == ((3, 3), (1, 1)), name
+            assert (tuple(np.broadcast_to(layer.kernel_size, 2)), layer.strides) == ((3, 3), (1, 1)), name
             assert layer.dilation_rate == (rate, rate), name
+            # Dilated convolutions run as AtrousConv2D (tf.nn.conv2d with dilations), not Keras'.
+            assert isinstance(layer, AtrousConv2D if rate > 1 else keras.layers.Conv2D), name
 
 
 @pytest.mark.parametrize("size", [65, 64, 321])
@@ -71,7 +74,7 @@ def test_features_are_centred_on_input_pixels(random_images):
     """
     model = build_backbone("vgg16", 8)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, (keras.layers.Conv2D, AtrousConv2D)):
             kernel, bias = layer.get_weights()
             layer.set_weights([(kernel + kernel[:, ::-1]) / 2, bias])
     x = random_images(65)
