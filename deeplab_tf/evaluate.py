@@ -112,7 +112,10 @@ def main(argv):
     if not output_dir:
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
     scorer, model_identity, info = build_scorer(values, experiment)
-    scorer = multi_scale(tiled(scorer, settings.tile_size, settings.tile_overlap), settings.scales, settings.flip, settings.fusion)
+    # Windows on the output-stride grid (sizes rounded down to its multiples): see `tiled`.
+    stride = settings.output_stride or experiment.model.output_stride
+    scorer = multi_scale(tiled(scorer, settings.tile_size, settings.tile_overlap, stride=stride),
+                         settings.scales, settings.flip, settings.fusion)
     refine, crf_params = crf_hook(values, experiment)
     dataset = build_eval_dataset(experiment.data, split, lambda pixels: pixels, batch_size=settings.batch_size)
     total = max(int(get_source(experiment.data).examples(split).cardinality()), 0)  # 0 = unknown

@@ -9,7 +9,7 @@ tiled and memory stays bounded by the window.
 
 Example:
 ```python
-scorer = multi_scale(tiled(keras_scorer(model, normalize), (513, 513), 128), (0.75, 1.0, 1.25), flip=True)
+scorer = multi_scale(tiled(keras_scorer(model, normalize), (513, 513), 128, stride=8), (0.75, 1.0, 1.25), flip=True)
 labels = np.argmax(scorer(pixels), axis=-1)
 ```
 """
@@ -106,42 +106,68 @@ def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str =
     return score
 
 
-def window_starts(length: int, window: int, overlap: int) -> list[int]:
-    """Returns the start offsets of windows of `window` pixels covering `length` pixels with
-    steps of `window - overlap`; the last window ends at `length`. One window (start 0) when
-    `length <= window`."""
+def window_starts(length: int, window: int, overlap: int, stride: int = 1) -> list[int]:
+    """Returns the start offsets of windows of `window` pixels covering `length` pixels, steps of
+    `window - overlap` rounded down to a multiple of `stride` (at least `stride`) apart.
+
+    Every start is a multiple of `stride`; the last is the first such multiple at or after
+    `length - window` (exactly `length - window` when both are multiples of `stride`, otherwise
+    that window is cut at `length`). One window (start 0) when `length <= window`.
+    """
     if length <= window:
         return [0]
-    starts = list(range(0, length - window, window - overlap))
-    return starts + [length - window]
+    step = max(stride, (window - overlap) // stride * stride)
+    last = -(-(length - window) // stride) * stride
+    return list(range(0, last, step)) + [last]
 
 
-def tiled(scorer: Scorer, tile_size=(0, 0), overlap: int = 0) -> Scorer:
+def window_spans(length: int, tile: int, overlap: int, stride: int = 1) -> list[tuple[int, int]]:
+    """Returns the (start, stop) pixel spans of the windows `tiled` predicts along a side of
+    `length` pixels: one span (0, `length`) when `length <= tile`, otherwise windows of `tile`
+    rounded down to a multiple of `stride`, placed by `window_starts` and cut at `length`."""
+    if length <= tile:
+        return [(0, length)]
+    window = tile // stride * stride
+    return [(start, min(start + window, length)) for start in window_starts(length, window, overlap, stride)]
+
+
+def tiled(scorer: Scorer, tile_size=(0, 0), overlap: int = 0, stride: int = 1) -> Scorer:
     """Returns a scorer predicting each window of `tile_size` (height, width) with `scorer` and
     averaging the probabilities where windows overlap.
 
-    Windows are `overlap` pixels short of a full step apart and never leave the image; a side no
-    longer than the window is covered by one window of the image's length, so an image no larger
-    than `tile_size` is predicted whole (exactly `scorer`). Memory for the network is bounded by
-    the window; the probabilities of the whole image are accumulated in NumPy. `tile_size`
-    (0, 0) returns `scorer` itself.
+    Windows overlap by at least `overlap` pixels and never leave the image; a side no longer
+    than the window is covered by one window of the image's length, so an image no larger than
+    `tile_size` is predicted whole (exactly `scorer`). Set `stride` to the network's output
+    stride: window sizes are then rounded down to multiples of it (513 -> 512 at 8) and windows
+    start at multiples of it (`window_spans`), so each window's feature grid and its bilinear
+    upsampling coincide with those of the whole image. Then, on an image whose sides are
+    multiples of `stride`, a network without global operations (no image pooling) gives in a
+    window exactly its whole-image probabilities at every pixel at least its receptive-field
+    radius away from the window's edges inside the image; only the seams differ. A window
+    placed off that grid, or of another size, shifts the grid and changes the probabilities
+    everywhere in it. Memory for the network is bounded by the window; the probabilities of
+    the whole image are accumulated in NumPy. `tile_size` (0, 0) returns `scorer` itself.
 
-    Raises ValueError when `overlap` is negative or not smaller than the window.
+    Raises ValueError when `overlap` is negative or not smaller than the window (rounded to a
+    multiple of `stride`), or `stride` is not positive.
     """
     tile_height, tile_width = tile_size
     if tile_height <= 0 or tile_width <= 0:
         return scorer
-    if not 0 <= overlap < min(tile_height, tile_width):
-        raise ValueError(f"tile_overlap={overlap} must be >= 0 and smaller than the window {tuple(tile_size)}")
+    if stride < 1:
+        raise ValueError(f"stride={stride} must be >= 1")
+    smallest = min(tile_height, tile_width) // stride * stride
+    if not 0 <= overlap < smallest:
+        raise ValueError(f"tile_overlap={overlap} must be >= 0 and smaller than the window {tuple(tile_size)}"
+                         + (f" rounded down to a multiple of stride {stride} ({smallest})" if stride > 1 else ""))
 
     def score(pixels):
         pixels = tf.convert_to_tensor(pixels, tf.uint8)
         batch, height, width = pixels.shape[:3]
-        window_height, window_width = min(tile_height, height), min(tile_width, width)
         total, count = None, np.zeros((1, height, width, 1), np.float32)
-        for top in window_starts(height, tile_height, overlap):
-            for left in window_starts(width, tile_width, overlap):
-                window = (slice(None), slice(top, top + window_height), slice(left, left + window_width))
+        for top, bottom in window_spans(height, tile_height, overlap, stride):
+            for left, right in window_spans(width, tile_width, overlap, stride):
+                window = (slice(None), slice(top, bottom), slice(left, right))
                 probabilities = np.asarray(scorer(pixels[window]))
                 if total is None:
                     total = np.zeros((batch, height, width, probabilities.shape[-1]), np.float32)

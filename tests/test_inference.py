@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.inference import keras_scorer, multi_scale, tiled, window_starts
+from deeplab_tf.inference import keras_scorer, multi_scale, tiled, window_spans, window_starts
+from deeplab_tf.layers.resize import ResizeToMatch
 
 NUM_CLASSES = 3
 
@@ -68,6 +69,18 @@ def test_window_starts_cover_the_length_and_stay_inside():
     assert window_starts(64, 32, 0) == [0, 32]
 
 
+def test_window_spans_start_on_the_output_stride_grid():
+    assert window_starts(1024, 512, 128, stride=8) == [0, 384, 512]
+    assert window_starts(100, 28, 8, stride=4) == [0, 20, 40, 60, 72]  # last start rounded up, window cut
+    assert window_spans(100, 30, 8, stride=4) == [(0, 28), (20, 48), (40, 68), (60, 88), (72, 100)]
+    assert window_spans(2048, 513, 128, stride=8) == [(0, 512), (384, 896), (768, 1280), (1152, 1664), (1536, 2048)]
+    assert window_spans(513, 513, 128, stride=8) == [(0, 513)]  # no larger than the tile: whole
+    assert window_spans(100, 32, 8) == [(0, 32), (24, 56), (48, 80), (68, 100)]
+    scorer = scorer_of(tiny_model(symmetric=False))
+    with pytest.raises(ValueError, match="multiple of stride 8"):
+        tiled(scorer, (17, 17), 16, stride=8)
+
+
 def test_tiling_equals_whole_image_when_the_window_covers_it():
     scorer = scorer_of(tiny_model(symmetric=False))
     images = pixels((2, 30, 41, 3))
@@ -97,3 +110,66 @@ def test_tiling_agrees_with_whole_image_away_from_window_seams():
     assert difference[near_seam].max() > 1e-3  # the seams really differ: the check above has teeth
     agreement = np.mean(np.argmax(tiled_scores, -1) == np.argmax(whole, -1))
     assert agreement > 0.9
+
+
+def strided_model(seed: int = 0) -> keras.Model:
+    """Output stride 4, like DeepLab without image pooling: two 3x3 stride-2 "same" convs, a 3x3
+    conv at rate 2, bilinear upsampling of the logits to the input size. Receptive-field radius:
+    1 + 2 + 8 feature-grid pixels plus the 4-pixel upsampling and grid phase, under 16 pixels."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((None, None, 3))
+    layers = [keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+              keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+              keras.layers.Conv2D(NUM_CLASSES, 3, dilation_rate=2, padding="same")]
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+        kernel, bias = layer.get_weights()
+        layer.set_weights([rng.normal(size=kernel.shape).astype(np.float32) / 3,
+                           rng.normal(size=bias.shape).astype(np.float32) / 3])
+    return keras.Model(inputs, ResizeToMatch()([x, inputs]))
+
+
+def logits_scorer(model):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def score(pixels):
+        return model(tf.cast(pixels, tf.float32) / 127.5 - 1.0, training=False)
+
+    return score
+
+
+def distance_to_seams(shape, tile, overlap, stride):
+    """Per pixel, the distance to the nearest edge inside the image of the windows covering it."""
+    distances = []
+    for length, size in zip(shape, tile):
+        distance = np.full(length, np.inf)
+        for start, stop in window_spans(length, size, overlap, stride):
+            inside = np.arange(start, stop)
+            to_edges = np.full(stop - start, np.inf)
+            if start > 0:
+                to_edges = np.minimum(to_edges, inside - start)
+            if stop < length:
+                to_edges = np.minimum(to_edges, stop - 1 - inside)
+            distance[start:stop] = np.minimum(distance[start:stop], to_edges)
+        distances.append(distance)
+    return np.minimum(distances[0][:, None], distances[1][None, :])
+
+
+def test_stride_aligned_tiling_equals_whole_image_logits_beyond_the_receptive_field():
+    scorer = logits_scorer(strided_model())
+    images = pixels((1, 64, 160, 3))  # sides multiples of the output stride 4
+    whole = scorer(images).numpy()
+    tile, overlap, radius = (42, 66), 8, 16
+    aligned = window_spans(64, 42, overlap, 4) + window_spans(160, 66, overlap, 4)
+    assert all(start % 4 == 0 for start, _ in aligned)
+    assert {stop - start for start, stop in aligned} == {40, 64}  # 42, 66 rounded down to multiples of 4
+    difference = np.abs(tiled(scorer, tile, overlap, stride=4)(images).numpy() - whole).max(axis=-1)[0]
+    distance = distance_to_seams((64, 160), tile, overlap, 4)
+    assert (distance >= radius).mean() > 0.4
+    assert difference[distance >= radius].max() < 1e-4
+    assert difference[distance < 2].max() > 1e-3  # the seams really differ: the check above has teeth
+    # Windows off the stride grid (stride 1: offsets 34 / 58, sizes 42 / 66) shift the feature grid,
+    # so the same model differs away from the seams too.
+    unaligned = np.abs(tiled(scorer, tile, overlap)(images).numpy() - whole).max(axis=-1)[0]
+    far = distance_to_seams((64, 160), tile, overlap, 1) >= radius
+    assert far.mean() > 0.2 and unaligned[far].max() > 1e-2
