@@ -3,14 +3,17 @@
     python -m export.export_saved_model --experiment=demo --checkpoint=runs/demo \
         --export_dir=runs/demo/export [--input_type=image_bytes,image_tensor,tf_example] \
         [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] \
-        [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite]
+        [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite] \
+        [--nofold_batch_norm]
 
 The model is built from the same experiment config as training (at --output_stride if given, with
-the same weights) and restored from the checkpoint, so export cannot disagree with training. The
-signatures are described in `export/serving.py`; `serving_default` is the first --input_type.
-Beside the model, `signatures.txt` holds what `saved_model_cli show --all` prints, and
-`assets.extra/dataset_info.json` the class names and palette (used by `deeplab_tf.predict`) and
-the serving options.
+the same weights) and restored from the checkpoint, so export cannot disagree with training. By
+default every batch norm directly after a convolution is folded into it
+(`deeplab_tf.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
+exports the layers as trained. The signatures are described in `export/serving.py`;
+`serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
+`saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
+palette (used by `deeplab_tf.predict`), the serving options and how many batch norms were folded.
 """
 
 import json
@@ -39,6 +42,7 @@ flags.DEFINE_bool("crf", False, "Refine with the dense CRF (TensorFlow backend) 
 flags.DEFINE_string("crf_params", "", "CRF parameter file; unset = CHECKPOINT/crf_params.json if present, else DeepLab's defaults.")
 flags.DEFINE_list("outputs", [], f"Outputs of every signature from {OUTPUTS}; unset = per-signature defaults.")
 flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Largest height * width accepted per image (checked in the graph).")
+flags.DEFINE_bool("fold_batch_norm", True, "Fold batch norms into the convolutions before them (same outputs, fewer ops and variables).")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
 DATASET_INFO_FILE = os.path.join("assets.extra", "dataset_info.json")
@@ -53,17 +57,20 @@ def export_saved_model(
     options: ServingOptions = ServingOptions(),
     output_stride: int = 0,
     log=print,
+    fold_batch_norm: bool = True,
 ) -> str:
     """Writes the SavedModel of `experiment` restored from `checkpoint` to `export_dir`.
 
     `options` choose the signatures (see `export.serving`); `output_stride` > 0 rebuilds the
-    model at that stride with the same weights. The export is written to a temporary folder
-    beside `export_dir` and moved into place, so a failed export never leaves a half-written
-    model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
+    model at that stride with the same weights. `fold_batch_norm` merges every batch norm that
+    directly follows a convolution into it (`deeplab_tf.fold_batch_norm`). The export is written
+    to a temporary folder beside `export_dir` and moved into place, so a failed export never
+    leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
     `overwrite` is False.
     """
     from deeplab_tf.assembly import assemble
     from deeplab_tf.checkpoints import restore_model
+    from deeplab_tf.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
     from export.serving import build_export_archive
 
     export_dir = os.path.abspath(export_dir)
@@ -71,11 +78,17 @@ def export_saved_model(
         raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
     parts = assemble(experiment, output_stride=output_stride)
     prefix = restore_model(parts.model, checkpoint)
+    model = parts.model
+    folded_count = 0
+    if fold_batch_norm:
+        folded_count = len(foldable_pairs(model))
+        if folded_count:  # e.g. VGG-16 models have no batch norm: no need for a copy
+            model = fold(model, log=log)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
-        build_export_archive(parts.model, parts.normalize, options).write_out(staging, verbose=False)
+        build_export_archive(model, parts.normalize, options).write_out(staging, verbose=False)
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
         info = {
             "experiment": experiment.name,
@@ -85,6 +98,8 @@ def export_saved_model(
             "palette": [list(c) for c in parts.info.palette],
             "ignore_label": parts.info.ignore_label,
             "serving": options.describe(),
+            "fold_batch_norm": fold_batch_norm,
+            "batch_norms_folded": folded_count,
         }
         with open(os.path.join(staging, DATASET_INFO_FILE), "w") as f:
             json.dump(info, f, indent=2)
@@ -141,7 +156,8 @@ def main(argv):
     del argv
     values = flags.FLAGS
     options = serving_options(values)
-    export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride)
+    export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
+                       fold_batch_norm=values.fold_batch_norm)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,17 @@ from export.export_saved_model import export_saved_model
 
 @pytest.fixture(scope="session")
 def export_variant(exported_demo, tmp_path_factory):
-    """Returns export(name, options, output_stride=0) -> export dir of the `exported_demo` run
-    with those `ServingOptions`, written once per session and name."""
+    """Returns export(name, options, output_stride=0, **kwargs) -> export dir of the
+    `exported_demo` run with those `ServingOptions` (and other `export_saved_model` arguments,
+    e.g. fold_batch_norm=False), written once per session and name."""
     experiment, model_dir, _ = exported_demo
     root, done = tmp_path_factory.mktemp("export_variants"), {}
 
-    def export(name, options, output_stride=0):
+    def export(name, options, output_stride=0, **kwargs):
         if name not in done:
             done[name] = root / name
             export_saved_model(experiment, str(model_dir), str(done[name]), options=options,
-                               output_stride=output_stride, log=lambda line: None)
+                               output_stride=output_stride, log=lambda line: None, **kwargs)
         return done[name]
 
     return export

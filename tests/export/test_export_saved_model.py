@@ -1,7 +1,8 @@
 """Export: every signature, reloaded in a process that cannot import deeplab_tf, predicts the same
 labels as the Keras model on real CamVid images (plain, and with test-time augmentation at another
 output stride plus the CRF); a fixed input size and batch; only standard ops; signatures.txt;
-existing exports are kept; flags become serving options."""
+existing exports are kept; flags become serving options; batch norm folding (the default) keeps
+the labels of the unfolded Keras model."""
 
 import json
 import types
@@ -15,6 +16,7 @@ from tensorflow.python.framework import op_def_registry
 from deeplab_tf.assembly import assemble
 from deeplab_tf.checkpoints import restore_model
 from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
+from deeplab_tf.fold_batch_norm import count_batch_norms, foldable_pairs
 from export.export_saved_model import export_saved_model, serving_options
 from export.serving import ServingOptions, serving_functions
 
@@ -112,6 +114,35 @@ def test_fixed_batch_and_input_size(exported_demo, camvid_crops, keras_probabili
     at_input_size = keras_probabilities(tf.image.resize(tf.cast(camvid_crops, tf.float32), (48, 64)).numpy())
     expected = tf.image.resize(at_input_size, camvid_crops.shape[1:3]).numpy().argmax(-1)  # back at the image's size
     np.testing.assert_array_equal(labels.numpy(), expected)
+
+
+def test_folded_and_unfolded_exports_match_the_unfolded_keras_model(exported_demo, export_variant, camvid_crops,
+                                                                     fresh_process_predict, keras_probabilities):
+    experiment, model_dir, folded_dir = exported_demo  # exported with the default, fold_batch_norm=True
+    unfolded_dir = export_variant("unfolded", ServingOptions(), fold_batch_norm=False)
+    keras_model = assemble(experiment).model
+    restore_model(keras_model, str(model_dir))
+    expected = keras_probabilities(camvid_crops)  # the restored Keras model, batch norms included
+    folded_info = json.load(open(folded_dir / "assets.extra" / "dataset_info.json"))
+    unfolded_info = json.load(open(unfolded_dir / "assets.extra" / "dataset_info.json"))
+    assert folded_info["fold_batch_norm"] and not unfolded_info["fold_batch_norm"]
+    assert folded_info["batch_norms_folded"] == len(foldable_pairs(keras_model)) == count_batch_norms(keras_model) > 0
+    assert unfolded_info["batch_norms_folded"] == 0
+    for name, export_dir in (("folded", folded_dir), ("unfolded", unfolded_dir)):
+        out = fresh_process_predict(export_dir, camvid_crops)
+        np.testing.assert_array_equal(out["tensor_labels"], expected.argmax(-1), err_msg=name)
+        np.testing.assert_array_equal(out["bytes_labels"], expected.argmax(-1), err_msg=name)
+        np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5, err_msg=name)
+    # The folded export holds no batch norm statistics: 4 variables fewer per folded layer.
+    folded_variables = len(tf.saved_model.load(str(folded_dir)).variables)
+    unfolded_variables = len(tf.saved_model.load(str(unfolded_dir)).variables)
+    assert unfolded_variables - folded_variables == 4 * folded_info["batch_norms_folded"] - len(
+        [conv for conv, _ in foldable_pairs(keras_model) if not keras_model_layer(keras_model, conv).use_bias])
+
+
+def keras_model_layer(model, name):
+    """The layer called `name` in `model` or its nested models."""
+    return next(layer for layer in model._flatten_layers(include_self=False, recursive=True) if layer.name == name)
 
 
 def test_existing_export_is_not_overwritten(exported_demo):
