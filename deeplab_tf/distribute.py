@@ -58,6 +58,24 @@ def worker_id(strategy: tf.distribute.Strategy) -> str:
     return f"{resolver.task_type}_{resolver.task_id}"
 
 
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """Returns the number of worker processes (chief included) that `strategy` spans (1 locally)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec()
+    return max(1, sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs))
+
+
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """Returns whether `flag` is True on any worker. With several workers this is a collective
+    (every worker must call it at the same point of the loop); with one, `flag` itself."""
+    if worker_count(strategy) == 1:
+        return flag
+    votes = strategy.run(lambda: tf.constant(1.0 if flag else 0.0))
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
+
+
 def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strategy) -> int:
     """Returns the batch of one replica; ValueError unless the replicas divide the global batch."""
     replicas = strategy.num_replicas_in_sync
@@ -69,17 +87,69 @@ def per_replica_batch_size(global_batch_size: int, strategy: tf.distribute.Strat
     return global_batch_size // replicas
 
 
-def synchronize_batch_norm(model: keras.Model, strategy: tf.distribute.Strategy) -> int:
-    """Makes every trainable batch norm layer of `model` compute its batch statistics over the
-    whole global batch (all replicas) when there is more than one replica. Returns their count."""
-    if strategy.num_replicas_in_sync == 1:
-        return 0
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class SynchronizedBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalization whose training statistics are those of the global batch, the same
+    (to float32 rounding) however the batch is split over replicas.
+
+    Keras's `BatchNormalization(synchronized=True)` all-reduces float32 sums of x and x**2 and
+    takes var = E[x**2] - E[x]**2, which differs from one device's `tf.nn.moments` in the last
+    bits and rounds differently for each split. Training from scratch amplifies those last bits
+    (see `synchronized_moments`), so 2 replicas drift from one device within a few steps. Here
+    each example's sums (float32, as on one device) are added over the batch and the replicas in
+    float64 and rounded once, and the variance is taken around the global mean (two passes, as
+    `tf.nn.moments`). With `synchronized=False`, or a mask, it is Keras's layer. Same arguments
+    as `keras.layers.BatchNormalization`.
+    """
+
+    def _moments(self, inputs, mask):
+        if mask is not None or not self.synchronized:
+            return super()._moments(inputs, mask)
+        return synchronized_moments(inputs, self._reduction_axes)
+
+
+def synchronized_moments(x, axes):
+    """Returns (mean, variance) of `x` over `axes` (which include the batch axis 0) and over every
+    replica of the current tf.distribute replica context (one replica outside tf.distribute).
+
+    Split-invariant: per-example sums are float32 reductions over the non-batch axes, identical
+    whatever the batch; they are summed over the batch and the replicas in float64 (float32 on
+    TPU, which has no float64) and rounded to float32 once, so 1 replica of batch 4 and 2 of
+    batch 2 get the same bits. Gradients flow through the all-reduces (their gradient is an
+    all-reduce of the upstream gradients).
+    """
+    context = tf.distribute.get_replica_context()
+    accumulator = tf.float32 if isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy) else tf.float64
+    axes = sorted(int(a) % len(x.shape) for a in axes)
+    example_axes = [a for a in axes if a != 0]
+    shape = tf.shape(x)
+
+    def global_sum(values):  # [B, ...] per-example sums -> the global batch's sum (keepdims)
+        local = tf.reduce_sum(tf.cast(values, accumulator), axis=0, keepdims=True)
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+
+    count = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.reduce_prod(tf.gather(shape, axes)), accumulator))
+    mean = tf.cast(global_sum(tf.reduce_sum(x, example_axes, keepdims=True)) / count, x.dtype)
+    squares = tf.math.squared_difference(x, tf.stop_gradient(mean))
+    variance = tf.cast(global_sum(tf.reduce_sum(squares, example_axes, keepdims=True)) / count, x.dtype)
+    keep = [a for a in range(len(x.shape)) if a not in axes]
+    return tf.reshape(mean, [x.shape[a] for a in keep]), tf.reshape(variance, [x.shape[a] for a in keep])
+
+
+def synchronize_batch_norm(model: keras.Model) -> int:
+    """Makes every trainable batch norm layer of `model` a `SynchronizedBatchNormalization`: its
+    batch statistics are computed over the whole global batch (all replicas), with the same
+    result for any number of replicas, one included (so one device and N replicas train alike).
+    Returns their count."""
     layers = [
         layer
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
     ]
     for layer in layers:
+        # Same state and weights: only the moments change (Keras layers are built by
+        # backbones we do not construct, so the class is switched in place).
+        layer.__class__ = SynchronizedBatchNormalization
         layer.synchronized = True
     return len(layers)
 

@@ -5,9 +5,18 @@ the `.index`, and `tf.train.CheckpointManager` rewrites the `checkpoint` state f
 last. A job killed while saving therefore leaves the previous checkpoint as the latest. A listed
 checkpoint whose files were damaged later (truncated, overwritten) fails TensorFlow's per-tensor
 checksums on restore; it is then skipped, saying so, for the one before it.
+
+Preemption: schedulers (Kubernetes, Slurm, Borg, spot/preemptible VMs) stop a job with SIGTERM and
+kill it with SIGKILL a grace period later. While training, `TerminationSignal` turns SIGTERM into a
+request: the trainer finishes the step in progress, writes a checkpoint and raises `Preempted`,
+which `python -m deeplab_tf.train` turns into exit status 143 (128 + SIGTERM, what a shell reports
+for a job ended by SIGTERM, so schedulers treat it as terminated, not as a failed run). Rerunning
+the same command resumes from that step.
 """
 
 import shutil
+import signal
+import threading
 
 import tensorflow as tf
 
@@ -57,3 +66,39 @@ class CheckpointWriter:
             self.latest = path
         else:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Preempted(Exception):
+    """Raised by the trainer after a termination signal: the step in progress was finished and
+    checkpointed. `exit_code` is the status the command line exits with."""
+
+    exit_code = 128 + signal.SIGTERM
+
+    def __init__(self, message: str, step: int, checkpoint: str | None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
+
+
+class TerminationSignal:
+    """Context manager: while active, SIGTERM (and the `signals` given) only records its number in
+    `received` instead of ending the process; the previous handlers come back on exit. Python
+    installs signal handlers only in the main thread: elsewhere it does nothing (`received` stays
+    None and SIGTERM keeps its usual effect)."""
+
+    def __init__(self, signals=(signal.SIGTERM,)):
+        self.signals = tuple(signals)
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self) -> "TerminationSignal":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {number: signal.signal(number, self._record) for number in self.signals}
+        return self
+
+    def _record(self, number, frame) -> None:
+        self.received = number
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}

@@ -8,7 +8,12 @@ Rerunning the same command resumes from the latest checkpoint in `model_dir`, co
 input where it stopped. The experiment's batch size is the global batch, split over replicas.
 Several workers: run the same command on each with `--strategy=multi_worker_mirrored` and the
 `TF_CONFIG` environment variable describing the cluster; `model_dir` must be storage they share.
+On SIGTERM (preemption) the step in progress is finished and checkpointed, and the command exits
+with status 143 (128 + SIGTERM); rerun it to resume.
 """
+
+import sys
+
 
 from absl import flags
 
@@ -37,6 +42,7 @@ flags.DEFINE_boolean(
 def main(argv):
     del argv
     from deeplab_tf.distribute import create_strategy
+    from deeplab_tf.resume import Preempted
     from deeplab_tf.trainer import train
 
     values = flags.FLAGS
@@ -44,7 +50,11 @@ def main(argv):
     strategy = create_strategy(values.strategy, values.tpu)
     overrides = [f"train.mixed_precision={values.mixed_precision}"] if values.mixed_precision else []
     overrides += [f"train.{name}=true" for name in ("jit_compile", "deterministic") if values[name].value]
-    train(apply_overrides(resolve_experiment(), overrides), values.model_dir, strategy=strategy)
+    try:
+        train(apply_overrides(resolve_experiment(), overrides), values.model_dir, strategy=strategy)
+    except Preempted as preempted:  # the trainer has logged the step and the checkpoint
+        sys.stdout.flush()
+        sys.exit(preempted.exit_code)
 
 
 if __name__ == "__main__":

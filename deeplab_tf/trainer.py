@@ -7,6 +7,7 @@ checkpoint left it, so with `train.deterministic` it reproduces an uninterrupted
 
 import json
 import os
+import signal
 import time
 
 import keras
@@ -37,8 +38,10 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     `deeplab_tf.distribute.create_strategy("auto")`. Writes (on the chief) `config.json` (the
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
-    Raises ValueError if `model_dir` holds a run of a different config, and FloatingPointError
-    if the loss becomes NaN or Inf (nothing of that step is saved).
+    Raises ValueError if `model_dir` holds a run of a different config, FloatingPointError
+    if the loss becomes NaN or Inf (nothing of that step is saved), and `resume.Preempted` after
+    a SIGTERM (on any worker): the step in progress is finished and checkpointed first, so a
+    rerun resumes from it.
     """
     cfg = experiment.train
     if cfg.init_from and not cfg.init_checkpoint:
@@ -71,8 +74,12 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     model = parts.model
     if not cfg.train_batch_norm:
         _freeze_batch_norm(model)
-    synchronized = distribute.synchronize_batch_norm(model, strategy)
+    # Also with one replica (nothing to announce then): the statistics match any replica count's.
+    synchronized = distribute.synchronize_batch_norm(model) * (strategy.num_replicas_in_sync > 1)
     tracked = {"model_weights": checkpoints.model_weights(model), "optimizer": optimizer}
+    random_state = _random_state(model)
+    if random_state:  # dropout: a resumed run draws the masks an uninterrupted one would
+        tracked["random_state"] = tf.train.Checkpoint(**random_state)
     step_counter = optimizer.iterations
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         # Steps skipped for overflowing float16 gradients do not advance the optimizer's count.
@@ -111,36 +118,65 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
             f"consider a larger batch or train.train_batch_norm=false to freeze it"
         )
     loss_value, window_start, window_steps, run_start = float("nan"), time.perf_counter(), 0, time.perf_counter()
-    for step in range(start + 1, cfg.steps + 1):
-        loss_value = float(train_step(iterator))
-        if step_counter is not optimizer.iterations:
-            step_counter.assign_add(1)
-        window_steps += 1
-        if not np.isfinite(loss_value):
-            raise FloatingPointError(
-                f"Loss is {loss_value} at step {step}; stopping. The latest good checkpoint is "
-                f"{writer.latest} (not overwritten)."
-            )
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            elapsed = time.perf_counter() - window_start
-            images_per_second = window_steps * cfg.batch_size / max(elapsed, 1e-9)
-            eta = (cfg.steps - step) * elapsed / window_steps
-            learning_rate = float(optimizer.learning_rate)
-            log(
-                f"step {step}/{cfg.steps}  loss {loss_value:.4f}  lr {learning_rate:.5f}  "
-                f"{images_per_second:.1f} img/s  ETA {_format_seconds(eta)}"
-            )
-            with summaries.as_default(step=step):
-                tf.summary.scalar("loss", loss_value)
-                tf.summary.scalar("learning_rate", learning_rate)
-                tf.summary.scalar("images_per_second", images_per_second)
-            window_start, window_steps = time.perf_counter(), 0
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            writer.save(step)
+    with resume.TerminationSignal() as termination:
+        for step in range(start + 1, cfg.steps + 1):
+            loss_value = float(train_step(iterator))
+            if step_counter is not optimizer.iterations:
+                step_counter.assign_add(1)
+            window_steps += 1
+            if not np.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"Loss is {loss_value} at step {step}; stopping. The latest good checkpoint is "
+                    f"{writer.latest} (not overwritten)."
+                )
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                elapsed = time.perf_counter() - window_start
+                images_per_second = window_steps * cfg.batch_size / max(elapsed, 1e-9)
+                eta = (cfg.steps - step) * elapsed / window_steps
+                learning_rate = float(optimizer.learning_rate)
+                log(
+                    f"step {step}/{cfg.steps}  loss {loss_value:.4f}  lr {learning_rate:.5f}  "
+                    f"{images_per_second:.1f} img/s  ETA {_format_seconds(eta)}"
+                )
+                with summaries.as_default(step=step):
+                    tf.summary.scalar("loss", loss_value)
+                    tf.summary.scalar("learning_rate", learning_rate)
+                    tf.summary.scalar("images_per_second", images_per_second)
+                window_start, window_steps = time.perf_counter(), 0
+            saved = step % cfg.checkpoint_every == 0 or step == cfg.steps
+            if saved:
+                writer.save(step)
+            if step < cfg.steps and distribute.any_worker(strategy, termination.received is not None):
+                _stop_preempted(termination.received, step, cfg.steps, writer, saved, summaries, log)
     summaries.flush()
     log(f"Finished at step {step} in {_format_seconds(time.perf_counter() - run_start)}; "
         f"checkpoint {writer.latest}")
     return {"step": step, "loss": loss_value, "checkpoint": writer.latest}
+
+
+def _stop_preempted(signal_number, step, steps, writer, saved, summaries, log):
+    """Checkpoints `step` (unless just done), then raises `resume.Preempted` naming the checkpoint."""
+    if not saved:
+        writer.save(step)
+    summaries.flush()
+    cause = signal.Signals(signal_number).name if signal_number else "a termination signal on another worker"
+    message = (
+        f"Stopped by {cause} after step {step}/{steps}; checkpoint {writer.latest} written. "
+        f"Rerun the same command to resume from step {step}."
+    )
+    log(message)
+    raise resume.Preempted(message, step, writer.latest)
+
+
+def _random_state(model) -> dict:
+    """Returns {name: variable} of the random generators' states of `model` (the Keras
+    SeedGenerators of its layers, e.g. dropout's), which `model.weights` leaves out; {} for a model
+    without any. Named by layer (generators' own names change with every model built)."""
+    return {
+        f"{layer.name}.{i}": generator.state
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for i, generator in enumerate(layer._seed_generators)
+    }
 
 
 def _class_weights(experiment: Experiment, parts, log) -> np.ndarray | None:

@@ -152,3 +152,33 @@ def test_median_frequency_weighting_logs_the_weights(tmp_path):
 def test_unknown_class_weighting_is_refused(tmp_path):
     with pytest.raises(ValueError, match="class_weighting='median'"):
         train(apply_overrides(tiny_demo(steps=1), ["train.class_weighting=median"]), str(tmp_path))
+
+
+DROPOUT_MODEL = (
+    "model.arch=deeplab_v2,model.backbone=vgg16,model.backbone_alpha=1.0,model.head=fc,model.fc_channels=16,model.atrous_rates=(12,),"
+    "model.output_stride=8,model.dropout_rate=0.5,data.crop_size=32,train.deterministic=true"
+)
+
+
+def test_resumed_run_with_dropout_draws_the_uninterrupted_masks(tmp_path):
+    """Dropout's generator state is checkpointed: resuming continues its masks, so a resumed run
+    of a dropout model (DeepLab v1/v2 fc heads) ends with the uninterrupted run's weights."""
+    experiment = apply_overrides(tiny_demo(steps=4), DROPOUT_MODEL)
+    train(experiment, str(tmp_path / "whole"), log=lambda line: None)
+
+    def interrupt_after_checkpoint_2(line):
+        if line.startswith("step 3/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(experiment, str(tmp_path / "resumed"), log=interrupt_after_checkpoint_2)
+    reader = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "ckpt-2"))
+    assert any(name.startswith("random_state/") for name in reader.get_variable_to_shape_map())
+    train(experiment, str(tmp_path / "resumed"), log=lambda line: None)
+
+    whole = tf.train.load_checkpoint(str(tmp_path / "whole" / "checkpoints" / "ckpt-4"))
+    resumed = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "ckpt-4"))
+    names = [name for name in whole.get_variable_to_shape_map() if name.startswith("model_weights")]
+    assert names
+    for name in names:
+        np.testing.assert_array_equal(resumed.get_tensor(name), whole.get_tensor(name), err_msg=name)
