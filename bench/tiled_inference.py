@@ -172,26 +172,6 @@ def child(args) -> None:
         json.dump(result, file)
 
 
-def distance_to_seams(size, tile: int, overlap: int, stride: int) -> np.ndarray:
-    """Per pixel, the distance to the nearest edge inside the image of the windows covering it
-    (inf for an image predicted in one window)."""
-    from deeplab_tf.inference import window_spans
-
-    distances = []
-    for length in size:
-        distance = np.full(length, np.inf)
-        for start, stop in window_spans(length, tile, overlap, stride):
-            inside = np.arange(start, stop)
-            to_edges = np.full(stop - start, np.inf)
-            if start > 0:
-                to_edges = np.minimum(to_edges, inside - start)
-            if stop < length:
-                to_edges = np.minimum(to_edges, stop - 1 - inside)
-            distance[start:stop] = np.minimum(distance[start:stop], to_edges)
-        distances.append(distance)
-    return np.minimum(distances[0][:, None], distances[1][None, :])
-
-
 def compare(whole, tiled_scores, distance, radius, overlap) -> dict:
     same = np.argmax(whole, -1) == np.argmax(tiled_scores, -1)
     difference = np.abs(whole - tiled_scores).max(axis=-1)
@@ -250,7 +230,9 @@ def main():
             for mode, stride in modes.items():
                 if mode == "whole":
                     continue
-                distance = distance_to_seams(args.size, args.tile, args.overlap, stride)
+                from deeplab_tf.inference import distance_to_seams  # TensorFlow only once the children ran
+
+                distance = distance_to_seams(args.size, (args.tile, args.tile), args.overlap, stride)
                 rows.append((name, mode, radius, results["whole"], results[mode],
                              compare(scores["whole"], scores[mode], distance, radius, args.overlap)))
     half = args.overlap // 2

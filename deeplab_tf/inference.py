@@ -131,6 +131,25 @@ def window_spans(length: int, tile: int, overlap: int, stride: int = 1) -> list[
     return [(start, min(start + window, length)) for start in window_starts(length, window, overlap, stride)]
 
 
+def distance_to_seams(shape, tile_size, overlap: int, stride: int = 1) -> np.ndarray:
+    """Returns float64 [height, width]: per pixel of an image of `shape` (height, width), the
+    distance in pixels to the nearest edge inside the image of the `tiled` windows covering it
+    (`window_spans` with `tile_size` (height, width)); inf for a side predicted in one window."""
+    distances = []
+    for length, tile in zip(shape, tile_size):
+        distance = np.full(length, np.inf)
+        for start, stop in window_spans(length, tile, overlap, stride):
+            inside = np.arange(start, stop)
+            to_edges = np.full(stop - start, np.inf)
+            if start > 0:
+                to_edges = np.minimum(to_edges, inside - start)
+            if stop < length:
+                to_edges = np.minimum(to_edges, stop - 1 - inside)
+            distance[start:stop] = np.minimum(distance[start:stop], to_edges)
+        distances.append(distance)
+    return np.minimum(distances[0][:, None], distances[1][None, :])
+
+
 def tiled(scorer: Scorer, tile_size=(0, 0), overlap: int = 0, stride: int = 1) -> Scorer:
     """Returns a scorer predicting each window of `tile_size` (height, width) with `scorer` and
     averaging the probabilities where windows overlap.

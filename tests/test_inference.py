@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.inference import keras_scorer, multi_scale, tiled, window_spans, window_starts
+from deeplab_tf.inference import distance_to_seams, keras_scorer, multi_scale, tiled, window_spans, window_starts
 from deeplab_tf.layers.resize import ResizeToMatch
 
 NUM_CLASSES = 3
@@ -136,23 +136,6 @@ def logits_scorer(model):
         return model(tf.cast(pixels, tf.float32) / 127.5 - 1.0, training=False)
 
     return score
-
-
-def distance_to_seams(shape, tile, overlap, stride):
-    """Per pixel, the distance to the nearest edge inside the image of the windows covering it."""
-    distances = []
-    for length, size in zip(shape, tile):
-        distance = np.full(length, np.inf)
-        for start, stop in window_spans(length, size, overlap, stride):
-            inside = np.arange(start, stop)
-            to_edges = np.full(stop - start, np.inf)
-            if start > 0:
-                to_edges = np.minimum(to_edges, inside - start)
-            if stop < length:
-                to_edges = np.minimum(to_edges, stop - 1 - inside)
-            distance[start:stop] = np.minimum(distance[start:stop], to_edges)
-        distances.append(distance)
-    return np.minimum(distances[0][:, None], distances[1][None, :])
 
 
 def test_stride_aligned_tiling_equals_whole_image_logits_beyond_the_receptive_field():
