@@ -74,7 +74,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation recipe: SGD with momentum, poly learning rate, L2 weight decay.
+    """Optimisation recipe: SGD with momentum, a learning-rate schedule, L2 weight decay.
 
     `init_checkpoint`: a checkpoint whose weights initialise the model (e.g. a COCO-trained
     DeepLab). `init_from`: what the paper initialised from when that was not ImageNet; an
@@ -83,7 +83,10 @@ class TrainConfig:
     `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling) or "mixed_bfloat16";
     the loss is always computed in float32. `jit_compile` compiles the step with XLA.
     `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
-    `warmup_steps`: linear learning-rate warm-up at the start of the poly schedule (0 = none).
+    `learning_rate_schedule`: "poly" (DeepLab v2: base * (1 - step / steps) ** `poly_power`) or
+    "step" (Caffe's step policy, DeepLab v1: base * `step_gamma` ** floor(step / `step_size`),
+    e.g. 0.1 every 2000 steps); see `deeplab_tf.schedules`.
+    `warmup_steps`: linear learning-rate warm-up at the start of either schedule (0 = none).
     `class_weighting`: "" (every labelled pixel weighs 1) or "median_frequency" (per-class loss
     weights computed from the training split's labels, `deeplab_tf.data.class_weights`).
     `classifier_learning_rate_multiplier`: the learning rate of the final classifier layers
@@ -93,7 +96,10 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 8
     base_learning_rate: float = 0.007
+    learning_rate_schedule: str = "poly"
     poly_power: float = 0.9
+    step_size: int = 2000
+    step_gamma: float = 0.1
     warmup_steps: int = 0
     momentum: float = 0.9
     weight_decay: float = 4e-5

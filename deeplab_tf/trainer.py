@@ -1,4 +1,4 @@
-"""The training loop: SGD with momentum, poly learning rate, L2 weight decay, sparse cross-entropy
+"""The training loop: SGD with momentum, poly or step learning rate, L2 weight decay, sparse cross-entropy
 that ignores label 255, checkpoints that resume, TensorBoard scalars and a progress line.
 
 Runs under any tf.distribute strategy (`deeplab_tf.distribute`): one device, several GPUs or
@@ -14,12 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import checkpoints, distribute, resume
+from deeplab_tf import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import Experiment, from_dict
 from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.losses import l2_weight_decay, masked_sparse_cross_entropy
-from deeplab_tf.schedules import PolyDecay
 
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
@@ -51,8 +50,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
         )
     if cfg.mixed_precision not in PRECISIONS:
         raise ValueError(f"train.mixed_precision={cfg.mixed_precision!r}; known: {PRECISIONS}")
-    if not 0 <= cfg.warmup_steps < cfg.steps:
-        raise ValueError(f"train.warmup_steps={cfg.warmup_steps} must be in [0, train.steps={cfg.steps})")
+    lr_schedule = schedules.from_train_config(cfg)  # raises on a bad schedule before anything is built
     if cfg.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(f"train.class_weighting={cfg.class_weighting!r}; known: {CLASS_WEIGHTINGS}")
     strategy = strategy or distribute.create_strategy("auto")
@@ -68,7 +66,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     try:
         with strategy.scope():
             parts = assemble(experiment)
-            optimizer = _build_optimizer(cfg, parts.model)
+            optimizer = _build_optimizer(cfg, parts.model, lr_schedule)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     model = parts.model
@@ -107,7 +105,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     log(
         f"Training {experiment.name}: steps {start}->{cfg.steps}, {type(strategy).__name__} with "
         f"{strategy.num_replicas_in_sync} replica(s): global batch {cfg.batch_size} = {per_replica_batch} per "
-        f"replica, base lr {cfg.base_learning_rate} (poly {cfg.poly_power}), crop "
+        f"replica, base lr {cfg.base_learning_rate} ({lr_schedule.describe()}), crop "
         f"{tuple(experiment.data.crop_size)}, {cfg.mixed_precision or 'float32'}, model {model.name} "
         f"({model.count_params():,} parameters)"
         + (f", batch norm synchronised across replicas ({synchronized} layers)" if synchronized else "")
@@ -194,12 +192,9 @@ def _class_weights(experiment: Experiment, parts, log) -> np.ndarray | None:
     return weights
 
 
-def _build_optimizer(cfg, model) -> keras.optimizers.Optimizer:
-    """Returns SGD with momentum on the poly schedule, wrapped for loss scaling under float16."""
-    optimizer = keras.optimizers.SGD(
-        learning_rate=PolyDecay(cfg.base_learning_rate, cfg.steps, cfg.poly_power, cfg.warmup_steps),
-        momentum=cfg.momentum,
-    )
+def _build_optimizer(cfg, model, lr_schedule) -> keras.optimizers.Optimizer:
+    """Returns SGD with momentum on `lr_schedule`, wrapped for loss scaling under float16."""
+    optimizer = keras.optimizers.SGD(learning_rate=lr_schedule, momentum=cfg.momentum)
     if cfg.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
