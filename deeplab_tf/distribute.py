@@ -139,8 +139,18 @@ def synchronized_moments(x, axes):
 def synchronize_batch_norm(model: keras.Model) -> int:
     """Makes every trainable batch norm layer of `model` a `SynchronizedBatchNormalization`: its
     batch statistics are computed over the whole global batch (all replicas), with the same
-    result for any number of replicas, one included (so one device and N replicas train alike).
-    Returns their count."""
+    result for any number of replicas, one included.
+    Returns their count.
+
+    The trainer uses it only with 2+ replicas; one device keeps Keras' batch norm (measured: with
+    this layer on one device the CamVid integration test's loss once stopped falling, and the
+    from-scratch CamVid benchmark was measured with Keras' layer). From scratch on real images the
+    float32 gradients of a deep batch-norm net are only good to about 1% (camvid_mnv2_v3plus at
+    initialisation: median 1.2% per variable against float64, for Keras' layer and this one
+    alike), so the two layers, which round differently, train apart after a step (0.45% in the
+    loss at step 2), while this layer's step-1 gradients on 1 and 2 replicas agree to 8e-7
+    (median per variable).
+    """
     layers = [
         layer
         for layer in model._flatten_layers(include_self=False, recursive=True)

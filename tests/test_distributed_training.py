@@ -91,10 +91,12 @@ def test_two_logical_devices_match_one_device(tmp_path, camvid_dir, train_batch_
     np.testing.assert_allclose(mirrored[1], one[1], rtol=1e-4)
     later = np.allclose([mirrored[s] for s in one], [one[s] for s in one], rtol=1e-4)
     if train_batch_norm and not later:
-        # Open (issue 8): with trainable synchronised BN only step 1 matches; steps 2-5 drift by
-        # 0.5-4% even at lr 0.001 without class weights. One device runs Keras' batch norm, 2
-        # replicas the synchronised layer (split-invariant moments: test below); the gradient
-        # difference behind the drift is not found yet.
+        # Open (issue 8): only step 1 matches; step 2 drifts 0.45%. Not a replica bug: the
+        # synchronised layer's gradients on 1 and 2 replicas agree (test below; this net's step-1
+        # gradients to 8e-7 median), but this net's float32 gradients at initialisation are only
+        # good to ~1% against float64 (Keras' layer and ours alike), and one device runs Keras'
+        # batch norm, which rounds differently. With our layer on both sides steps 1-2 matched and
+        # steps 3-5 still drifted 1.1-3.8%, as much as one device alone with TF_ENABLE_ONEDNN_OPTS=0.
         pytest.xfail(f"synchronised BN: steps 2-5 drift: one {one} vs mirrored {mirrored}")
     assert later, (one, mirrored)
 
@@ -117,14 +119,45 @@ SPLIT_MOMENTS = textwrap.dedent(
     for replica_mean, replica_variance in zip(split[0].values, split[1].values):
         assert np.array_equal(replica_mean, mean) and np.array_equal(replica_variance, variance)
     print("split-invariant")
+
+    # Gradients: conv -> batch norm -> ReLU -> 1x1 conv -> cross-entropy. Each replica's loss
+    # depends on the other's examples through the shared moments, so the replicas' gradients sum
+    # to the one-device gradient only if the all-reduces pass gradients back to every replica (an
+    # identity gradient there is 20% off on the conv kernel).
+    rng = np.random.default_rng(1)
+    images, labels = rng.normal(size=(4, 6, 6, 3)).astype("float32"), rng.integers(0, 3, size=(4, 6, 6))
+    params = [rng.normal(size=s).astype("float32") * 0.5 for s in [(3, 3, 3, 5), (5,), (5,), (1, 1, 5, 3)]]
+
+    def gradients(x, y, params, moments):  # of the global batch's mean cross-entropy
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            kernel, gamma, beta, classifier = params
+            h = tf.nn.conv2d(x, kernel, 1, "SAME")
+            h = tf.nn.relu(tf.nn.batch_normalization(h, *moments(h), beta, gamma, 1e-3))
+            logits = tf.nn.conv2d(h, classifier, 1, "SAME")
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)) / labels.size
+        return tape.gradient(loss, params)
+
+    # Reference: one device, float64, TensorFlow's own moments.
+    reference = gradients(tf.constant(images, tf.float64), labels, [tf.constant(p, tf.float64) for p in params],
+                          lambda h: tf.nn.moments(h, [0, 1, 2]))
+    batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((images, labels)).batch(4))))
+    per_replica = tf.function(lambda batch: strategy.run(
+        lambda x, y: gradients(x, y, [tf.constant(p) for p in params], lambda h: synchronized_moments(h, [0, 1, 2])),
+        args=batch))(batch)
+    for name, grad, expected in zip(["kernel", "gamma", "beta", "classifier"], per_replica, reference):
+        summed = strategy.reduce(tf.distribute.ReduceOp.SUM, grad, axis=None)
+        np.testing.assert_allclose(summed, expected, atol=1e-5 * np.max(np.abs(expected)), err_msg=name)
+    print("gradients match")
     """
 )
 
 
-def test_synchronized_moments_are_the_same_bits_for_one_and_two_replicas():
+def test_synchronized_moments_are_the_same_bits_for_one_and_two_replicas_with_the_one_device_gradient():
     result = subprocess.run([sys.executable, "-c", SPLIT_MOMENTS], capture_output=True, text=True, env=ENV, cwd=REPO,
                             timeout=300)
-    assert result.returncode == 0 and "split-invariant" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "split-invariant" in result.stdout and "gradients match" in result.stdout, result.stdout
 
 
 def free_ports(count):
@@ -160,6 +193,37 @@ def run_cluster(model_dir, overrides, timeout=400):
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
     return outputs
+
+
+VOTE = textwrap.dedent(
+    """
+    import json, os
+    from deeplab_tf.distribute import any_worker, create_strategy, worker_count
+    strategy = create_strategy("multi_worker_mirrored")
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    print("votes", worker_count(strategy), [any_worker(strategy, flag) for flag in (index == 1, False, True)])
+    """
+)
+
+
+def test_a_signal_on_one_worker_stops_every_worker():
+    """`any_worker`, the vote that makes every worker stop after the step in which one of them
+    got SIGTERM: 2 worker processes, only worker 1 votes yes, then nobody, then everybody."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", VOTE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=REPO, env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    try:
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    for output in outputs:
+        assert "votes 2 [True, False, True]" in output, output[-3000:]
 
 
 def test_two_worker_processes_train_and_a_restarted_cluster_resumes(tmp_path, camvid_dir):
