@@ -4,8 +4,8 @@
     python bench/peers_compare.py --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
         [--peers=deeplab_tf,keras_hub,model_garden,torch] [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
-        [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=auto] [--deeplab_jit]
-        [--json=results.json]
+        [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
+        [--deeplab_unfolded] [--json=results.json]
 
 Each peer runs in its own process and virtualenv (created under --venv_dir when missing, see
 bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment) and builds its model
@@ -59,8 +59,11 @@ def parse_args(argv=None):
     parser.add_argument("--reinstall", action="store_true", help="rebuild the peers' venvs")
     parser.add_argument("--no_peak", action="store_true", help="skip the dense-conv peak measurement")
     parser.add_argument("--peak_shape", default="8x65x65x256->256")
-    parser.add_argument("--deeplab_override", default="", help="e.g. model.atrous_implementation=auto")
+    parser.add_argument("--deeplab_override", default="", help="e.g. model.atrous_implementation=native (auto is the default)")
     parser.add_argument("--deeplab_jit", action="store_true", help="deeplab-tf's step with XLA (jit_compile)")
+    parser.add_argument("--deeplab_unfolded", action="store_true",
+                        help="inference with the batch norms as separate ops (by default they are folded into "
+                             "the convolutions, as the exporter does: deeplab_tf.fold_batch_norm)")
     parser.add_argument("--deeplab_python", default=sys.executable, help="interpreter with deeplab_tf")
     parser.add_argument("--torch_threads", type=int, default=0, help="torch.set_num_threads (0 = default)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per request")
@@ -174,7 +177,8 @@ def main(argv=None):
     specs = []
     for name in args.peer_list:
         if name == "deeplab_tf":
-            worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit)
+            worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit,
+                                 fold_batch_norm=not args.deeplab_unfolded)
             specs.append((name, args.deeplab_python, "worker_deeplab_tf.py", worker_config))
         elif installs[name]["ok"]:
             extra = {"threads": args.torch_threads} if name == "torch" else {}

@@ -26,6 +26,11 @@ class ModelConfig:
     `multi_grid`: v3 unit rates of the last block, e.g. (1, 2, 4); () = none.
     `separable`: v3+ ASPP and decoder with atrous separable convolutions.
     `msc_scales`: v2 multi-scale inputs fused by per-pixel max, e.g. (0.5, 0.75, 1.0); () = off.
+    `fused_batch_norm`: batch norm layers computed by TensorFlow's fused kernel
+    (`deeplab_tf.layers.fused_batch_norm`: same weights, results equal to float32 rounding, a
+    ~12% faster ResNet-50 training step, BENCHMARKS.md). Off by default: with oneDNN (TF's
+    default on x86) a NaN in a training batch did not reach the logits of a v3+ model while the
+    batch norms' moving statistics became NaN, so the trainer's NaN stop would not fire.
     """
 
     arch: str = "deeplab_v3_plus"
@@ -45,8 +50,9 @@ class ModelConfig:
     dropout_rate: float = 0.5
     pool5a: bool = False
     msc_scales: tuple = ()
-    atrous_implementation: str = "native"
+    atrous_implementation: str = "auto"
     batch_norm_momentum: float = 0.99
+    fused_batch_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Peers benchmark worker: deeplab-tf's DeepLabv3 ResNet-50 (experiment `voc_v3_r50_os16`: output
 stride 16, ASPP rates 6/12/18, multi-grid 1/2/4, 21 classes), random weights. Runs in the repo's
-own .venv. Config keys beyond the common ones: `override` (e.g. "model.atrous_implementation=auto"),
-`experiment`, `jit_compile`."""
+own .venv. Config keys beyond the common ones: `override` (e.g. "model.atrous_implementation=native"),
+`experiment`, `jit_compile`, `fold_batch_norm` (inference only, default true: the batch norms merged
+into the convolutions, as `export/export_saved_model.py` does by default)."""
 
-import dataclasses
 import os
 import sys
 
@@ -20,6 +20,7 @@ def build(config):
     import deeplab_tf
     import experiments
     from deeplab_tf.config import apply_overrides
+    from deeplab_tf.fold_batch_norm import fold_batch_norm
     from deeplab_tf.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
 
@@ -30,6 +31,9 @@ def build(config):
         experiment = apply_overrides(experiment, config["override"])
     keras.utils.set_random_seed(config["seed"])
     model = build_model(experiment.model, config["num_classes"]).model
+    folded = config["mode"] == "inference" and config.get("fold_batch_norm", True)
+    if folded:
+        model = fold_batch_norm(model)
     optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
     run = tf_common.make_step(
         model,
@@ -39,19 +43,26 @@ def build(config):
         jit_compile=bool(config.get("jit_compile")),
     )
     m = experiment.model
-    counted = model
-    if m.atrous_implementation != "native":
-        # Count the FLOPs of the dense (native) convolution, so that the figure does not depend
-        # on the implementation (shifted_gemm skips the taps that only see padding).
-        counted = build_model(dataclasses.replace(m, atrous_implementation="native"), config["num_classes"]).model
+    # Count the FLOPs of the dense (native) convolutions, so that the figure does not depend on
+    # the implementation (shifted_gemm skips the taps that only see padding): the atrous layers
+    # are traced as "native" for the count (no second model, which would add to the peak RSS).
+    atrous = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if hasattr(layer, "implementation") and hasattr(layer, "rate")]
+    chosen = [layer.implementation for layer in atrous]
+    for layer in atrous:
+        layer.implementation = "native"
+    flops = tf_common.forward_gflops(model, config)
+    for layer, implementation in zip(atrous, chosen):
+        layer.implementation = implementation
     info = dict(
         tf_common.tf_info(),
         version=f"deeplab-tf {deeplab_tf.__version__}",
         keras=keras.__version__,
         model=(f"{m.arch} {m.backbone} OS{m.output_stride} rates {list(m.atrous_rates)} "
-               f"multi-grid {list(m.multi_grid)} atrous={m.atrous_implementation}"),
+               f"multi-grid {list(m.multi_grid)} atrous={m.atrous_implementation}"
+               f"{' batch norm folded' if folded else ''}"),
         parameters=tf_common.count_parameters(model),
-        flops=tf_common.forward_gflops(counted, config),
+        flops=flops,
     )
     return run, info
 

@@ -215,7 +215,7 @@ def _rate_multipliers(name, spec, multi_grid):
     return dict(zip(spec.multi_grid_layers, multi_grid))
 
 
-def build_backbone(name, output_stride=16, weights=None, atrous_implementation="native",
+def build_backbone(name, output_stride=16, weights=None, atrous_implementation="auto",
                    alpha=1.0, multi_grid=None):
     """Builds a backbone as a DeepLab feature extractor.
 
@@ -229,9 +229,9 @@ def build_backbone(name, output_stride=16, weights=None, atrous_implementation="
             resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5), loaded by layer name
             (`imagenet_weights.load_weights_by_name`); for "xception65", a `.weights.h5` file
             saved from a model built by `build_xception65`. Defaults to `None`.
-        atrous_implementation: str. "native" or another value of
+        atrous_implementation: str. A value of
             `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS` for the dilated convolutions.
-            Defaults to "native".
+            Defaults to "auto".
         alpha: float. Width multiplier of "mobilenet_v2"; must be 1.0 otherwise.
             Defaults to 1.0.
         multi_grid: tuple of 3 ints or `None`. DeepLabv3's multi-grid (arXiv:1706.05587,

@@ -145,7 +145,7 @@ def _atrous_layer(layer, config, implementation):
     if type(layer) not in _ATROUS_LAYERS:
         raise NotImplementedError(
             f"No atrous layer replaces {type(layer).__name__} {layer.name!r}; use "
-            "atrous_implementation='native'."
+            "atrous_implementation='auto' or 'native'."
         )
     atrous_cls, own_args = _ATROUS_LAYERS[type(layer)]
     kwargs = {key: config[key] for key in _ATROUS_SHARED_ARGS + own_args}
@@ -160,7 +160,9 @@ def _clone_layer(layer, overrides, atrous_implementation):
     # Even for "native", a dilated Keras Conv2D is replaced: Keras runs it through
     # tf.nn.convolution's space-to-batch path, 1.4-1.9x slower per training step here than the
     # direct `tf.nn.conv2d(dilations=rate)` of AtrousConv2D (BENCHMARKS.md, backbone dilation).
-    if dilation > 1 and (atrous_implementation != "native" or type(layer) in _ATROUS_LAYERS):
+    # "auto" keeps the Keras class of a dilated layer no atrous layer replaces (same values).
+    if dilation > 1 and (atrous_implementation not in ("native", "auto")
+                         or type(layer) in _ATROUS_LAYERS):
         return _atrous_layer(layer, config, atrous_implementation)
     return layer.__class__.from_config(config)
 
@@ -185,7 +187,7 @@ def copy_weights_by_name(source, target):
         layer.set_weights(source_layer.get_weights())
 
 
-def dilate_to_output_stride(model, output_stride, atrous_implementation="native",
+def dilate_to_output_stride(model, output_stride, atrous_implementation="auto",
                             rate_multipliers=None):
     """Clones `model` with strides and dilations changed to reach `output_stride`.
 
@@ -195,7 +197,7 @@ def dilate_to_output_stride(model, output_stride, atrous_implementation="native"
         atrous_implementation: str. A value of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`:
             every dilated `Conv2D` / `DepthwiseConv2D` becomes an `AtrousConv2D` /
             `AtrousDepthwiseConv2D` with that implementation (other dilated layers keep their
-            Keras class, which only "native" allows). Defaults to `"native"`.
+            Keras class, which only "auto" and "native" allow). Defaults to `"auto"`.
         rate_multipliers: dict or `None`. Extra dilation factor per layer name, as for
             `dilation_plan`. Defaults to `None`.
 

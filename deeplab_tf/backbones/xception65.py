@@ -127,14 +127,14 @@ def _check_multi_grid(multi_grid):
     return tuple(grid)
 
 
-def build_xception65(output_stride=16, atrous_implementation="native", weights=None,
+def build_xception65(output_stride=16, atrous_implementation="auto", weights=None,
                      multi_grid=None):
     """Builds DeepLabv3+'s modified aligned Xception-65 as a feature extractor.
 
     Args:
         output_stride: int. 8, 16 or 32: the stride of "P5". Defaults to 16.
         atrous_implementation: str. One of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS` for the
-            stride-1 depthwise convs. Defaults to "native".
+            stride-1 depthwise convs. Defaults to "auto".
         weights: `None` (random init) or the path of a local `.weights.h5` file written by
             `model.save_weights` from a model built here; any output stride and atrous
             implementation fit, as they all have the same layers. DeepLab's published

@@ -10,7 +10,7 @@ def aspp(
     features,
     rates: tuple,
     filters: int = 256,
-    implementation: str = "native",
+    implementation: str = "auto",
     batch_norm_momentum: float = 0.99,
     separable: bool = False,
     name: str = "aspp",

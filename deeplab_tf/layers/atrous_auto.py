@@ -25,15 +25,29 @@ Rule: `"shifted_gemm"` when the static sizes are known and `useful_fraction < 0.
 map rather than padding; a rate at least the map size leaves only the centre tap, a 1x1
 convolution); else `"space_to_batch"` for rate 2 when both sizes are at least
 `SPACE_TO_BATCH_MIN_SIZE` (64); `"native"` otherwise: rate 1, "valid" padding, 1x1 kernels,
-unknown sizes. At 4x65x65x2048 (OS 8) the fraction stays >= 0.57 up to rate 24, so there
+unknown sizes. Under `tf.config.experimental.enable_op_determinism()` (the trainer's
+`--deterministic`) `auto` takes `"native"` where the rule says `"shifted_gemm"`: with the per-tap
+GEMMs, two deterministic runs of a DeepLab v2 model (resumed vs uninterrupted) ended with
+weights 1 ulp apart (`tests/test_trainer.py`, dropout resume test). At 4x65x65x2048 (OS 8) the fraction stays >= 0.57 up to rate 24, so there
 `auto` is `space_to_batch` at rate 2 and `native` at the other rates.
 
-Depthwise: always `"native"`. The per-tap path is exact but memory-bound work pays for each
-tap's slice copy, padding and sum: 3x-36x native rate 1 (8x22x30x320: 35.7x at rate 1, 3.3x
-at rate 24; 4x33x33x2048: 28.3x / 4.8x; a per-tap 1x1 `depthwise_conv2d` instead of the
-multiply was no better, 20x). Native depthwise does pay for the rate (1.3x-4.2x of its rate
-1 cost, a few ms at these sizes), and `"space_to_batch"` is not reliably cheaper (0.5x-4.9x),
-so it is not picked either.
+Depthwise: always `"native"`. `python bench/depthwise_alternatives.py` (forward + both
+gradients, 5 interleaved repeats, 2026-11-22 on a machine shared with a training run, so
+medians are noisy; ratios are median / native's median) measured every exact alternative:
+- "direct" (`bench/depthwise_direct.py`: the op's own dilated kernel for the forward pass
+  and the input gradient, instead of `tf.nn`'s space-to-batch) wins on 41x41 maps (MobileNetV2
+  at OS8): 8x41x41x576 rate 2 0.27x, 8x41x41x960 rate 4 0.43x; 8x21x21x2048 rate 6 0.51x. It
+  loses where MobileNetV2 runs by default (8x21x21x960 rate 2, OS16: 1.31x; the whole
+  camvid_mnv2_v3plus step 0.78x, median of 4) and at large rates on small maps (Xception-65's
+  separable ASPP: 8x21x21x2048 rate 12 2.2x, 4x33x33x2048 rate 12 5.5x, rate 18 9.1x): oneDNN's
+  dilated kernel does not skip taps that land in the padding.
+- XLA (`jit_compile`) around the op and its gradients: 13x-144x slower; grouped `tf.nn.conv2d`
+  (supported on CPU through oneDNN): 0.5x-12.7x, no consistent win; the sum of 9 shifted
+  products: 6.6x-58x (3.2x-27x under XLA); NCHW under XLA: 13x-98x.
+- "direct" is not offered as an implementation: a SavedModel holding it saves, but the
+  loaded model aborts the process on its first call (TF 2.21: grappler's shape inference of
+  `DepthwiseConv2dNative` with explicit paddings fails a C++ check, `tensor_format.h:428`), and
+  it wins only off the default output stride.
 """
 
 CONV_THRESHOLD = 0.45
@@ -80,7 +94,9 @@ def select_implementation(input_shape, kernel_shape, rate, padding, depthwise):
     kernel_height, kernel_width = kernel_shape[0], kernel_shape[1]
     if rate == 1 or padding != "same" or height is None or width is None:
         return "native"
-    if depthwise or (kernel_height == 1 and kernel_width == 1):
+    if depthwise:
+        return "native"
+    if kernel_height == 1 and kernel_width == 1:
         return "native"
     fraction = useful_fraction(height, width, kernel_height, kernel_width, rate, padding)
     if fraction < CONV_THRESHOLD:

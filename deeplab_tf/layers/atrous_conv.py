@@ -18,7 +18,8 @@ Sec. 3.1). Tensors are NHWC, the stride is 1. Equal implementations (`ATROUS_IMP
   in-graph, and a skipped tap becomes an empty (free) product.
   The depthwise variant (a per-channel multiply per tap) is exact but slow: memory-bound work
   does not amortise the per-tap slices and pads, so `"auto"` never picks it.
-- `"auto"`: picks one of the above per call from the (static) shape, by the rule measured in
+- `"auto"` (the default of `atrous_conv2d` and `AtrousConv2D`): picks one of the above per call
+  from the (static) shape, by the rule measured in
   `deeplab_tf.layers.atrous_auto`. All give equal results, so this only changes speed.
 
 "same" padding follows TensorFlow: `total = (k - 1) * rate` zeros, `total // 2` before and the
@@ -29,6 +30,7 @@ import numbers
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled: not public in 2.21
 
 from deeplab_tf.layers.atrous_auto import select_implementation
 
@@ -154,6 +156,9 @@ def _shifted_gemm(op, inputs, kernel, rate, padding):
 def _auto(op, inputs, kernel, rate, padding):
     depthwise = op is _depthwise_conv2d
     name = select_implementation(inputs.shape, kernel.shape, rate, padding, depthwise)
+    if name == "shifted_gemm" and tf_config.is_op_determinism_enabled():
+        # Per-tap GEMMs are not bitwise repeatable from run to run (see `atrous_auto`).
+        name = "native"
     return _IMPLEMENTATIONS[name](op, inputs, kernel, rate, padding)
 
 
@@ -171,7 +176,7 @@ def _atrous(op, inputs, kernel, rate, padding, implementation):
     return _IMPLEMENTATIONS[implementation](op, inputs, kernel, rate, padding)
 
 
-def atrous_conv2d(inputs, kernel, rate, padding="same", implementation="native"):
+def atrous_conv2d(inputs, kernel, rate, padding="same", implementation="auto"):
     """Atrous 2-D convolution with stride 1.
 
     Args:
@@ -179,7 +184,7 @@ def atrous_conv2d(inputs, kernel, rate, padding="same", implementation="native")
         kernel: float tensor. Kernel of shape `[k, k, in_channels, out_channels]`.
         rate: int. Dilation rate, positive.
         padding: str. `"same"` or `"valid"`, case-insensitive. Defaults to `"same"`.
-        implementation: str. One of `ATROUS_IMPLEMENTATIONS`. Defaults to `"native"`.
+        implementation: str. One of `ATROUS_IMPLEMENTATIONS`. Defaults to `"auto"`.
 
     Returns:
         Float tensor of shape `[batch, out_height, out_width, out_channels]`.
@@ -280,7 +285,7 @@ class AtrousConv2D(_AtrousConvBase):
         padding: str. `"same"` or `"valid"`, case-insensitive. Defaults to `"same"`.
         use_bias: bool. Whether to add a bias. Defaults to `True`.
         implementation: str. One of `ATROUS_IMPLEMENTATIONS`; all give equal outputs.
-            Defaults to `"native"`.
+            Defaults to `"auto"`.
         activation: str or callable. Activation applied to the output. Defaults to `None`.
         kernel_initializer: str or initializer. Defaults to `"glorot_uniform"`.
         bias_initializer: str or initializer. Defaults to `"zeros"`.
@@ -297,7 +302,7 @@ class AtrousConv2D(_AtrousConvBase):
     _atrous_fn = staticmethod(atrous_conv2d)
 
     def __init__(self, filters, kernel_size, rate=1, padding="same", use_bias=True,
-                 implementation="native", activation=None, kernel_initializer="glorot_uniform",
+                 implementation="auto", activation=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
         super().__init__(kernel_size, rate, padding, use_bias, implementation, activation,

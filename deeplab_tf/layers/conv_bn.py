@@ -12,7 +12,7 @@ def conv_bn_relu(
     kernel_size: int,
     name: str,
     rate: int = 1,
-    implementation: str = "native",
+    implementation: str = "auto",
     batch_norm_momentum: float = 0.99,
     separable: bool = False,
 ):

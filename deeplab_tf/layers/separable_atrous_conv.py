@@ -50,7 +50,7 @@ class SeparableAtrousConv2D(keras.layers.Layer):
         activation_between: str, callable or `None`. Activation after the depthwise conv (and
             its batch norm). Defaults to `"relu"`, as in DeepLabv3+'s ASPP and decoder.
         implementation: str. One of `ATROUS_IMPLEMENTATIONS` for the stride-1 depthwise conv;
-            all give equal outputs. Defaults to `"native"`.
+            all give equal outputs. Defaults to `"auto"`.
         depthwise_initializer: str or initializer. Defaults to `"glorot_uniform"`.
         pointwise_initializer: str or initializer. Defaults to `"glorot_uniform"`.
         bias_initializer: str or initializer. Defaults to `"zeros"`.
@@ -66,7 +66,7 @@ class SeparableAtrousConv2D(keras.layers.Layer):
 
     def __init__(self, filters, kernel_size=3, rate=1, strides=1, depth_multiplier=1,
                  use_bias=False, batch_norm_between=True, activation_between="relu",
-                 implementation="native", depthwise_initializer="glorot_uniform",
+                 implementation="auto", depthwise_initializer="glorot_uniform",
                  pointwise_initializer="glorot_uniform", bias_initializer="zeros",
                  batch_norm_momentum=0.99, epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)

@@ -5,6 +5,7 @@ import dataclasses
 import keras
 
 from deeplab_tf.config import ModelConfig
+from deeplab_tf.layers.fused_batch_norm import use_fused_batch_norm
 from deeplab_tf.models.deeplab import build_deeplab
 from deeplab_tf.models.deeplab_v2 import build_deeplab_v2
 from deeplab_tf.models.multi_scale import build_multi_scale
@@ -46,6 +47,8 @@ def build_model(config: ModelConfig, num_classes: int) -> BuiltModel:
         network = build_deeplab(config, num_classes)
     else:
         raise ValueError(f"model.arch={config.arch!r} is not one of {ARCHITECTURES}")
+    if config.fused_batch_norm:
+        use_fused_batch_norm(network)
     if not config.msc_scales:
         return BuiltModel(network, keras.Model(network.input, [network.output], name=f"{network.name}_training"))
     fused, training = build_multi_scale(network, tuple(config.msc_scales))

@@ -69,7 +69,7 @@ def build_deeplab_v2(
     pool5a: bool = False,
     output_stride: int = 8,
     weights: str | None = None,
-    atrous_implementation: str = "native",
+    atrous_implementation: str = "auto",
     alpha: float = 1.0,
 ) -> keras.Model:
     """Builds DeepLab v1 / v2: summed atrous branches on a backbone, logits at input size.
@@ -102,7 +102,7 @@ def build_deeplab_v2(
             (which must then be at most 7 and divide 4096); the no-top file leaves them at
             random init. Defaults to `None`.
         atrous_implementation: str. One of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`, for
-            the backbone and the branches. Defaults to "native".
+            the backbone and the branches. Defaults to "auto".
         alpha: float. Width multiplier of "mobilenet_v2" backbones. Defaults to 1.0.
 
     Returns:

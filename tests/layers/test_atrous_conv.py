@@ -243,6 +243,54 @@ def test_auto_rule_on_the_aspp_shapes():
             for rate in (1, 6, 12, 18, 24)] == ["native"] * 5
 
 
+# Shapes on which `auto` takes each of its branches: rates 1..24 on odd and even sizes, maps
+# smaller than the rate (only the centre tap left), maps of 64+ pixels (space_to_batch at rate 2).
+AUTO_CASES = [
+    (rate, size, k, padding)
+    for rate in (1, 2, 3, 6, 12, 18, 24)
+    for size in ((7, 9), (10, 8), (5, 4), (33, 33), (64, 65), (66, 64))
+    for k in (2, 3)
+    for padding in ("same", "valid")
+    if fits(size, k, rate, padding) and (max(size) < 64 or rate <= 3)
+]
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_auto_matches_numpy_reference_whatever_it_picks(op, monkeypatch):
+    """`auto` gives the reference values and gradients on every branch it takes."""
+    from deeplab_tf.layers import atrous_conv
+
+    depthwise = op == "depthwise"
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
+    for rate, size, k, padding in AUTO_CASES:
+        x, w = random_case(size, k, depthwise, seed=rate, batch=2)
+        expected = reference(x, w, rate, padding, depthwise)
+        assert_close(OPS[op](x, w, rate, padding, "auto"), expected)
+        g = np.random.default_rng(rate + 1).standard_normal(expected.shape).astype(np.float32)
+        grads = tape_gradients(lambda x, w: OPS[op](x, w, rate, padding, "auto"), x, w, g)
+        for grad, want in zip(grads, reference_gradients(x, w, g, rate, padding, depthwise)):
+            assert_close(grad, want)
+    assert len(picks) == 2 * len(AUTO_CASES)  # the forward pass, then again under the tape
+    if not depthwise:
+        assert set(picks) == {"native", "shifted_gemm", "space_to_batch"}
+
+
+def test_conv_defaults_to_auto(monkeypatch):
+    from deeplab_tf.layers import atrous_conv
+
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
+    x, w = random_case((7, 9), 3, depthwise=False)
+    atrous_conv2d(x, w, 12)
+    layer = AtrousConv2D(FILTERS, 3, rate=12)
+    layer(x)
+    assert layer.implementation == "auto"
+    assert picks == ["shifted_gemm", "shifted_gemm"]
+
+
 def make_layer(kind, **kwargs):
     if kind == "conv":
         return AtrousConv2D(FILTERS, 3, **kwargs)
@@ -308,7 +356,7 @@ def test_weights_interchangeable_with_keras(kind, rate, padding, implementation)
 def test_dynamic_shapes_in_tf_function(kind, implementation):
     layer = make_layer(kind, rate=6, implementation=implementation)
     layer.build((None, None, None, CHANNELS))
-    reference_layer = make_layer(kind, rate=6)
+    reference_layer = make_layer(kind, rate=6, implementation="native")
     reference_layer.build((None, None, None, CHANNELS))
     reference_layer.set_weights(layer.get_weights())
     fn = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, CHANNELS])])
@@ -350,3 +398,24 @@ def test_invalid_kernel_size():
     with pytest.raises(ValueError, match=r"\(3, 5\)"):
         AtrousConv2D(FILTERS, (3, 5))
     assert AtrousDepthwiseConv2D((3, 3)).kernel_size == 3
+
+
+def test_auto_takes_native_instead_of_shifted_gemm_under_op_determinism(monkeypatch):
+    from tensorflow.python.framework import config as tf_config
+
+    from deeplab_tf.layers import atrous_conv
+
+    ran = []
+    for name in ("native", "shifted_gemm"):
+        real = atrous_conv._IMPLEMENTATIONS[name]
+        monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, name,
+                            lambda *args, real=real, name=name: ran.append(name) or real(*args))
+    x, w = random_case((7, 9), 3, depthwise=False)
+    atrous_conv2d(x, w, 12)
+    tf.config.experimental.enable_op_determinism()
+    try:
+        actual = atrous_conv2d(x, w, 12)
+    finally:
+        tf_config.disable_op_determinism()
+    assert ran == ["shifted_gemm", "native"]
+    assert_close(actual, reference(x, w, 12, "same", False))

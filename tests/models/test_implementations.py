@@ -1,4 +1,5 @@
-"""Every model family gives the same outputs with either atrous implementation (1e-4 relative)."""
+"""Every model family gives the same outputs with each atrous implementation (1e-4 relative),
+"auto" (the default) included."""
 
 import dataclasses
 
@@ -24,13 +25,49 @@ FAMILIES = {
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_atrous_implementations_agree(family):
+def test_atrous_implementations_agree(family, monkeypatch):
+    from deeplab_tf.layers import atrous_conv
+
     images = np.random.default_rng(1).normal(size=(1, 97, 97, 3)).astype(np.float32)
-    native, space_to_batch = (
+    native, space_to_batch, auto = (
         build_model(dataclasses.replace(FAMILIES[family], atrous_implementation=name), 3).model
-        for name in ("native", "space_to_batch")
+        for name in ("native", "space_to_batch", "auto")
     )
-    space_to_batch.set_weights(native.get_weights())
     expected = native(images, training=False).numpy()
-    actual = space_to_batch(images, training=False).numpy()
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
+    for name, model in (("space_to_batch", space_to_batch), ("auto", auto)):
+        model.set_weights(native.get_weights())
+        actual = model(images, training=False).numpy()
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max(),
+                                   err_msg=name)
+    assert picks  # "auto" chose per call, from the static shapes of the call
+    if family.startswith("v3_"):  # rates 12/24/36 on a 13x13 map: the per-tap GEMMs
+        assert "shifted_gemm" in picks
+
+
+def test_auto_is_the_default():
+    assert ModelConfig().atrous_implementation == "auto"
+
+
+def test_fused_batch_norm_option_switches_every_batch_norm_and_keeps_the_outputs():
+    import keras
+
+    from deeplab_tf.layers.fused_batch_norm import FusedBatchNormalization
+
+    config = FAMILIES["v3plus_mobilenet_v2_os8"]
+    plain = build_model(config, 3).model
+    fused = build_model(dataclasses.replace(config, fused_batch_norm=True), 3).model
+    fused.set_weights(plain.get_weights())
+    norms = [layer for layer in fused._flatten_layers(include_self=False, recursive=True)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is FusedBatchNormalization for layer in norms)
+    assert not any(isinstance(layer, FusedBatchNormalization)
+                   for layer in plain._flatten_layers(include_self=False, recursive=True))
+    images = np.random.default_rng(2).normal(size=(2, 65, 65, 3)).astype(np.float32)
+    for training in (False, True):
+        expected = plain(images, training=training).numpy()
+        actual = fused(images, training=training).numpy()
+        np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max(),
+                                   err_msg=f"training={training}")

@@ -1,0 +1,112 @@
+"""The peers benchmark's deeplab-tf step (DeepLabv3 ResNet-50 OS16) in several variants, timed
+alternately in one process (A B A B ...), after checking that they compute the same logits.
+
+    python bench/step_variants.py --mode=training|inference [--rounds=3] [--warmup=1]
+        [--variants="keras_bn:;fused_bn:model.fused_batch_norm=true"] [--size=N|HxW] [--batch=B]
+
+A variant is `name:overrides`, where overrides are experiment overrides
+(`model.atrous_implementation=native,model.fused_batch_norm=true`, as
+`deeplab_tf.config.apply_overrides` takes) and the flag `+fold_bn` (inference only:
+`deeplab_tf.fold_batch_norm`, as the exporter does). Every variant is built from the same seed and gets the first variant's weights;
+its logits (inference mode, and training mode for --mode=training) must equal the first's to
+--tolerance (1e-4) relative, or the script stops. The step is `bench/profile_step.py`'s (= the peers
+benchmark worker's). Printed: min / median / max seconds per variant and the ratio of medians
+to the first variant.
+"""
+
+import argparse
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import profile_step  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("training", "inference"), default="training")
+    parser.add_argument("--variants", default="keras_bn:;fused_bn:model.fused_batch_norm=true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--size")
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--experiment", default="voc_v3_r50_os16")
+    parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max relative logit difference")
+    return parser.parse_args(argv)
+
+
+def build_variant(args, spec, weights):
+    from deeplab_tf.fold_batch_norm import fold_batch_norm
+
+    name, _, rest = spec.partition(":")
+    parts = [p for p in rest.split("+")]
+    overrides, flags = parts[0], set(parts[1:])
+    step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
+                                   override=overrides, num_classes=args.num_classes)
+    step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
+    if weights is not None:
+        model.set_weights(weights)
+    if "fold_bn" in flags:
+        if args.mode != "inference":
+            raise SystemExit("+fold_bn is for --mode=inference only")
+        model = fold_batch_norm(model)
+        step, inputs, label, _ = profile_step.build_step(step_args, args.mode, with_model=True, model=model)
+    return name, step, inputs, f"{label}{' ' + ' '.join(sorted(flags)) if flags else ''}", model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import tensorflow as tf
+
+    variants, weights = [], None
+    for spec in args.variants.split(";"):
+        name, step, inputs, label, model = build_variant(args, spec, weights)
+        if weights is None:
+            weights = model.get_weights()  # before the training-mode call moves the statistics
+        images = inputs[0]
+        logits = {"inference": model(images, training=False).numpy()}
+        if args.mode == "training":
+            logits["training"] = model(images, training=True).numpy()
+        if len(variants) == 0:
+            expected = logits
+        else:
+            for key, value in logits.items():
+                scale = np.abs(expected[key]).max()
+                error = float(np.abs(value - expected[key]).max() / scale)
+                print(f"{name}: logits ({key} mode) max relative difference {error:.2e}")
+                if error > args.tolerance:
+                    raise SystemExit(f"{name} differs from {variants[0][0]}")
+        variants.append((name, step, inputs, label))
+    # The training-mode check above updated the moving statistics of every variant alike.
+    for name, step, inputs, label in variants:
+        print(f"{name}: {label}")
+        for _ in range(args.warmup):
+            float(tf.reduce_sum(step(*inputs)))
+    times = {name: [] for name, *_ in variants}
+    rng = random.Random(args.seed)
+    for _ in range(args.rounds):
+        order = list(variants)
+        rng.shuffle(order)
+        for name, step, inputs, _ in order:
+            start = time.perf_counter()
+            float(tf.reduce_sum(step(*inputs)))
+            times[name].append(time.perf_counter() - start)
+    base = float(np.median(times[variants[0][0]]))
+    print("\n| variant | min s | median s | max s | median / first |")
+    print("|---|---|---|---|---|")
+    for name, *_ in variants:
+        t = times[name]
+        print(f"| {name} | {min(t):.3f} | {np.median(t):.3f} | {max(t):.3f} | {np.median(t) / base:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Batch normalization through TensorFlow's fused kernel, with Keras' weights and semantics.
+
+Keras 3's TensorFlow backend computes batch normalization from `tf.nn.moments` and
+`tf.nn.batch_normalization`: in training about ten elementwise ops and reductions per layer
+forward, more backward, each a pass over the feature map; at inference a multiply and an add
+that grappler cannot fuse into the convolution before them. `FusedBatchNormalization` runs the
+same computation as one `FusedBatchNormV3` op (forward) and one `FusedBatchNormGradV3` (backward);
+at inference grappler's remapper then fuses convolution + batch norm (+ ReLU) into one kernel.
+
+Same outputs, gradients and moving-statistics updates as `keras.layers.BatchNormalization` (to
+float32 rounding): the batch variance normalising the batch is the biased one in both, and the
+fused kernel's unbiased `batch_variance` output is scaled back by `(n - 1) / n` before the moving
+average, as Keras averages the biased variance. Layers it cannot run (masks, renorm,
+synchronized statistics, an axis other than the last of a 4-D input) fall back to Keras' code.
+"""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` computed by TensorFlow's fused batch norm kernel.
+
+    Same arguments, weights (names, order, shapes) and results as
+    `keras.layers.BatchNormalization`; `use_fused_batch_norm(model)` switches the layers of a
+    built model in place.
+
+    Example:
+    ```python
+    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-5)
+    outputs = layer(np.ones((2, 9, 9, 16), "float32"), training=True)
+    ```
+    """
+
+    def _fusable(self, inputs, mask):
+        rank = len(inputs.shape)
+        return (mask is None and not self.renorm and not self.synchronized and rank == 4
+                and self.axis in (-1, 3))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, "float32")
+        channels = x.shape[-1]
+        scale = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels], "float32")
+        offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels], "float32")
+        if training and self.trainable:
+            outputs, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=scale, offset=offset, mean=tf.constant([], "float32"),
+                variance=tf.constant([], "float32"), epsilon=self.epsilon, data_format="NHWC",
+                is_training=True)
+            count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), "float32")
+            variance = unbiased * ((count - 1.0) / tf.maximum(count, 1.0))
+            moving_mean = tf.cast(self.moving_mean, "float32")
+            moving_variance = tf.cast(self.moving_variance, "float32")
+            self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(
+                moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            outputs = tf.raw_ops.FusedBatchNormV3(
+                x=x, scale=scale, offset=offset, mean=tf.cast(self.moving_mean, "float32"),
+                variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
+                data_format="NHWC", is_training=False)[0]
+        return tf.cast(outputs, self.compute_dtype)
+
+
+def use_fused_batch_norm(model: keras.Model) -> int:
+    """Makes every `keras.layers.BatchNormalization` of `model` (nested models and layers
+    included) a `FusedBatchNormalization`, in place: same state and weights, only `call` changes.
+    Subclasses (e.g. `deeplab_tf.distribute.SynchronizedBatchNormalization`) are left alone.
+    Returns how many layers were switched."""
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if type(layer) is keras.layers.BatchNormalization]
+    for layer in layers:
+        layer.__class__ = FusedBatchNormalization
+    return len(layers)
