@@ -86,7 +86,9 @@ class TrainConfig:
     DeepLab). `init_from`: what the paper initialised from when that was not ImageNet; an
     experiment that sets it refuses to train until `init_checkpoint` is given.
     `train_batch_norm` False freezes batch norm (DeepLab v2).
-    `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling) or "mixed_bfloat16";
+    `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling), "mixed_bfloat16", or
+    "float64" (variables and computation in float64: slow, for numerical checks such as the
+    multi-device parity test);
     the loss is always computed in float32. `jit_compile` compiles the step with XLA.
     `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
     `learning_rate_schedule`: "poly" (DeepLab v2: base * (1 - step / steps) ** `poly_power`) or

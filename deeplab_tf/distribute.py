@@ -149,7 +149,9 @@ def synchronize_batch_norm(model: keras.Model) -> int:
     initialisation: median 1.2% per variable against float64, for Keras' layer and this one
     alike), so the two layers, which round differently, train apart after a step (0.45% in the
     loss at step 2), while this layer's step-1 gradients on 1 and 2 replicas agree to 8e-7
-    (median per variable).
+    (median per variable). In float64 (`train.mixed_precision=float64`) 2 replicas with this
+    layer and one device with Keras' layer give the same losses for 5 steps to ~1e-7
+    (`tests/test_distributed_training.py`).
     """
     layers = [
         layer

@@ -31,4 +31,4 @@ def l2_weight_decay(model, weight_decay: float):
     kernels = [w for w in model.trainable_weights if w.path.endswith("kernel")]
     if not kernels or weight_decay == 0:
         return tf.constant(0.0)
-    return weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in kernels])
+    return weight_decay * tf.add_n([tf.cast(tf.nn.l2_loss(w), tf.float32) for w in kernels])

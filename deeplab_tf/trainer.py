@@ -26,7 +26,7 @@ RESUMABLE_CHANGES = {
     "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
     "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
 }
-PRECISIONS = ("", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64")
 CLASS_WEIGHTINGS = ("", "median_frequency")
 
 

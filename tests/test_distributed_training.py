@@ -72,13 +72,29 @@ def camvid_overrides(camvid_dir, steps):
             f"data.data_dir='{camvid_dir}',train.class_weighting=''"]
 
 
-@pytest.mark.parametrize("train_batch_norm", [True, False], ids=["synchronised_bn", "frozen_bn"])
-def test_two_logical_devices_match_one_device(tmp_path, camvid_dir, train_batch_norm):
+@pytest.mark.parametrize(
+    "train_batch_norm,precision",
+    [(True, "float64"), (True, ""), (False, "")],
+    ids=["synchronised_bn_float64", "synchronised_bn_float32", "frozen_bn"],
+)
+def test_two_logical_devices_match_one_device(tmp_path, camvid_dir, train_batch_norm, precision):
     """Same global batch, same losses for 5 steps (1e-4), at learning rate 0.001 (what the
-    experiment's 250-step warm-up gives its first steps) and without class weights."""
+    experiment's 250-step warm-up gives its first steps) and without class weights.
+
+    With trainable batch norm this net amplifies float32 rounding: one device run twice, with
+    only `TF_ENABLE_ONEDNN_OPTS` changed, already differs by 0.1% at step 2 and 3.7% at step 4
+    (measured at learning rate 1e-4, atrous `space_to_batch`): its float32
+    gradients at initialisation are good to ~1% against float64 (the batch norms over a 4x4 map
+    and a batch of 4). So the 5-step claim is checked in float64, where that control agrees to
+    the last digit and mirrored matches one device to ~1e-7 (per-replica, unsynchronised batch
+    norm: 3.5% off at step 1); in float32 the synchronised case asserts step 1 only.
+    """
     overrides = camvid_overrides(camvid_dir, steps=5) + [
         f"train.train_batch_norm={train_batch_norm},train.base_learning_rate=0.001"
     ]
+    if precision:
+        # TF's CPU kernels have no float64 gradient for a dilated `tf.nn.conv2d`.
+        overrides.append(f"train.mixed_precision={precision},model.atrous_implementation=space_to_batch")
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED, str(tmp_path), *overrides],
         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=900,
@@ -88,17 +104,9 @@ def test_two_logical_devices_match_one_device(tmp_path, camvid_dir, train_batch_
     assert ("batch norm synchronised across replicas" in result.stdout) == train_batch_norm
     one, mirrored = logged_losses(tmp_path / "one_device"), logged_losses(tmp_path / "mirrored")
     assert sorted(one) == sorted(mirrored) == [1, 2, 3, 4, 5]
-    np.testing.assert_allclose(mirrored[1], one[1], rtol=1e-4)
-    later = np.allclose([mirrored[s] for s in one], [one[s] for s in one], rtol=1e-4)
-    if train_batch_norm and not later:
-        # Open (issue 8): only step 1 matches; step 2 drifts 0.45%. Not a replica bug: the
-        # synchronised layer's gradients on 1 and 2 replicas agree (test below; this net's step-1
-        # gradients to 8e-7 median), but this net's float32 gradients at initialisation are only
-        # good to ~1% against float64 (Keras' layer and ours alike), and one device runs Keras'
-        # batch norm, which rounds differently. With our layer on both sides steps 1-2 matched and
-        # steps 3-5 still drifted 1.1-3.8%, as much as one device alone with TF_ENABLE_ONEDNN_OPTS=0.
-        pytest.xfail(f"synchronised BN: steps 2-5 drift: one {one} vs mirrored {mirrored}")
-    assert later, (one, mirrored)
+    steps = [1] if train_batch_norm and not precision else sorted(one)
+    np.testing.assert_allclose([mirrored[s] for s in steps], [one[s] for s in steps], rtol=1e-4,
+                               err_msg=f"one device {one} vs mirrored {mirrored}")
 
 
 SPLIT_MOMENTS = textwrap.dedent(
