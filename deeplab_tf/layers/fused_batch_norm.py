@@ -11,7 +11,8 @@ Same outputs, gradients and moving-statistics updates as `keras.layers.BatchNorm
 float32 rounding): the batch variance normalising the batch is the biased one in both, and the
 fused kernel's unbiased `batch_variance` output is scaled back by `(n - 1) / n` before the moving
 average, as Keras averages the biased variance. Layers it cannot run (masks, renorm,
-synchronized statistics, an axis other than the last of a 4-D input) fall back to Keras' code.
+synchronized statistics, an axis other than the last of a 4-D input, float64, which the fused
+kernel would round to float32) fall back to Keras' code.
 """
 
 import keras
@@ -36,7 +37,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def _fusable(self, inputs, mask):
         rank = len(inputs.shape)
         return (mask is None and not self.renorm and not self.synchronized and rank == 4
-                and self.axis in (-1, 3))
+                and self.axis in (-1, 3) and inputs.dtype != tf.float64)
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):

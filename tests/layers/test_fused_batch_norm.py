@@ -71,6 +71,17 @@ def test_falls_back_to_keras_for_other_axes():
     assert_close(fused(x, training=True), keras_layer(x, training=True))
 
 
+def test_float64_keeps_float64_precision():
+    # The fused kernel has no float64: the layer must not round through float32.
+    shape = (2, 4, 5, 6)
+    x = tf.constant(np.random.default_rng(4).standard_normal(shape) * 3 + 1)
+    keras_layer = keras.layers.BatchNormalization(dtype="float64")
+    fused = FusedBatchNormalization.from_config(keras_layer.get_config())
+    for training in (True, False):
+        np.testing.assert_allclose(fused(x, training=training), keras_layer(x, training=training),
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_model_switch_keeps_weights_and_outputs(tmp_path):
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
