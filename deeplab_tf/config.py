@@ -30,7 +30,9 @@ class ModelConfig:
     (`deeplab_tf.layers.fused_batch_norm`: same weights, results equal to float32 rounding, a
     ~12% faster ResNet-50 training step, BENCHMARKS.md). Off by default: with oneDNN (TF's
     default on x86) a NaN in a training batch did not reach the logits of a v3+ model while the
-    batch norms' moving statistics became NaN, so the trainer's NaN stop would not fire.
+    batch norms' moving statistics became NaN, so the trainer's NaN stop would not fire: grappler
+    fuses the fused batch norm with a following ReLU into one oneDNN kernel, which outputs 0
+    for NaN (the ReLU6 of MobileNetV2 is not fused and keeps the NaN).
     """
 
     arch: str = "deeplab_v3_plus"
