@@ -2,10 +2,10 @@
 alternately in one process (A B A B ...), after checking that they compute the same logits.
 
     python bench/step_variants.py --mode=training|inference [--rounds=3] [--warmup=1]
-        [--variants="keras_bn:;fused_bn:model.fused_batch_norm=true"] [--size=N|HxW] [--batch=B]
+        [--variants="keras_bn:model.fused_batch_norm=false;fused_bn:"] [--size=N|HxW] [--batch=B]
 
 A variant is `name:overrides`, where overrides are experiment overrides
-(`model.atrous_implementation=native,model.fused_batch_norm=true`, as
+(`model.atrous_implementation=native,model.fused_batch_norm=false`, as
 `deeplab_tf.config.apply_overrides` takes) and the flag `+fold_bn` (inference only:
 `deeplab_tf.fold_batch_norm`, as the exporter does). Every variant is built from the same seed and gets the first variant's weights;
 its logits (inference mode, and training mode for --mode=training) must equal the first's to
@@ -32,7 +32,7 @@ import profile_step  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("training", "inference"), default="training")
-    parser.add_argument("--variants", default="keras_bn:;fused_bn:model.fused_batch_norm=true")
+    parser.add_argument("--variants", default="keras_bn:model.fused_batch_norm=false;fused_bn:")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size")

@@ -28,11 +28,10 @@ class ModelConfig:
     `msc_scales`: v2 multi-scale inputs fused by per-pixel max, e.g. (0.5, 0.75, 1.0); () = off.
     `fused_batch_norm`: batch norm layers computed by TensorFlow's fused kernel
     (`deeplab_tf.layers.fused_batch_norm`: same weights, results equal to float32 rounding, a
-    ~12% faster ResNet-50 training step, BENCHMARKS.md). Off by default: with oneDNN (TF's
-    default on x86) a NaN in a training batch did not reach the logits of a v3+ model while the
-    batch norms' moving statistics became NaN, so the trainer's NaN stop would not fire: grappler
-    fuses the fused batch norm with a following ReLU into one oneDNN kernel, which outputs 0
-    for NaN (the ReLU6 of MobileNetV2 is not fused and keeps the NaN).
+    14% faster ResNet-50 training step, BENCHMARKS.md); False keeps Keras' ops. With oneDNN
+    (TF's default on x86) grappler fuses it with a following ReLU into one kernel that outputs
+    0 for NaN, so a NaN batch can leave the loss finite; its moving statistics still take the
+    NaN, and the trainer stops on those as on a NaN loss.
     """
 
     arch: str = "deeplab_v3_plus"
@@ -54,7 +53,7 @@ class ModelConfig:
     msc_scales: tuple = ()
     atrous_implementation: str = "auto"
     batch_norm_momentum: float = 0.99
-    fused_batch_norm: bool = False
+    fused_batch_norm: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

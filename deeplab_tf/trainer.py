@@ -38,7 +38,8 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
     Raises ValueError if `model_dir` holds a run of a different config, FloatingPointError
-    if the loss becomes NaN or Inf (nothing of that step is saved), and `resume.Preempted` after
+    if the loss or a batch norm's moving statistics become NaN or Inf (nothing of that step is
+    saved), and `resume.Preempted` after
     a SIGTERM (on any worker): the step in progress is finished and checkpointed first, so a
     rerun resumes from it.
     """
@@ -119,13 +120,16 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     loss_value, window_start, window_steps, run_start = float("nan"), time.perf_counter(), 0, time.perf_counter()
     with resume.TerminationSignal() as termination:
         for step in range(start + 1, cfg.steps + 1):
-            loss_value = float(train_step(iterator))
+            loss, finite_statistics = train_step(iterator)
+            loss_value = float(loss)
             if step_counter is not optimizer.iterations:
                 step_counter.assign_add(1)
             window_steps += 1
-            if not np.isfinite(loss_value):
+            if not np.isfinite(loss_value) or not bool(finite_statistics):
+                what = (f"Loss is {loss_value}" if not np.isfinite(loss_value)
+                        else "Batch norm moving statistics are not finite")
                 raise FloatingPointError(
-                    f"Loss is {loss_value} at step {step}; stopping. The latest good checkpoint is "
+                    f"{what} at step {step}; stopping. The latest good checkpoint is "
                     f"{writer.latest} (not overwritten)."
                 )
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -202,7 +206,11 @@ def _build_optimizer(cfg, model, lr_schedule) -> keras.optimizers.Optimizer:
 
 
 def _distributed_step(strategy, parts, optimizer, cfg, class_weights=None):
-    """Returns step(iterator) -> the global batch's loss: one SGD step on the next batch.
+    """Returns step(iterator) -> (the global batch's loss, bool scalar: every floating-point
+    non-trainable variable, e.g. the batch norms' moving statistics, is finite after the step):
+    one SGD step on the next batch. (A NaN batch can leave the loss finite: a batch norm fused
+    with its ReLU by grappler under oneDNN outputs 0 for NaN while its moving statistics take
+    the NaN, see `deeplab_tf.layers.fused_batch_norm`.)
 
     Each replica's cross-entropy is weighted by its share of the global batch's labelled pixels
     and the L2 term divided by the replicas, so the gradients the optimizer sums over replicas
@@ -234,10 +242,13 @@ def _distributed_step(strategy, parts, optimizer, cfg, class_weights=None):
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss
 
+    statistics = [v for v in model.non_trainable_variables if tf.as_dtype(v.dtype).is_floating]
+
     @tf.function
     def step(iterator):
         losses = strategy.run(replica_step, args=next(iterator))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in statistics] or [True])
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None), finite
 
     return step
 

@@ -57,8 +57,9 @@ def test_fused_batch_norm_option_switches_every_batch_norm_and_keeps_the_outputs
     from deeplab_tf.layers.fused_batch_norm import FusedBatchNormalization
 
     config = FAMILIES["v3plus_mobilenet_v2_os8"]
-    plain = build_model(config, 3).model
-    fused = build_model(dataclasses.replace(config, fused_batch_norm=True), 3).model
+    plain = build_model(dataclasses.replace(config, fused_batch_norm=False), 3).model
+    fused = build_model(config, 3).model  # the default
+    assert config.fused_batch_norm
     fused.set_weights(plain.get_weights())
     norms = [layer for layer in fused._flatten_layers(include_self=False, recursive=True)
              if isinstance(layer, keras.layers.BatchNormalization)]
