@@ -18,6 +18,14 @@ Sec. 3.1). Tensors are NHWC, the stride is 1. Equal implementations (`ATROUS_IMP
   in-graph, and a skipped tap becomes an empty (free) product.
   The depthwise variant (a per-channel multiply per tap) is exact but slow: memory-bound work
   does not amortise the per-tap slices and pads, so `"auto"` never picks it.
+- `"tap_gradient"`: `"native"`'s forward pass with its own gradient. oneDNN's dilated forward
+  kernel costs about the same at every rate; its gradients are what pay for the rate. Here the
+  input gradient is also a forward dilated convolution (of the upstream gradient, with the
+  kernel turned by 180 degrees and its channels swapped), and the kernel gradient is one GEMM
+  per tap over the output positions where that tap reads the map, so taps that only read
+  padding cost nothing. With static sizes the kernel is first cut to the taps that read the
+  map (the centre tap alone once `rate >= size`: a 1x1 convolution). Full convolutions only:
+  a depthwise convolution runs `"native"` under this name.
 - `"auto"` (the default of `atrous_conv2d` and `AtrousConv2D`): picks one of the above per call
   from the (static) shape, by the rule measured in
   `deeplab_tf.layers.atrous_auto`. All give equal results, so this only changes speed.
@@ -153,17 +161,102 @@ def _shifted_gemm(op, inputs, kernel, rate, padding):
     return tf.add_n(terms)
 
 
+def _valid_taps(sizes, kernel_size, rate, padding):
+    """Which taps of a stride-1 atrous convolution read the map, and the padding they need.
+
+    Args:
+        sizes: `[height, width]`, ints or scalar tensors.
+        kernel_size, rate, padding: as for `atrous_conv2d` (padding lower case).
+
+    Returns:
+        `(cuts, pads, rows, cols)`. `rows` and `cols` are `_tap_ranges` along each axis. A
+        rate-`rate` convolution with `kernel[cuts[0][0]:cuts[0][1], cuts[1][0]:cuts[1][1]]`
+        and the explicit `[[0, 0], pads[0], pads[1], [0, 0]]` padding equals the original one:
+        with static sizes the cut drops the taps that only read padding; with dynamic sizes,
+        or where dropping them would need a negative padding (an even kernel at a rate beyond
+        the map), the cut is the whole kernel.
+    """
+    total = (kernel_size - 1) * rate
+    before = total // 2 if padding == "same" else 0
+    whole = ([(0, kernel_size)] * 2, [[before, total - before if padding == "same" else 0]] * 2)
+    (rows, out_height), (cols, out_width) = (
+        _tap_ranges(size, kernel_size, rate, padding) for size in sizes)
+    if not all(isinstance(size, int) for size in sizes) or not rows or not cols:
+        return (*whole, rows, cols)
+    cuts, pads = [], []
+    for ranges, size, out_size in ((rows, sizes[0], out_height), (cols, sizes[1], out_width)):
+        first, last = ranges[0][0], ranges[-1][0]
+        pad_before = -ranges[0][1]
+        pad_after = out_size + rate * (last - first) - size - pad_before
+        if pad_before < 0 or pad_after < 0:
+            return (*whole, rows, cols)
+        cuts.append((first, last + 1))
+        pads.append([pad_before, pad_after])
+    return cuts, pads, rows, cols
+
+
+def _tap_gradient(op, inputs, kernel, rate, padding):
+    if op is not _conv2d:
+        return _native(op, inputs, kernel, rate, padding)
+    sizes = [inputs.shape[axis] or tf.shape(inputs)[axis] for axis in (1, 2)]
+    cuts, pads, rows, cols = _valid_taps(sizes, kernel.shape[0], rate, padding)
+    if not rows or not cols:
+        return _shifted_gemm(op, inputs, kernel, rate, padding)  # zeros, with zero gradients
+    (top_tap, bottom_tap), (left_tap, right_tap) = cuts
+
+    @tf.custom_gradient
+    def convolve(inputs, kernel):
+        cut = kernel[top_tap:bottom_tap, left_tap:right_tap]
+        outputs = tf.nn.conv2d(inputs, cut, strides=1, padding=[[0, 0], *pads, [0, 0]],
+                               dilations=rate)
+
+        def gradient(upstream):
+            # Input gradient: the transposed convolution, i.e. a forward convolution of the
+            # upstream gradient with the cut kernel turned by 180 degrees, channels swapped.
+            back = [[0, 0]]
+            for axis, (pad_before, _) in zip((1, 2), pads):
+                reach = rate * (cut.shape[axis - 1] - 1)
+                grown = sizes[axis - 1] - (upstream.shape[axis] or tf.shape(upstream)[axis])
+                back.append([reach - pad_before, grown + pad_before])
+            back.append([0, 0])
+            padded = upstream
+            if not all(isinstance(value, int) for pair in back for value in pair):
+                # Dynamic sizes: explicit convolution padding must be static, so pad first.
+                padded = tf.pad(upstream, tf.stack([tf.stack(pair) for pair in back]))
+                back = "VALID"
+            turned = tf.transpose(tf.reverse(cut, [0, 1]), [0, 1, 3, 2])
+            input_gradient = tf.nn.conv2d(padded, turned, strides=1, padding=back,
+                                          dilations=rate)
+            # Kernel gradient: per tap, one GEMM over the output positions where it reads the
+            # map; taps that read only padding get zeros.
+            channels, filters = kernel.shape[2], kernel.shape[3]
+            taps = [[tf.zeros([channels, filters], kernel.dtype)] * kernel.shape[1]
+                    for _ in range(kernel.shape[0])]
+            for u, row_offset, top, bottom in rows:
+                for v, col_offset, left, right in cols:
+                    patch = inputs[:, top + row_offset:bottom + row_offset,
+                                   left + col_offset:right + col_offset, :]
+                    taps[u][v] = tf.matmul(tf.reshape(patch, [-1, channels]),
+                                           tf.reshape(upstream[:, top:bottom, left:right, :],
+                                                      [-1, filters]), transpose_a=True)
+            return input_gradient, tf.stack([tf.stack(row) for row in taps])
+
+        return outputs, gradient
+
+    return convolve(inputs, kernel)
+
+
 def _auto(op, inputs, kernel, rate, padding):
     depthwise = op is _depthwise_conv2d
     name = select_implementation(inputs.shape, kernel.shape, rate, padding, depthwise)
-    if name == "shifted_gemm" and tf_config.is_op_determinism_enabled():
+    if name == "tap_gradient" and tf_config.is_op_determinism_enabled():
         # Per-tap GEMMs are not bitwise repeatable from run to run (see `atrous_auto`).
         name = "native"
     return _IMPLEMENTATIONS[name](op, inputs, kernel, rate, padding)
 
 
 _IMPLEMENTATIONS = {"native": _native, "space_to_batch": _space_to_batch,
-                    "shifted_gemm": _shifted_gemm, "auto": _auto}
+                    "shifted_gemm": _shifted_gemm, "tap_gradient": _tap_gradient, "auto": _auto}
 ATROUS_IMPLEMENTATIONS = tuple(_IMPLEMENTATIONS)
 
 

@@ -171,10 +171,11 @@ def test_gradients_match_numpy_reference(rate, size, kernel_size, padding, op, i
         assert_close(grad, expected)
 
 
+@pytest.mark.parametrize("implementation", ("shifted_gemm", "tap_gradient"))
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("rate,kernel_size,padding",
                          [(24, 3, "same"), (24, 2, "same"), (5, 4, "same"), (2, 3, "valid")])
-def test_shifted_gemm_dynamic_shapes_gradients(rate, kernel_size, padding, op):
+def test_per_tap_dynamic_shapes_gradients(rate, kernel_size, padding, op, implementation):
     # Unknown sizes: the taps' ranges are clipped in the graph instead of skipped in Python.
     depthwise = op == "depthwise"
     _, w = random_case((1, 1), kernel_size, depthwise)
@@ -184,7 +185,7 @@ def test_shifted_gemm_dynamic_shapes_gradients(rate, kernel_size, padding, op):
     def grads(x, w, g):
         with tf.GradientTape() as tape:
             tape.watch([x, w])
-            loss = tf.reduce_sum(OPS[op](x, w, rate, padding, "shifted_gemm") * g)
+            loss = tf.reduce_sum(OPS[op](x, w, rate, padding, implementation) * g)
         return tape.gradient(loss, [x, w])
 
     for size, batch in (((5, 4), 1), ((9, 13), 3), ((30, 27), 2)):
@@ -211,6 +212,48 @@ def test_shifted_gemm_skips_taps_in_the_padding():
     assert count_ops(fn(9), x, w, "MatMul") == 1  # only the centre tap: a 1x1 convolution
 
 
+def gradient_op_counts(rate, size, kernel_size=3):
+    """Op types of the graph of tap_gradient's forward pass and both gradients."""
+    x, w = random_case(size, kernel_size, depthwise=False)
+
+    def grads(x, w):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            loss = tf.reduce_sum(atrous_conv2d(x, w, rate, "same", "tap_gradient"))
+        return tape.gradient(loss, [x, w])
+
+    graph = tf.function(grads).get_concrete_function(tf.constant(x), tf.constant(w)).graph
+    ops = [node for node in graph.get_operations()]
+    return {op_type: sum(node.type == op_type for node in ops)
+            for op_type in ("MatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
+            }, [node for node in ops if node.type == "Conv2D"]
+
+
+def test_tap_gradient_uses_forward_convolutions_and_one_gemm_per_useful_tap():
+    counts, convs = gradient_op_counts(2, (7, 9))
+    # Forward and input gradient are forward convolutions; 9 taps read the map: 9 GEMMs.
+    assert counts == {"MatMul": 9, "Conv2D": 2, "Conv2DBackpropInput": 0,
+                      "Conv2DBackpropFilter": 0}
+    assert [conv.inputs[1].shape.as_list()[:2] for conv in convs] == [[3, 3], [3, 3]]
+    counts, convs = gradient_op_counts(7, (7, 9))  # rows at +-7 fall off a 7-row map
+    assert counts["MatMul"] == 3
+    assert [conv.inputs[1].shape.as_list()[:2] for conv in convs] == [[1, 3], [1, 3]]
+    counts, convs = gradient_op_counts(9, (7, 9))  # only the centre tap: a 1x1 convolution
+    assert counts["MatMul"] == 1
+    assert [conv.inputs[1].shape.as_list()[:2] for conv in convs] == [[1, 1], [1, 1]]
+
+
+def test_tap_gradient_has_float64_gradients_of_dilated_convolutions():
+    # TF on CPU has no float64 kernel for the dilated convolution's gradients; tap_gradient's
+    # are forward convolutions and GEMMs, which have one.
+    x, w = (a.astype(np.float64) for a in random_case((10, 8), 3, depthwise=False, seed=6))
+    g = np.random.default_rng(7).standard_normal((2, 10, 8, FILTERS))
+    grads = tape_gradients(lambda x, w: atrous_conv2d(x, w, 6, "same", "tap_gradient"), x, w, g)
+    for grad, want in zip(grads, reference_gradients(x, w, g, 6, "same", depthwise=False)):
+        assert grad.dtype == tf.float64
+        np.testing.assert_allclose(grad.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("depthwise", (False, True))
 def test_auto_picks_an_exact_implementation(depthwise):
     from deeplab_tf.layers.atrous_auto import select_implementation
@@ -231,20 +274,19 @@ def test_auto_rule_on_the_aspp_shapes():
 
     camvid, conv = (8, 22, 30, 320), (3, 3, 320, 256)
     assert select_implementation(camvid, conv, 1, "same", False) == "native"
-    assert select_implementation(camvid, conv, 12, "same", False) == "native"
-    assert select_implementation(camvid, conv, 18, "same", False) == "shifted_gemm"
-    assert select_implementation(camvid, conv, 36, "same", False) == "shifted_gemm"  # 1x1
+    for rate in (2, 12, 18, 36):
+        assert select_implementation(camvid, conv, rate, "same", False) == "tap_gradient"
     assert select_implementation(camvid, conv, 36, "valid", False) == "native"
+    assert select_implementation(camvid, (1, 1, 320, 256), 6, "same", False) == "native"
     assert select_implementation((None, None, None, 320), conv, 36, "same", False) == "native"
     assert select_implementation(camvid, (3, 3, 320, 1), 36, "same", True) == "native"
     os8, os8_conv = (4, 65, 65, 2048), (3, 3, 2048, 256)
-    assert select_implementation(os8, os8_conv, 2, "same", False) == "space_to_batch"
     assert [select_implementation(os8, os8_conv, rate, "same", False)
-            for rate in (1, 6, 12, 18, 24)] == ["native"] * 5
+            for rate in (1, 2, 6, 12, 18, 24)] == ["native"] + ["tap_gradient"] * 5
 
 
 # Shapes on which `auto` takes each of its branches: rates 1..24 on odd and even sizes, maps
-# smaller than the rate (only the centre tap left), maps of 64+ pixels (space_to_batch at rate 2).
+# smaller than the rate (only the centre tap left), maps of 64+ pixels.
 AUTO_CASES = [
     (rate, size, k, padding)
     for rate in (1, 2, 3, 6, 12, 18, 24)
@@ -274,7 +316,7 @@ def test_auto_matches_numpy_reference_whatever_it_picks(op, monkeypatch):
             assert_close(grad, want)
     assert len(picks) == 2 * len(AUTO_CASES)  # the forward pass, then again under the tape
     if not depthwise:
-        assert set(picks) == {"native", "shifted_gemm", "space_to_batch"}
+        assert set(picks) == {"native", "tap_gradient"}
 
 
 def test_conv_defaults_to_auto(monkeypatch):
@@ -288,7 +330,7 @@ def test_conv_defaults_to_auto(monkeypatch):
     layer = AtrousConv2D(FILTERS, 3, rate=12)
     layer(x)
     assert layer.implementation == "auto"
-    assert picks == ["shifted_gemm", "shifted_gemm"]
+    assert picks == ["tap_gradient", "tap_gradient"]
 
 
 def make_layer(kind, **kwargs):
@@ -400,13 +442,13 @@ def test_invalid_kernel_size():
     assert AtrousDepthwiseConv2D((3, 3)).kernel_size == 3
 
 
-def test_auto_takes_native_instead_of_shifted_gemm_under_op_determinism(monkeypatch):
+def test_auto_takes_native_instead_of_tap_gradient_under_op_determinism(monkeypatch):
     from tensorflow.python.framework import config as tf_config
 
     from deeplab_tf.layers import atrous_conv
 
     ran = []
-    for name in ("native", "shifted_gemm"):
+    for name in ("native", "tap_gradient"):
         real = atrous_conv._IMPLEMENTATIONS[name]
         monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, name,
                             lambda *args, real=real, name=name: ran.append(name) or real(*args))
@@ -417,5 +459,5 @@ def test_auto_takes_native_instead_of_shifted_gemm_under_op_determinism(monkeypa
         actual = atrous_conv2d(x, w, 12)
     finally:
         tf_config.disable_op_determinism()
-    assert ran == ["shifted_gemm", "native"]
+    assert ran == ["tap_gradient", "native"]
     assert_close(actual, reference(x, w, 12, "same", False))

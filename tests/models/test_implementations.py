@@ -43,8 +43,8 @@ def test_atrous_implementations_agree(family, monkeypatch):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max(),
                                    err_msg=name)
     assert picks  # "auto" chose per call, from the static shapes of the call
-    if family.startswith("v3_"):  # rates 12/24/36 on a 13x13 map: the per-tap GEMMs
-        assert "shifted_gemm" in picks
+    if family.startswith("v3_"):  # rates 12/24/36 on a 13x13 map: the per-tap kernel gradient
+        assert "tap_gradient" in picks
 
 
 def test_auto_is_the_default():
