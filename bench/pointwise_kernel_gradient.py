@@ -1,0 +1,79 @@
+"""1x1 convolution training step: oneDNN's kernel gradient vs the same gradient as one GEMM.
+
+    python bench/pointwise_kernel_gradient.py
+
+For ResNet-50's bottleneck 1x1 shapes at a 321 crop, batch 4, output stride 16, times the
+forward pass + both gradients of `sum(conv(x, w) * g)` two ways: `tf.nn.conv2d`'s own gradients
+(`native`), and a `tf.custom_gradient` whose kernel gradient is `x^T g` as one MatMul over the
+flattened positions (`gemm`; input gradient a 1x1 convolution with the transposed kernel). Both
+are checked equal (1e-5 relative), then timed in 9 interleaved, shuffled repeats; printed: the
+median ms of each and their ratio per shape, and the sums. A throwaway measurement of whether
+the backbone's kernel gradients could go through GEMMs (issue 9); nothing in deeplab_tf uses it.
+"""
+
+import random
+import time
+
+import numpy as np
+import tensorflow as tf
+
+def gemm_grad_conv(x, w):
+    @tf.custom_gradient
+    def f(x, w):
+        y = tf.nn.conv2d(x, w, 1, "VALID")
+        def grad(dy):
+            c, o = w.shape[2], w.shape[3]
+            dx = tf.nn.conv2d(dy, tf.transpose(w, [0, 1, 3, 2]), 1, "VALID")
+            dw = tf.matmul(tf.reshape(x, [-1, c]), tf.reshape(dy, [-1, o]), transpose_a=True)
+            return dx, tf.reshape(dw, w.shape)
+        return y, grad
+    return f(x, w)
+
+def step(kind, w):
+    @tf.function
+    def s(x, g):
+        with tf.GradientTape() as t:
+            t.watch([x, w])
+            y = tf.nn.conv2d(x, w, 1, "VALID") if kind == "native" else gemm_grad_conv(x, w)
+            loss = tf.reduce_sum(y * g)
+        return t.gradient(loss, [x, w])
+    return s
+
+
+# ResNet-50 bottleneck 1x1 shapes at a 321 crop, batch 4 (OS16): (size, in, out channels).
+SHAPES = [(81, 256, 64), (81, 64, 256), (41, 512, 128), (41, 128, 512),
+          (21, 1024, 256), (21, 256, 1024), (21, 2048, 512), (21, 512, 2048)]
+REPEATS = 9
+
+
+def main():
+    rng = np.random.default_rng(0)
+    totals = {"native": 0.0, "gemm": 0.0}
+    for size, channels, filters in SHAPES:
+        x = tf.constant(rng.standard_normal((4, size, size, channels), dtype=np.float32))
+        w = tf.constant(rng.standard_normal((1, 1, channels, filters), dtype=np.float32) * 0.05)
+        g = tf.constant(rng.standard_normal((4, size, size, filters), dtype=np.float32))
+        steps = {kind: step(kind, w) for kind in totals}
+        native, gemm = (steps[kind](x, g) for kind in ("native", "gemm"))
+        for a, b in zip(native, gemm):
+            assert float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a))) < 1e-5
+        times = {kind: [] for kind in steps}
+        for _ in range(REPEATS):
+            order = list(steps)
+            random.shuffle(order)
+            for kind in order:
+                start = time.perf_counter()
+                [grad.numpy() for grad in steps[kind](x, g)]
+                times[kind].append(1e3 * (time.perf_counter() - start))
+        median = {kind: float(np.median(ms)) for kind, ms in times.items()}
+        for kind in totals:
+            totals[kind] += median[kind]
+        print(f"4x{size}x{size}x{channels}->{filters}: native {median['native']:.1f} ms, "
+              f"gemm kernel gradient {median['gemm']:.1f} ms "
+              f"({median['gemm'] / median['native']:.2f}x)")
+    print(f"sum: native {totals['native']:.1f} ms, gemm {totals['gemm']:.1f} ms "
+          f"({totals['gemm'] / totals['native']:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
