@@ -78,6 +78,12 @@ def _depthwise_conv2d(inputs, kernel, padding, rate):
                                   dilations=[rate, rate])
 
 
+def _padding_amounts(kernel_size, rate, padding):
+    """Zeros `(before, after)` along each axis: TF's "same" (the odd one after) or none."""
+    total = (kernel_size - 1) * rate if padding == "same" else 0
+    return total // 2, total - total // 2
+
+
 def _native(op, inputs, kernel, rate, padding):
     return op(inputs, kernel, padding, rate)
 
@@ -85,8 +91,8 @@ def _native(op, inputs, kernel, rate, padding):
 def _space_to_batch(op, inputs, kernel, rate, padding):
     if rate == 1:
         return op(inputs, kernel, padding, 1)
-    total = (kernel.shape[0] - 1) * rate if padding == "same" else 0
-    before, after = total // 2, total - total // 2
+    before, after = _padding_amounts(kernel.shape[0], rate, padding)
+    total = before + after
     # Static spatial sizes where known (keeps static output shapes), dynamic ones otherwise.
     sizes = [inputs.shape[axis] or tf.shape(inputs)[axis] for axis in (1, 2)]
     # The "same" zeros and the zeros that round the padded size up to a multiple of `rate` go
@@ -119,9 +125,8 @@ def _tap_ranges(size, kernel_size, rate, padding):
     """Returns `([(u, offset, begin, end), ...], out_size)` along one axis: output `i` reads
     input `i + offset` through kernel index `u` for `begin <= i < end`. `size` is an int (then
     taps entirely outside the map are dropped) or a scalar tensor (then ranges are clipped)."""
-    total = (kernel_size - 1) * rate
-    before = total // 2 if padding == "same" else 0
-    out_size = size if padding == "same" else size - total
+    before, _ = _padding_amounts(kernel_size, rate, padding)
+    out_size = size if padding == "same" else size - (kernel_size - 1) * rate
     ranges = []
     for u in range(kernel_size):
         offset = rate * u - before
@@ -176,9 +181,7 @@ def _valid_taps(sizes, kernel_size, rate, padding):
         or where dropping them would need a negative padding (an even kernel at a rate beyond
         the map), the cut is the whole kernel.
     """
-    total = (kernel_size - 1) * rate
-    before = total // 2 if padding == "same" else 0
-    whole = ([(0, kernel_size)] * 2, [[before, total - before if padding == "same" else 0]] * 2)
+    whole = ([(0, kernel_size)] * 2, [list(_padding_amounts(kernel_size, rate, padding))] * 2)
     (rows, out_height), (cols, out_width) = (
         _tap_ranges(size, kernel_size, rate, padding) for size in sizes)
     if not all(isinstance(size, int) for size in sizes) or not rows or not cols:

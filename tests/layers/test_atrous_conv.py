@@ -213,7 +213,8 @@ def test_shifted_gemm_skips_taps_in_the_padding():
 
 
 def gradient_op_counts(rate, size, kernel_size=3):
-    """Op types of the graph of tap_gradient's forward pass and both gradients."""
+    """Counts of conv/GEMM op types in the graph of tap_gradient's forward pass and both
+    gradients, and its Conv2D ops."""
     x, w = random_case(size, kernel_size, depthwise=False)
 
     def grads(x, w):
@@ -223,10 +224,10 @@ def gradient_op_counts(rate, size, kernel_size=3):
         return tape.gradient(loss, [x, w])
 
     graph = tf.function(grads).get_concrete_function(tf.constant(x), tf.constant(w)).graph
-    ops = [node for node in graph.get_operations()]
-    return {op_type: sum(node.type == op_type for node in ops)
-            for op_type in ("MatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
-            }, [node for node in ops if node.type == "Conv2D"]
+    ops = graph.get_operations()
+    op_types = ("MatMul", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
+    counts = {op_type: sum(node.type == op_type for node in ops) for op_type in op_types}
+    return counts, [node for node in ops if node.type == "Conv2D"]
 
 
 def test_tap_gradient_uses_forward_convolutions_and_one_gemm_per_useful_tap():
