@@ -5,7 +5,7 @@
         [--peers=deeplab_tf,keras_hub,model_garden,torch] [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
-        [--deeplab_unfolded] [--json=results.json]
+        [--deeplab_unfolded] [--precision=float32|bfloat16] [--json=results.json]
 
 Each peer runs in its own process and virtualenv (created under --venv_dir when missing, see
 bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment) and builds its model
@@ -17,6 +17,11 @@ same run. Printed: min/median/max seconds (inference) or images/s (training) per
 deeplab-tf's speed-up over each, the forward GFLOPs of each model (convolutions and matmuls
 counted from the traced graph, padding taps included; 3x that per training step), achieved
 GFLOP/s and deeplab-tf's fraction of the conv peak, and each worker's peak RSS (getrusage).
+
+--precision=bfloat16 runs every peer in its framework's own mixed precision: Keras' and tf_keras'
+"mixed_bfloat16" policy (bfloat16 compute, float32 variables), `torch.autocast("cpu",
+torch.bfloat16)` for PyTorch, and the conv peak in bfloat16. Fast only on CPUs with bfloat16
+instructions (AVX512_BF16, AMX); the default is float32.
 """
 
 import argparse
@@ -65,6 +70,8 @@ def parse_args(argv=None):
                         help="inference with the batch norms as separate ops (by default they are folded into "
                              "the convolutions, as the exporter does: deeplab_tf.fold_batch_norm)")
     parser.add_argument("--deeplab_python", default=sys.executable, help="interpreter with deeplab_tf")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="every peer's compute precision (bfloat16: each framework's mixed precision)")
     parser.add_argument("--torch_threads", type=int, default=0, help="torch.set_num_threads (0 = default)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per request")
     parser.add_argument("--json", default="", help="also write the results to this file")
@@ -158,7 +165,7 @@ def main(argv=None):
     _log(f"command: {' '.join([os.path.basename(sys.argv[0])] + (sys.argv[1:] if argv is None else list(argv)))}")
     _log(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
          f"load average at start {os.getloadavg()[0]:.2f}")
-    _log(f"input: {args.height}x{args.width}x3, batch {args.batch}, {args.num_classes} classes, float32; "
+    _log(f"input: {args.height}x{args.width}x3, batch {args.batch}, {args.num_classes} classes, {args.precision}; "
          f"warm-up {args.warmup}, rounds {args.rounds}")
 
     installs = {}
@@ -173,7 +180,7 @@ def main(argv=None):
         return 0 if all(m["ok"] for m in installs.values()) else 1
 
     config = {"mode": args.mode, "batch": args.batch, "height": args.height, "width": args.width,
-              "num_classes": args.num_classes, "seed": args.seed}
+              "num_classes": args.num_classes, "seed": args.seed, "precision": args.precision}
     specs = []
     for name in args.peer_list:
         if name == "deeplab_tf":

@@ -68,6 +68,15 @@ def graph_flops(graph, _seen=None) -> tuple[float, int]:
     return total, unknown
 
 
+def set_precision(config: dict, keras_module) -> str:
+    """Sets `keras_module`'s (Keras 3 or tf_keras) global dtype policy from config["precision"]:
+    "float32" (the default) or "bfloat16" (the policy "mixed_bfloat16": bfloat16 compute, float32
+    variables). Call before the model is built. Returns the policy's name."""
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[config.get("precision", "float32")]
+    keras_module.mixed_precision.set_global_policy(policy)
+    return policy
+
+
 def forward_gflops(model, config: dict) -> dict:
     """Traces `model` (inference mode) on the benchmark's input shape and counts its forward GFLOPs."""
     fn = tf.function(lambda x: model(x, training=False))

@@ -29,6 +29,7 @@ def build(config):
     experiment = experiments.get_experiment(config.get("experiment") or "voc_v3_r50_os16")
     if config.get("override"):
         experiment = apply_overrides(experiment, config["override"])
+    policy = tf_common.set_precision(config, keras)
     keras.utils.set_random_seed(config["seed"])
     model = build_model(experiment.model, config["num_classes"]).model
     folded = config["mode"] == "inference" and config.get("fold_batch_norm", True)
@@ -56,6 +57,7 @@ def build(config):
         layer.implementation = implementation
     info = dict(
         tf_common.tf_info(),
+        dtype_policy=policy,
         version=f"deeplab-tf {deeplab_tf.__version__}",
         keras=keras.__version__,
         model=(f"{m.arch} {m.backbone} OS{m.output_stride} rates {list(m.atrous_rates)} "

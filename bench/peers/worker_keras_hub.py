@@ -20,6 +20,7 @@ def build(config):
 
     import tf_common
 
+    policy = tf_common.set_precision(config, keras)
     keras.utils.set_random_seed(config["seed"])
     rates = [int(r) for r in config.get("rates", (6, 12, 18))]
     encoder = keras_hub.models.ResNetBackbone(
@@ -39,6 +40,7 @@ def build(config):
     run = tf_common.make_step(model, config, optimizer)
     info = dict(
         tf_common.tf_info(),
+        dtype_policy=policy,
         version=f"keras-hub {keras_hub.__version__}",
         keras=keras.__version__,
         model=f"DeepLabV3 ResNet-50 OS32 (P5; keras-hub has no OS16) rates {rates}",

@@ -42,6 +42,7 @@ def build(config):
 
     import tf_common
 
+    policy = tf_common.set_precision(config, tf_keras)
     tf_keras.utils.set_random_seed(config["seed"])
     rates = [int(r) for r in config.get("rates", (6, 12, 18))]
     stem_type = config.get("stem_type", "v0")
@@ -65,6 +66,7 @@ def build(config):
     run = tf_common.make_step(model, config, optimizer)
     info = dict(
         tf_common.tf_info(),
+        dtype_policy=policy,
         version=f"tf-models-official {importlib.metadata.version('tf-models-official')}",
         tf_keras=tf_keras.__version__,
         model=f"DeepLabV3 DilatedResNet-50 OS16 stem {stem_type} multi-grid [1, 2, 4] rates {rates}",

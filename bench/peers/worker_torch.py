@@ -7,7 +7,9 @@ pooling; 256 filters, no bias, batch norm, ReLU) -> concat -> 1x1 projection -> 
 
 torchvision's `deeplabv3_resnet50` is not used: torchvision on PyPI is a CUDA build (its _C.so
 needs libtorch_cuda.so), so it cannot be imported next to the CPU torch wheel. Config keys beyond
-the common ones: `channels_last` (default true), `threads` (torch.set_num_threads, 0 = default)."""
+the common ones: `channels_last` (default true), `threads` (torch.set_num_threads, 0 = default).
+With `precision` "bfloat16", the forward pass runs under `torch.autocast("cpu", torch.bfloat16)`
+(PyTorch's mixed precision: float32 parameters, bfloat16 convolutions)."""
 
 import os
 import sys
@@ -101,6 +103,8 @@ def forward_gflops(network, batch, height, width):
 
 
 def build(config):
+    import contextlib
+
     import torch
 
     if config.get("threads"):
@@ -115,12 +119,21 @@ def build(config):
     images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
     labels = torch.from_numpy(labels).long()
 
+    precision = config.get("precision", "float32")
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
+
+    def autocast():
+        if precision == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     if config["mode"] == "inference":
         network.eval()
 
         def run():
-            with torch.inference_mode():
-                return network(images).numpy()
+            with torch.inference_mode(), autocast():
+                return network(images).float().numpy()
 
     else:
         network.train()
@@ -128,7 +141,9 @@ def build(config):
 
         def run():
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(network(images), labels, ignore_index=255)
+            with autocast():
+                logits = network(images)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels, ignore_index=255)
             loss.backward()
             optimizer.step()
             return float(loss)
@@ -138,6 +153,7 @@ def build(config):
         "threads": torch.get_num_threads(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "channels_last": channels_last,
+        "precision": precision,
         "model": "DeepLabV3 ResNet-50 (Keras-Applications layout) OS16 multi-grid [1, 2, 4] rates "
                  f"{list(config.get('rates', (6, 12, 18)))}, plain torch",
         "parameters": int(sum(p.numel() for p in network.parameters() if p.requires_grad)),
