@@ -109,16 +109,27 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_mixed_float16_counts_every_step(tmp_path):
     """Loss-scaled float16 steps skipped for overflow still count (the optimizer's own count does
     not advance on them), so the step, the checkpoint number and the input stay in line.
-    CPU kernels lack float16 dilated-convolution gradients: atrous convs use space_to_batch."""
-    experiment = apply_overrides(
-        tiny_demo(steps=2), "train.mixed_precision=mixed_float16,model.atrous_implementation=space_to_batch,data.crop_size=32"
-    )
+    CPU kernels lack float16 dilated-convolution gradients: the default atrous implementation
+    (`auto`) avoids them."""
+    experiment = apply_overrides(tiny_demo(steps=2), "train.mixed_precision=mixed_float16,data.crop_size=32")
     lines = []
     result = train(experiment, str(tmp_path), log=lines.append)
     assert "mixed_float16" in lines[0] and result["step"] == 2 and result["checkpoint"].endswith("ckpt-2")
     lines.clear()
     assert train(experiment, str(tmp_path), log=lines.append)["step"] == 2
     assert any("already complete: step 2" in line for line in lines), lines
+
+
+def test_mixed_bfloat16_trains_with_float32_variables(tmp_path):
+    experiment = apply_overrides(tiny_demo(steps=2), "train.mixed_precision=mixed_bfloat16,data.crop_size=32")
+    lines = []
+    result = train(experiment, str(tmp_path), log=lines.append)
+    assert "mixed_bfloat16" in lines[0] and result["step"] == 2
+    losses = [float(line.split("loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
+    assert len(losses) == 2 and all(np.isfinite(losses)), lines
+    reader = tf.train.load_checkpoint(result["checkpoint"])
+    kernels = [name for name in reader.get_variable_to_dtype_map() if name.endswith("kernel/.ATTRIBUTES/VARIABLE_VALUE")]
+    assert kernels and all(reader.get_variable_to_dtype_map()[name] == tf.float32 for name in kernels)
 
 
 def _weights_after_one_step(model_dir, *overrides):

@@ -26,10 +26,16 @@ cost the same at every rate, which is what `tap_gradient` keeps.
 Rule: `"tap_gradient"` for a full convolution with rate >= 2, "same" padding, static
 spatial sizes and a kernel larger than 1x1; `"native"` otherwise (rate 1, "valid" padding,
 unknown sizes, 1x1 kernels, depthwise).
+In float16 and float64, `"tap_gradient"` for every full convolution with rate >= 2 and a
+kernel larger than 1x1, whatever the padding and sizes: TF 2.21's CPU kernels compute the
+gradients of a dilated `tf.nn.conv2d` in float32 and bfloat16 only (float16 and float64 fail
+with "Current CPU implementations do not yet support dilation rates larger than 1"), while
+`tap_gradient`'s gradients are forward convolutions and GEMMs, which exist in every float type.
 Under `tf.config.experimental.enable_op_determinism()` (the trainer's `--deterministic`)
-`auto` takes `"native"` where the rule says a per-tap implementation: with the per-tap
-GEMMs, two deterministic runs of a DeepLab v2 model (resumed vs uninterrupted) ended with
-weights 1 ulp apart (`tests/test_trainer.py`, dropout resume test; seen with `shifted_gemm`).
+`auto` takes `"native"` where the rule says a per-tap implementation (`"space_to_batch"` in
+float16 and float64): with the per-tap GEMMs, two deterministic runs of a DeepLab v2 model
+(resumed vs uninterrupted) ended with weights 1 ulp apart (`tests/test_trainer.py`, dropout
+resume test; seen with `shifted_gemm`).
 
 Depthwise: always `"native"`. `python bench/depthwise_alternatives.py` (forward + both
 gradients, 5 interleaved repeats, 2026-11-22 on a machine shared with a training run, so
@@ -51,7 +57,12 @@ medians are noisy; ratios are median / native's median) measured every exact alt
 """
 
 
-def select_implementation(input_shape, kernel_shape, rate, padding, depthwise):
+# Float types in which TF's CPU kernels have the gradients of a dilated convolution.
+NATIVE_GRADIENT_DTYPES = ("float32", "bfloat16")
+
+
+def select_implementation(input_shape, kernel_shape, rate, padding, depthwise, dtype="float32",
+                          deterministic=False):
     """Returns the implementation name `"auto"` uses for one call.
 
     Args:
@@ -60,13 +71,17 @@ def select_implementation(input_shape, kernel_shape, rate, padding, depthwise):
         rate: int. Dilation rate.
         padding: str. `"same"` or `"valid"` (lower case).
         depthwise: bool. Whether the convolution is depthwise.
+        dtype: str. The computation's float type, e.g. `"float32"`.
+        deterministic: bool. Whether op determinism is enabled.
 
     Returns:
-        `"native"` or `"tap_gradient"`.
+        `"native"`, `"tap_gradient"` or `"space_to_batch"`.
     """
+    if rate == 1 or depthwise or (kernel_shape[0] == 1 and kernel_shape[1] == 1):
+        return "native"  # nothing to dilate, or depthwise (see above)
+    if dtype not in NATIVE_GRADIENT_DTYPES:
+        return "space_to_batch" if deterministic else "tap_gradient"
     height, width = input_shape[1], input_shape[2]
-    if rate == 1 or padding != "same" or height is None or width is None or depthwise:
+    if padding != "same" or height is None or width is None or deterministic:
         return "native"
-    if kernel_shape[0] == 1 and kernel_shape[1] == 1:
-        return "native"  # a 1x1 kernel has no taps to dilate
     return "tap_gradient"

@@ -251,10 +251,8 @@ def _tap_gradient(op, inputs, kernel, rate, padding):
 
 def _auto(op, inputs, kernel, rate, padding):
     depthwise = op is _depthwise_conv2d
-    name = select_implementation(inputs.shape, kernel.shape, rate, padding, depthwise)
-    if name == "tap_gradient" and tf_config.is_op_determinism_enabled():
-        # Per-tap GEMMs are not bitwise repeatable from run to run (see `atrous_auto`).
-        name = "native"
+    name = select_implementation(inputs.shape, kernel.shape, rate, padding, depthwise,
+                                 inputs.dtype.name, tf_config.is_op_determinism_enabled())
     return _IMPLEMENTATIONS[name](op, inputs, kernel, rate, padding)
 
 

@@ -244,6 +244,71 @@ def test_tap_gradient_uses_forward_convolutions_and_one_gemm_per_useful_tap():
     assert [conv.inputs[1].shape.as_list()[:2] for conv in convs] == [[1, 1], [1, 1]]
 
 
+# Largest error of a low-precision result relative to the largest reference value: a few
+# roundings of the output and of sums in the type (bfloat16 keeps 8 significant bits, float16 11).
+LOW_PRECISION_TOLERANCE = {"bfloat16": 2e-2, "float16": 2e-2}
+
+
+def rounded(array, dtype):
+    """`array` rounded to `dtype`, back in float64 (the inputs the reference sees)."""
+    return tf.cast(tf.cast(array, dtype), tf.float64).numpy()
+
+
+def assert_close_relative_to_max(actual, expected, tolerance):
+    actual = tf.cast(actual, tf.float64).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("dtype", LOW_PRECISION_TOLERANCE)
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("rate,padding", [(1, "same"), (2, "valid"), (6, "same"), (18, "same")])
+def test_low_precision_matches_numpy_reference(rate, padding, op, dtype, implementation):
+    depthwise, tolerance = op == "depthwise", LOW_PRECISION_TOLERANCE[dtype]
+    x, w = random_case((10, 8), 3, depthwise, seed=4)
+    x, w = rounded(x, dtype), rounded(w, dtype)
+    expected_y = reference(x, w, rate, padding, depthwise)
+    g = rounded(np.random.default_rng(5).standard_normal(expected_y.shape), dtype)
+    fn = lambda x, w: OPS[op](x, w, rate, padding, implementation)  # noqa: E731
+    inputs = [tf.cast(a, dtype) for a in (x, w, g)]
+    if dtype == "float16" and op == "conv" and rate > 1 and implementation == "native":
+        # A TF limitation, which `auto` works around (tap_gradient): no float16 CPU kernel.
+        with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
+            tape_gradients(fn, *inputs)
+        return
+    y = fn(*inputs[:2])
+    assert y.dtype == dtype
+    assert_close_relative_to_max(y, expected_y, tolerance)
+    grads = tape_gradients(fn, *inputs)
+    for grad, expected in zip(grads, reference_gradients(x, w, g, rate, padding, depthwise)):
+        assert grad.dtype == dtype
+        assert_close_relative_to_max(grad, expected, tolerance)
+
+
+@pytest.mark.parametrize("dtype,tolerance", [("float16", 2e-2), ("float64", 1e-12)])
+@pytest.mark.parametrize("padding", ("same", "valid"))
+@pytest.mark.parametrize("dynamic", (False, True))
+def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tolerance):
+    """TF's CPU kernels have no float16 or float64 gradient of a dilated convolution; `auto`
+    takes `tap_gradient` there on every padding and with unknown sizes."""
+    x, w = (rounded(a, dtype) for a in random_case((10, 8), 3, depthwise=False, seed=8))
+    expected_y = reference(x, w, 2, padding, False)
+    g = rounded(np.random.default_rng(9).standard_normal(expected_y.shape), dtype)
+    spec = [None, None, None, x.shape[-1]] if dynamic else x.shape
+
+    @tf.function(input_signature=[tf.TensorSpec(spec, dtype), tf.TensorSpec(w.shape, dtype),
+                                  tf.TensorSpec(None, dtype)])
+    def gradients(x, w, g):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            loss = tf.reduce_sum(atrous_conv2d(x, w, 2, padding) * g)
+        return tape.gradient(loss, [x, w])
+
+    grads = gradients(*(tf.cast(a, dtype) for a in (x, w, g)))
+    for grad, expected in zip(grads, reference_gradients(x, w, g, 2, padding, False)):
+        assert_close_relative_to_max(grad, expected, tolerance)
+
+
 def test_tap_gradient_has_float64_gradients_of_dilated_convolutions():
     # TF on CPU has no float64 kernel for the dilated convolution's gradients; tap_gradient's
     # are forward convolutions and GEMMs, which have one.
@@ -265,9 +330,12 @@ def test_auto_picks_an_exact_implementation(depthwise):
         for rate in (1, 2, 3, 6, 12, 18, 24, 36):
             for k in (1, 2, 3):
                 for padding in ("same", "valid"):
-                    kernel_shape = (k, k, shape[-1], 1 if depthwise else 256)
-                    name = select_implementation(shape, kernel_shape, rate, padding, depthwise)
-                    assert name in concrete
+                    for dtype in ("float32", "bfloat16", "float16", "float64"):
+                        for deterministic in (False, True):
+                            kernel_shape = (k, k, shape[-1], 1 if depthwise else 256)
+                            name = select_implementation(shape, kernel_shape, rate, padding, depthwise,
+                                                         dtype, deterministic)
+                            assert name in concrete
 
 
 def test_auto_rule_on_the_aspp_shapes():
@@ -284,6 +352,16 @@ def test_auto_rule_on_the_aspp_shapes():
     os8, os8_conv = (4, 65, 65, 2048), (3, 3, 2048, 256)
     assert [select_implementation(os8, os8_conv, rate, "same", False)
             for rate in (1, 2, 6, 12, 18, 24)] == ["native"] + ["tap_gradient"] * 5
+    assert select_implementation(camvid, conv, 12, "same", False, "bfloat16") == "tap_gradient"
+    assert select_implementation(camvid, conv, 12, "valid", False, "bfloat16") == "native"
+    # float16 / float64: native has no CPU gradient kernel once dilated, whatever the padding.
+    for dtype in ("float16", "float64"):
+        assert select_implementation(camvid, conv, 1, "same", False, dtype) == "native"
+        assert select_implementation(camvid, conv, 12, "valid", False, dtype) == "tap_gradient"
+        assert select_implementation((None, None, None, 320), conv, 2, "same", False, dtype) == "tap_gradient"
+        assert select_implementation(camvid, conv, 12, "same", False, dtype, True) == "space_to_batch"
+        assert select_implementation(camvid, (3, 3, 320, 1), 12, "same", True, dtype) == "native"
+    assert select_implementation(camvid, conv, 12, "same", False, "float32", True) == "native"
 
 
 # Shapes on which `auto` takes each of its branches: rates 1..24 on odd and even sizes, maps
@@ -462,3 +540,17 @@ def test_auto_takes_native_instead_of_tap_gradient_under_op_determinism(monkeypa
         tf_config.disable_op_determinism()
     assert ran == ["tap_gradient", "native"]
     assert_close(actual, reference(x, w, 12, "same", False))
+
+
+def test_auto_takes_space_to_batch_in_float16_under_op_determinism():
+    from tensorflow.python.framework import config as tf_config
+
+    x, w = (rounded(a, "float16") for a in random_case((7, 9), 3, depthwise=False))
+    g = np.ones((2, 7, 9, FILTERS))
+    tf.config.experimental.enable_op_determinism()
+    try:
+        grads = tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), *(tf.cast(a, tf.float16) for a in (x, w, g)))
+    finally:
+        tf_config.disable_op_determinism()
+    for grad, expected in zip(grads, reference_gradients(x, w, g, 2, "same", False)):
+        assert_close_relative_to_max(grad, expected, LOW_PRECISION_TOLERANCE["float16"])
