@@ -31,18 +31,25 @@ class Assembled:
     normalize: Callable
 
 
-def assemble(experiment: Experiment, output_stride: int = 0) -> Assembled:
+def assemble(experiment: Experiment, output_stride: int = 0, dtype_policy: str = "float32") -> Assembled:
     """Returns the model, dataset info, source and normaliser of `experiment`.
 
     `output_stride` > 0 builds the model at that output stride instead of the experiment's
-    (same weights, e.g. DeepLabv3 trained at 16 and evaluated at 8). The data source is
-    resolved first so a missing dataset fails before the model is built.
+    (same weights, e.g. DeepLabv3 trained at 16 and evaluated at 8). `dtype_policy` is the
+    Keras dtype policy of the model's layers ("float32", "mixed_bfloat16", "mixed_float16",
+    "float64"); the global policy is left as it was. The data source is resolved first so a
+    missing dataset fails before the model is built.
     """
     source = data.get_source(experiment.data)
     model_config = experiment.model
     if output_stride:
         model_config = dataclasses.replace(model_config, output_stride=output_stride)
-    built = build_model(model_config, source.info.num_classes)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        built = build_model(model_config, source.info.num_classes)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
     return Assembled(
         model=built.model,
         training_model=built.training_model,

@@ -62,14 +62,9 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(cfg.mixed_precision or "float32")
-    try:
-        with strategy.scope():
-            parts = assemble(experiment)
-            optimizer = _build_optimizer(cfg, parts.model, lr_schedule)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with strategy.scope():
+        parts = assemble(experiment, dtype_policy=cfg.mixed_precision or "float32")
+        optimizer = _build_optimizer(cfg, parts.model, lr_schedule)
     model = parts.model
     if not cfg.train_batch_norm:
         _freeze_batch_norm(model)

@@ -4,13 +4,16 @@
         --export_dir=runs/demo/export [--input_type=image_bytes,image_tensor,tf_example] \
         [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] \
         [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite] \
-        [--nofold_batch_norm]
+        [--nofold_batch_norm] [--precision=bfloat16]
 
 The model is built from the same experiment config as training (at --output_stride if given, with
 the same weights) and restored from the checkpoint, so export cannot disagree with training. By
 default every batch norm directly after a convolution is folded into it
 (`deeplab_tf.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
-exports the layers as trained. The signatures are described in `export/serving.py`;
+exports the layers as trained. `--precision=bfloat16` computes the model in bfloat16 (Keras'
+"mixed_bfloat16" policy: the float32 weights cast per layer, softmax and outputs in float32); on
+CPUs with bfloat16 instructions (AVX512_BF16, AMX) it serves about twice as fast, with
+probabilities within about 1e-2 of float32's (BENCHMARKS.md). The signatures are described in `export/serving.py`;
 `serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
 `saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
 palette (used by `deeplab_tf.predict`), the serving options and how many batch norms were folded.
@@ -28,6 +31,9 @@ from absl import flags
 from deeplab_tf.cli import define_experiment_flags, resolve_experiment, run
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
+# --precision -> the Keras dtype policy the model is built with.
+PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
 define_experiment_flags()
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, or a model dir (its latest checkpoint).")
 flags.DEFINE_string("export_dir", None, "Folder to write the SavedModel into (must not exist).")
@@ -42,6 +48,7 @@ flags.DEFINE_bool("crf", False, "Refine with the dense CRF (TensorFlow backend) 
 flags.DEFINE_string("crf_params", "", "CRF parameter file; unset = CHECKPOINT/crf_params.json if present, else DeepLab's defaults.")
 flags.DEFINE_list("outputs", [], f"Outputs of every signature from {OUTPUTS}; unset = per-signature defaults.")
 flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Largest height * width accepted per image (checked in the graph).")
+flags.DEFINE_enum("precision", "float32", list(PRECISION_POLICIES), "Compute precision of the exported model.")
 flags.DEFINE_bool("fold_batch_norm", True, "Fold batch norms into the convolutions before them (same outputs, fewer ops and variables).")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
@@ -58,12 +65,14 @@ def export_saved_model(
     output_stride: int = 0,
     log=print,
     fold_batch_norm: bool = True,
+    precision: str = "float32",
 ) -> str:
     """Writes the SavedModel of `experiment` restored from `checkpoint` to `export_dir`.
 
     `options` choose the signatures (see `export.serving`); `output_stride` > 0 rebuilds the
     model at that stride with the same weights. `fold_batch_norm` merges every batch norm that
-    directly follows a convolution into it (`deeplab_tf.fold_batch_norm`). The export is written
+    directly follows a convolution into it (`deeplab_tf.fold_batch_norm`). `precision` is one of
+    `PRECISION_POLICIES` ("float32" or "bfloat16"). The export is written
     to a temporary folder beside `export_dir` and moved into place, so a failed export never
     leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
     `overwrite` is False.
@@ -73,10 +82,12 @@ def export_saved_model(
     from deeplab_tf.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
     from export.serving import build_export_archive
 
+    if precision not in PRECISION_POLICIES:
+        raise ValueError(f"precision={precision!r}; known: {list(PRECISION_POLICIES)}")
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
-    parts = assemble(experiment, output_stride=output_stride)
+    parts = assemble(experiment, output_stride=output_stride, dtype_policy=PRECISION_POLICIES[precision])
     prefix = restore_model(parts.model, checkpoint)
     model = parts.model
     folded_count = 0
@@ -100,6 +111,7 @@ def export_saved_model(
             "serving": options.describe(),
             "fold_batch_norm": fold_batch_norm,
             "batch_norms_folded": folded_count,
+            "precision": precision,
         }
         with open(os.path.join(staging, DATASET_INFO_FILE), "w") as f:
             json.dump(info, f, indent=2)
@@ -157,7 +169,7 @@ def main(argv):
     values = flags.FLAGS
     options = serving_options(values)
     export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
-                       fold_batch_norm=values.fold_batch_norm)
+                       fold_batch_norm=values.fold_batch_norm, precision=values.precision)
 
 
 if __name__ == "__main__":

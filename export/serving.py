@@ -137,7 +137,8 @@ def make_predict(model: keras.Model, normalize, options: ServingOptions):
 
     def probabilities_at(pixels, flip: bool):
         inputs = tf.reverse(pixels, axis=[2]) if flip else pixels
-        probabilities = tf.nn.softmax(model(normalize(inputs), training=False), axis=-1)
+        logits = tf.cast(model(normalize(inputs), training=False), tf.float32)  # bfloat16 models
+        probabilities = tf.nn.softmax(logits, axis=-1)
         return tf.reverse(probabilities, axis=[2]) if flip else probabilities
 
     def predict(images):

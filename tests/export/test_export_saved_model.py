@@ -2,7 +2,8 @@
 labels as the Keras model on real CamVid images (plain, and with test-time augmentation at another
 output stride plus the CRF); a fixed input size and batch; only standard ops; signatures.txt;
 existing exports are kept; flags become serving options; batch norm folding (the default) keeps
-the labels of the unfolded Keras model."""
+the labels of the unfolded Keras model; a bfloat16 export computes its convolutions in bfloat16
+and stays close to the float32 Keras model."""
 
 import json
 import types
@@ -71,11 +72,19 @@ def test_crf_multi_scale_flip_output_stride_export_matches_eager(full_export, ca
         np.testing.assert_allclose(out[f"{name}/probabilities"], refined, atol=1e-4, err_msg=name)
 
 
-def test_only_standard_tensorflow_ops(full_export):
+def graph_ops(export_dir):
+    """(op type, name of the dtype attribute "T", or None if it has none or a list) of every node in
+    the SavedModel's graph and functions."""
     model = saved_model_pb2.SavedModel()
-    model.ParseFromString((full_export / "saved_model.pb").read_bytes())
+    model.ParseFromString((export_dir / "saved_model.pb").read_bytes())
     graph = model.meta_graphs[0].graph_def
-    ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    nodes = list(graph.node) + [node for f in graph.library.function for node in f.node_def]
+    return {(node.op, tf.dtypes.as_dtype(node.attr["T"].type).name if node.attr["T"].type else None)
+            for node in nodes}
+
+
+def test_only_standard_tensorflow_ops(full_export):
+    ops = {op for op, _ in graph_ops(full_export)}
     assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
     assert [op for op in sorted(ops) if op_def_registry.get(op) is None] == []
     assert {"DecodeImage", "ParseExampleV2", "ArgMax", "ResizeBilinear"} <= ops
@@ -138,6 +147,33 @@ def test_folded_and_unfolded_exports_match_the_unfolded_keras_model(exported_dem
     unfolded_variables = len(tf.saved_model.load(str(unfolded_dir)).variables)
     assert unfolded_variables - folded_variables == 4 * folded_info["batch_norms_folded"] - len(
         [conv for conv, _ in foldable_pairs(keras_model) if not keras_model_layer(keras_model, conv).use_bias])
+
+
+def test_bfloat16_export_computes_in_bfloat16_close_to_float32(export_variant, camvid_crops, fresh_process_predict,
+                                                               keras_probabilities):
+    export_dir = export_variant("bfloat16", ServingOptions(), precision="bfloat16")
+    assert json.load(open(export_dir / "assets.extra" / "dataset_info.json"))["precision"] == "bfloat16"
+    convolutions = {dtype for op, dtype in graph_ops(export_dir) if op in ("Conv2D", "DepthwiseConv2dNative")}
+    assert convolutions == {"bfloat16"}
+    out = fresh_process_predict(export_dir, camvid_crops)
+    expected = keras_probabilities(camvid_crops)  # float32
+    assert out["probabilities"].dtype == np.float32
+    # bfloat16 keeps 8 significant bits; through the ~60 layers of the demo model the
+    # probabilities stay within 5e-2 (5e-3 on average), and labels may flip only where
+    # float32's two best classes are closer than twice that.
+    difference = np.abs(out["probabilities"] - expected)
+    assert difference.max() < 5e-2 and difference.mean() < 5e-3
+    top2 = np.sort(expected, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-1
+    assert clear.mean() > 0.5
+    np.testing.assert_array_equal(out["tensor_labels"][clear], expected.argmax(-1)[clear])
+
+
+def test_unknown_precision_is_refused(exported_demo, tmp_path):
+    experiment, model_dir, _ = exported_demo
+    with pytest.raises(ValueError, match="precision='float16'"):
+        export_saved_model(experiment, str(model_dir), str(tmp_path / "out"), precision="float16")
+    assert not (tmp_path / "out").exists()
 
 
 def keras_model_layer(model, name):
