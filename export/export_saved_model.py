@@ -12,8 +12,8 @@ default every batch norm directly after a convolution is folded into it
 (`deeplab_tf.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
 exports the layers as trained. `--precision=bfloat16` computes the model in bfloat16 (Keras'
 "mixed_bfloat16" policy: the float32 weights cast per layer, softmax and outputs in float32); on
-CPUs with bfloat16 instructions (AVX512_BF16, AMX) it serves about twice as fast, with
-probabilities within about 1e-2 of float32's (BENCHMARKS.md). The signatures are described in `export/serving.py`;
+CPUs with bfloat16 instructions (AVX512_BF16, AMX) it serves faster (BENCHMARKS.md), with
+probabilities a few 1e-2 from float32's at most. The signatures are described in `export/serving.py`;
 `serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
 `saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
 palette (used by `deeplab_tf.predict`), the serving options and how many batch norms were folded.
