@@ -169,6 +169,30 @@ def test_bfloat16_export_computes_in_bfloat16_close_to_float32(export_variant, c
     np.testing.assert_array_equal(out["tensor_labels"][clear], expected.argmax(-1)[clear])
 
 
+def test_export_of_auto_atrous_equals_export_of_native(exported_demo, tmp_path, camvid_crops, monkeypatch):
+    """At a fixed input size `auto` takes `tap_gradient` for ASPP (its forward pass: a dilated
+    convolution with the kernel cut to the taps that read the map); the export computes what the
+    reference implementation (`native`) does."""
+    from deeplab_tf.config import apply_overrides
+    from deeplab_tf.layers import atrous_conv
+
+    experiment, model_dir, _ = exported_demo
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
+    options = ServingOptions(input_types=("image_tensor",), input_size=(64, 96), outputs=("probabilities",))
+    outputs = {}
+    for name in ("auto", "native"):
+        export_dir = tmp_path / name
+        export_saved_model(apply_overrides(experiment, f"model.atrous_implementation={name}"), str(model_dir),
+                           str(export_dir), options=options, log=lambda line: None)
+        images = tf.image.resize(camvid_crops, (64, 96)).numpy().round().astype(np.uint8)
+        signature = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+        outputs[name] = signature(images=tf.constant(images))["probabilities"].numpy()
+    assert "tap_gradient" in picks
+    np.testing.assert_allclose(outputs["auto"], outputs["native"], atol=1e-5)
+
+
 def test_unknown_precision_is_refused(exported_demo, tmp_path):
     experiment, model_dir, _ = exported_demo
     with pytest.raises(ValueError, match="precision='float16'"):
