@@ -12,7 +12,9 @@ float32 rounding): the batch variance normalising the batch is the biased one in
 fused kernel's unbiased `batch_variance` output is scaled back by `(n - 1) / n` before the moving
 average, as Keras averages the biased variance. Layers it cannot run (masks, renorm,
 synchronized statistics, an axis other than the last of a 4-D input, float64, which the fused
-kernel would round to float32) fall back to Keras' code.
+kernel would round to float32) fall back to Keras' code. Under a mixed policy (float16 or
+bfloat16 maps) the map enters the kernel in its own type and is normalised with float32
+statistics, where Keras casts it to float32 and back.
 """
 
 import keras
@@ -42,7 +44,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, "float32")
+        # float16 / bfloat16 maps go to the kernel as they are: it normalises them with float32
+        # statistics, scale and offset, as Keras does after casting them to float32, without the
+        # casts of the whole map forward and backward.
+        x = inputs if inputs.dtype in (tf.float16, tf.bfloat16) else tf.cast(inputs, "float32")
         channels = x.shape[-1]
         scale = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels], "float32")
         offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels], "float32")

@@ -55,6 +55,28 @@ def test_matches_keras_batch_norm(config, training, graph):
         assert_close(actual, expected)
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("training", [True, False])
+def test_mixed_precision_runs_the_kernel_on_the_low_precision_map(policy, training):
+    """Under a mixed policy the map goes to the fused kernel in its own type (no casts of the
+    whole map), with float32 statistics: outputs and gradients within the type's rounding of
+    Keras' (which casts the map to float32), moving statistics to float32 rounding."""
+    shape, dtype = (3, 7, 9, 6), policy.split("_")[1]
+    rng = np.random.default_rng(5)
+    x = tf.cast(rng.normal(1.0, 3.0, shape), dtype)
+    g = tf.cast(rng.standard_normal(shape), dtype)
+    keras_layer, fused = pair(dict(momentum=0.9, epsilon=1e-3, dtype=policy), shape)
+    expected, actual = step(keras_layer, x, g, training), step(fused, x, g, training)
+    assert actual[0].dtype == dtype and actual[1].dtype == dtype
+    for index, (want, got) in enumerate(zip(expected, actual)):
+        want, got = (tf.cast(v, tf.float32).numpy() for v in (want, got))
+        rtol = 1e-5 if index >= 4 else 2e-2  # moving statistics: float32 in both
+        assert_close(got, want, rtol=rtol)
+    graph = tf.function(lambda x: fused(x, training=training)).get_concrete_function(x).graph
+    kernels = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert [op.get_attr("T") for op in kernels] == [tf.as_dtype(dtype)]
+
+
 def test_frozen_layer_uses_moving_statistics():
     shape = (2, 5, 5, 4)
     x = tf.constant(np.random.default_rng(2).standard_normal(shape).astype("float32"))
