@@ -3,7 +3,7 @@ of the peers benchmark's step, summed per op type, with FLOPs and GFLOP/s of the
 
     python bench/profile_step.py [--mode=training|inference|both] [--steps=3] [--warmup=2]
         [--size=N|HxW] [--batch=B] [--override=model.atrous_implementation=native]
-        [--top=25] [--peak] [--logdir=DIR] [--json=FILE]
+        [--top=25] [--peak] [--logdir=DIR] [--json=FILE] [--precision=float32|bfloat16]
 
 The model and step are those of `bench/peers_compare.py`'s deeplab-tf worker (experiment
 `voc_v3_r50_os16`, random weights, 21 classes; training: 321x321 batch 4, forward in training
@@ -70,6 +70,8 @@ def parse_args(argv=None):
     parser.add_argument("--experiment", default="voc_v3_r50_os16")
     parser.add_argument("--override", default="", help="experiment overrides, e.g. model.output_stride=8")
     parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16: the model built under Keras' mixed_bfloat16 policy")
     parser.add_argument("--top", type=int, default=25, help="op types listed (the rest summed)")
     parser.add_argument("--peak", action="store_true", help="also measure the dense conv peak")
     parser.add_argument("--logdir", default="", help="keep the trace here (TensorBoard's profile plugin reads it)")
@@ -133,7 +135,9 @@ def graph_flops_by_kind(graph, seen=None):
 
 def build_step(args, mode, with_model=False, model=None):
     """Returns (step tf.function, its inputs, a label[, the model]). `args` has size, batch,
-    experiment, override and num_classes; `model` replaces the experiment's model if given."""
+    experiment, override, num_classes and optionally precision ("float32" or "bfloat16": the
+    model's Keras dtype policy, float32 or mixed_bfloat16); `model` replaces the experiment's
+    model if given."""
     import keras
     import tensorflow as tf
 
@@ -153,6 +157,8 @@ def build_step(args, mode, with_model=False, model=None):
         experiment = apply_overrides(experiment, args.override)
     keras.utils.set_random_seed(0)
     if model is None:
+        precision = getattr(args, "precision", "float32")
+        keras.config.set_dtype_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
         model = build_model(experiment.model, args.num_classes).model
     images, labels = (tf.constant(v) for v in make_inputs(config))
     if mode == "inference":
@@ -174,7 +180,7 @@ def build_step(args, mode, with_model=False, model=None):
         inputs = (images, labels)
     m = experiment.model
     label = (f"{mode}: {m.arch} {m.backbone} OS{m.output_stride} atrous={m.atrous_implementation} "
-             f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}")
+             f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}, {model.dtype_policy.name}")
     return (step, inputs, label, model) if with_model else (step, inputs, label)
 
 
