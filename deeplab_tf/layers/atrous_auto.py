@@ -31,6 +31,8 @@ kernel larger than 1x1, whatever the padding and sizes: TF 2.21's CPU kernels co
 gradients of a dilated `tf.nn.conv2d` in float32 and bfloat16 only (float16 and float64 fail
 with "Current CPU implementations do not yet support dilation rates larger than 1"), while
 `tap_gradient`'s gradients are forward convolutions and GEMMs, which exist in every float type.
+(That pick is for correctness: its speed against `space_to_batch`, which also runs in these
+types, was measured in float32 only.)
 Under `tf.config.experimental.enable_op_determinism()` (the trainer's `--deterministic`)
 `auto` takes `"native"` where the rule says a per-tap implementation (`"space_to_batch"` in
 float16 and float64): with the per-tap GEMMs, two deterministic runs of a DeepLab v2 model
