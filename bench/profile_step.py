@@ -146,7 +146,7 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
     from protocol import make_inputs
-    from tf_common import resize_to
+    from tf_common import resize_to, set_precision
 
     size, batch = DEFAULTS[mode]
     size, batch = args.size or size, args.batch or batch
@@ -157,8 +157,7 @@ def build_step(args, mode, with_model=False, model=None):
         experiment = apply_overrides(experiment, args.override)
     keras.utils.set_random_seed(0)
     if model is None:
-        precision = getattr(args, "precision", "float32")
-        keras.config.set_dtype_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
+        set_precision({"precision": getattr(args, "precision", "float32")}, keras)
         model = build_model(experiment.model, args.num_classes).model
     images, labels = (tf.constant(v) for v in make_inputs(config))
     if mode == "inference":

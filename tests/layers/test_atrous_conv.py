@@ -542,9 +542,14 @@ def test_auto_takes_native_instead_of_tap_gradient_under_op_determinism(monkeypa
     assert_close(actual, reference(x, w, 12, "same", False))
 
 
-def test_auto_takes_space_to_batch_in_float16_under_op_determinism():
+def test_auto_takes_space_to_batch_in_float16_under_op_determinism(monkeypatch):
     from tensorflow.python.framework import config as tf_config
 
+    from deeplab_tf.layers import atrous_conv
+
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
     x, w = (rounded(a, "float16") for a in random_case((7, 9), 3, depthwise=False))
     g = np.ones((2, 7, 9, FILTERS))
     tf.config.experimental.enable_op_determinism()
@@ -552,5 +557,6 @@ def test_auto_takes_space_to_batch_in_float16_under_op_determinism():
         grads = tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), *(tf.cast(a, tf.float16) for a in (x, w, g)))
     finally:
         tf_config.disable_op_determinism()
+    assert picks == ["space_to_batch"]
     for grad, expected in zip(grads, reference_gradients(x, w, g, 2, "same", False)):
         assert_close_relative_to_max(grad, expected, LOW_PRECISION_TOLERANCE["float16"])
