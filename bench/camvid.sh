@@ -26,14 +26,14 @@ phase() {  # phase NAME COMMAND...: runs COMMAND, appends "NAME<TAB>seconds" to 
   printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$run_dir/timings.tsv"
 }
 
-phase train python -m deeplab_tf.train --experiment=$experiment --model_dir="$run_dir" "$data"
-phase eval_single_crf python -m deeplab_tf.evaluate --experiment=$experiment --model_dir="$run_dir" "$data" \
+phase train python -m deeplab_tf.cli.train --experiment=$experiment --model_dir="$run_dir" "$data"
+phase eval_single_crf python -m deeplab_tf.cli.evaluate --experiment=$experiment --model_dir="$run_dir" "$data" \
   --scales=1.0 --noflip --crf --num_visualizations=4 --output_dir="$run_dir/val_single"
-phase eval_msflip_crf python -m deeplab_tf.evaluate --experiment=$experiment --model_dir="$run_dir" "$data" \
+phase eval_msflip_crf python -m deeplab_tf.cli.evaluate --experiment=$experiment --model_dir="$run_dir" "$data" \
   --scales=0.5,0.75,1.0,1.25,1.5,1.75 --flip --crf --trimap_widths= --output_dir="$run_dir/val_msflip"
 phase export python -m export.export_saved_model --experiment=$experiment --checkpoint="$run_dir" "$data" \
   --export_dir="$run_dir/export" --overwrite
-phase eval_saved_model python -m deeplab_tf.evaluate --experiment=$experiment --saved_model="$run_dir/export" \
+phase eval_saved_model python -m deeplab_tf.cli.evaluate --experiment=$experiment --saved_model="$run_dir/export" \
   "$data" --trimap_widths= --output_dir="$run_dir/val_saved_model"
 python bench/camvid_results.py "$run_dir"
 echo "SavedModel: $run_dir/export"

@@ -11,7 +11,7 @@ Parity (default): the first --num_images val images through both backends with t
 DeepLab parameters. Passes when the arg-max labels agree on >= 99% of pixels and the mIoU gain
 over the unary differs by <= 0.3 points.
 
-Effect (--effect): the coarse-to-fine parameter search (`deeplab_tf.crf.search`) on the first
+Effect (--effect): the coarse-to-fine parameter search (`deeplab_tf.evaluation.crf_search`) on the first
 --search_images *train* images (held out from val), written to --save_params, then mIoU on all
 val images without CRF, with the default parameters and with the searched ones, on both
 backends. --params=FILE skips the search and uses a file written by an earlier run.
@@ -29,10 +29,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from deeplab_tf.crf import DenseCRFParams, load_params, refine, refine_many, save_params  # noqa: E402
-from deeplab_tf.crf.search import search_crf_params  # noqa: E402
+from deeplab_tf.evaluation.crf_search import search_crf_params  # noqa: E402
 from deeplab_tf.crf.synthetic_unary import blobby_probabilities  # noqa: E402
 from deeplab_tf.data.camvid_folder import CAMVID_VOID, CamVidFolder  # noqa: E402
-from deeplab_tf.metrics import confusion_matrix, segmentation_metrics  # noqa: E402
+from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics  # noqa: E402
 
 NUM_CLASSES = 11
 

@@ -4,7 +4,7 @@
         [--rounds=10] [--warmup=2]
 
 Builds the model with random weights and random, non-trivial batch norm statistics, folds it with
-`deeplab_tf.fold_batch_norm.fold_batch_norm`, checks that the folded logits equal the unfolded
+`deeplab_tf.models.fold_batch_norm.fold_batch_norm`, checks that the folded logits equal the unfolded
 inference logits (1e-4 relative), then times one forward pass of each as a `tf.function` on the
 same input (the graph a SavedModel serves), alternating in one process (A B, B A, A B, ...: each
 goes first in half the rounds) so that a busy machine slows both alike. Prints min / median /
@@ -57,7 +57,7 @@ def main():
     import tensorflow as tf
 
     from deeplab_tf.config import ModelConfig
-    from deeplab_tf.fold_batch_norm import count_batch_norms, fold_batch_norm
+    from deeplab_tf.models.fold_batch_norm import count_batch_norms, fold_batch_norm
     from deeplab_tf.models import build_model
 
     model = build_model(ModelConfig(**MODELS[args.model]), num_classes=21).model

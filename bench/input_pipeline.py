@@ -31,7 +31,7 @@ import tensorflow as tf
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import apply_overrides
 from deeplab_tf.data import TfdsSource, build_train_dataset
-from deeplab_tf.losses import masked_sparse_cross_entropy
+from deeplab_tf.training.losses import masked_sparse_cross_entropy
 from experiments import get_experiment
 
 EXPERIMENT = "camvid_mnv2_v3plus"

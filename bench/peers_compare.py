@@ -68,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument("--deeplab_jit", action="store_true", help="deeplab-tf's step with XLA (jit_compile)")
     parser.add_argument("--deeplab_unfolded", action="store_true",
                         help="inference with the batch norms as separate ops (by default they are folded into "
-                             "the convolutions, as the exporter does: deeplab_tf.fold_batch_norm)")
+                             "the convolutions, as the exporter does: deeplab_tf.models.fold_batch_norm)")
     parser.add_argument("--deeplab_python", default=sys.executable, help="interpreter with deeplab_tf")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="every peer's compute precision (bfloat16: each framework's mixed precision)")

@@ -143,7 +143,7 @@ def build_step(args, mode, with_model=False, model=None):
 
     import experiments
     from deeplab_tf.config import apply_overrides
-    from deeplab_tf.losses import masked_sparse_cross_entropy
+    from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
     from protocol import make_inputs
     from tf_common import resize_to, set_precision

@@ -7,7 +7,7 @@ alternately in one process (A B A B ...), after checking that they compute the s
 A variant is `name:overrides`, where overrides are experiment overrides
 (`model.atrous_implementation=native,model.fused_batch_norm=false`, as
 `deeplab_tf.config.apply_overrides` takes) and the flag `+fold_bn` (inference only:
-`deeplab_tf.fold_batch_norm`, as the exporter does). Every variant is built from the same seed and gets the first variant's weights;
+`deeplab_tf.models.fold_batch_norm`, as the exporter does). Every variant is built from the same seed and gets the first variant's weights;
 its logits (inference mode, and training mode for --mode=training) must equal the first's to
 --tolerance (1e-4) relative, or the script stops. The step is `bench/profile_step.py`'s (= the peers
 benchmark worker's). Printed: min / median / max seconds per variant and the ratio of medians
@@ -45,7 +45,7 @@ def parse_args(argv=None):
 
 
 def build_variant(args, spec, weights):
-    from deeplab_tf.fold_batch_norm import fold_batch_norm
+    from deeplab_tf.models.fold_batch_norm import fold_batch_norm
 
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]

@@ -19,7 +19,7 @@ weights, which the children load: a well-conditioned random network whose labels
 image, and the children's memory holds inference only.
 
 For each model, one child process predicts a random-texture image whole, another with
-`deeplab_tf.inference.tiled` (--tile square windows rounded down to a multiple of the output
+`deeplab_tf.evaluation.inference.tiled` (--tile square windows rounded down to a multiple of the output
 stride, i.e. 512, starting at multiples of it, at least --overlap pixels overlapping,
 probabilities averaged where windows overlap); each reports its peak resident memory (VmHWM)
 after the model was built and after prediction. The whole-image child also measures the
@@ -149,7 +149,7 @@ def child(args) -> None:
     """Predicts the image whole or tiled; saves the probabilities and a JSON of measurements."""
     import time
 
-    from deeplab_tf.inference import keras_scorer, tiled
+    from deeplab_tf.evaluation.inference import keras_scorer, tiled
 
     parts = build(args.model, args.output_stride)
     with np.load(args.weights) as saved:
@@ -230,7 +230,7 @@ def main():
             for mode, stride in modes.items():
                 if mode == "whole":
                     continue
-                from deeplab_tf.inference import distance_to_seams  # TensorFlow only once the children ran
+                from deeplab_tf.evaluation.inference import distance_to_seams  # TensorFlow only once the children ran
 
                 distance = distance_to_seams(args.size, (args.tile, args.tile), args.overlap, stride)
                 rows.append((name, mode, radius, results["whole"], results[mode],

@@ -27,8 +27,8 @@ LOGICAL = textwrap.dedent(
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from deeplab_tf.train import main
-    from deeplab_tf.cli import run
+    from deeplab_tf.cli.train import main
+    from deeplab_tf.cli.flags import run
     sys.argv = ["train", *sys.argv[1:]]
     run(main)
     """
@@ -57,7 +57,7 @@ def command(args, model_dir, strategy, entry):
 def run_one(args, root, name):
     model_dir = os.path.join(root, name)
     if name == "one_device":
-        cmds = [(command(args, model_dir, "one_device", [sys.executable, "-m", "deeplab_tf.train"]), ENV)]
+        cmds = [(command(args, model_dir, "one_device", [sys.executable, "-m", "deeplab_tf.cli.train"]), ENV)]
     elif name == "mirrored_2_logical_cpus":
         cmds = [(command(args, model_dir, "mirrored", [sys.executable, "-c", LOGICAL]), ENV)]
     else:
@@ -68,7 +68,7 @@ def run_one(args, root, name):
                 ports.append(s.getsockname()[1])
         cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
         cmds = [
-            (command(args, model_dir, "multi_worker_mirrored", [sys.executable, "-m", "deeplab_tf.train"]),
+            (command(args, model_dir, "multi_worker_mirrored", [sys.executable, "-m", "deeplab_tf.cli.train"]),
              {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
             for i in range(2)
         ]

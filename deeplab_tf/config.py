@@ -94,7 +94,7 @@ class TrainConfig:
     `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
     `learning_rate_schedule`: "poly" (DeepLab v2: base * (1 - step / steps) ** `poly_power`) or
     "step" (Caffe's step policy, DeepLab v1: base * `step_gamma` ** floor(step / `step_size`),
-    e.g. 0.1 every 2000 steps); see `deeplab_tf.schedules`.
+    e.g. 0.1 every 2000 steps); see `deeplab_tf.training.schedules`.
     `warmup_steps`: linear learning-rate warm-up at the start of either schedule (0 = none).
     `class_weighting`: "" (every labelled pixel weighs 1) or "median_frequency" (per-class loss
     weights computed from the training split's labels, `deeplab_tf.data.class_weights`).
@@ -127,7 +127,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation protocol (see `deeplab_tf.inference` and `deeplab_tf.trimap`).
+    """Evaluation protocol (see `deeplab_tf.evaluation.inference` and `deeplab_tf.evaluation.trimap`).
 
     `output_stride` 0 evaluates at the training output stride; `crf` applies the fully connected
     CRF to the probabilities. `scales`: input scales of test-time augmentation, e.g.

@@ -23,7 +23,7 @@ choices, for a small dataset, no pretrained backbone and a CPU budget:
 Data: the `camvid` TFDS builder, prepared on first use from a folder in the SegNet layout
 (`train.txt`, `val.txt` listing `image label` pairs) given as `data.data_dir`; void (11) ignored.
 Pass `model.backbone_weights=PATH` to start from the Keras Applications ImageNet file instead.
-Command: `python -m deeplab_tf.train --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid
+Command: `python -m deeplab_tf.cli.train --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid
 --override=data.data_dir=/path/to/camvid`, or `bash bench/camvid.sh` for train + evaluation + export.
 """
 

@@ -4,7 +4,7 @@ Data: TFDS's own `cityscapes` builder (`semantic_segmentation` config) read thro
 `data.dataset="cityscapes"`; the Cityscapes archives go in its manual dir.
 DeepLab v2 evaluates the 1024x2048 images in overlapping 513x513 windows (eval.tile_size);
 the DeepLabv3+ rows evaluate whole images, as its reference implementation does.
-Command: `python -m deeplab_tf.train --experiment=cityscapes_v3plus_xception65 --model_dir=DIR`.
+Command: `python -m deeplab_tf.cli.train --experiment=cityscapes_v3plus_xception65 --model_dir=DIR`.
 """
 
 from deeplab_tf.config import derive

@@ -5,7 +5,7 @@ Paper numbers are val mIoU from DeepLab v2 (arXiv:1606.00915) Sec. 4.2-4.3, Tabl
 Data: `pascal_context` / `pascal_person_part` TFDS builders from the manual files
 (`--override=data.data_dir=DIR`). Recipes as the VOC family (experiments/voc.py); v2 gives no
 separate crop, batch or iteration count for these datasets.
-Command: `python -m deeplab_tf.train --experiment=context_r101_v2_aspp_crf --model_dir=DIR
+Command: `python -m deeplab_tf.cli.train --experiment=context_r101_v2_aspp_crf --model_dir=DIR
 --override=data.data_dir=DIR,train.init_checkpoint=COCO_CKPT`.
 """
 

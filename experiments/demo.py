@@ -3,7 +3,7 @@
 
 Proves the machinery learns end to end in a few minutes on 2 CPU cores:
 `bash scripts/demo.sh` trains it, evaluates (held-out mIoU >= 0.80 expected), exports and predicts.
-Command: `python -m deeplab_tf.train --experiment=demo --model_dir=runs/demo`.
+Command: `python -m deeplab_tf.cli.train --experiment=demo --model_dir=runs/demo`.
 """
 
 from deeplab_tf.config import DataConfig, Experiment, ModelConfig, TrainConfig

@@ -11,7 +11,7 @@ Paper numbers are mIoU on VOC 2012 val as printed in the table named by `paper_s
 (checked against the papers' text: v1 arXiv:1412.7062, v2 arXiv:1606.00915, v3
 arXiv:1706.05587, v3+ arXiv:1802.02611, MobileNetV2 arXiv:1801.04381).
 
-Command: `python -m deeplab_tf.train --experiment=voc_aspp_l --model_dir=runs/voc_aspp_l
+Command: `python -m deeplab_tf.cli.train --experiment=voc_aspp_l --model_dir=runs/voc_aspp_l
 --override=data.data_dir=DIR,model.backbone_weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5`.
 """
 

@@ -9,14 +9,14 @@
 The model is built from the same experiment config as training (at --output_stride if given, with
 the same weights) and restored from the checkpoint, so export cannot disagree with training. By
 default every batch norm directly after a convolution is folded into it
-(`deeplab_tf.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
+(`deeplab_tf.models.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
 exports the layers as trained. `--precision=bfloat16` computes the model in bfloat16 (Keras'
 "mixed_bfloat16" policy: the float32 weights cast per layer, softmax and outputs in float32); on
 CPUs with bfloat16 instructions (AVX512_BF16, AMX) it serves faster (BENCHMARKS.md), with
 probabilities a few 1e-2 from float32's at most. The signatures are described in `export/serving.py`;
 `serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
 `saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
-palette (used by `deeplab_tf.predict`), the serving options and how many batch norms were folded.
+palette (used by `deeplab_tf.cli.predict`), the serving options and how many batch norms were folded.
 """
 
 import json
@@ -28,7 +28,7 @@ import tempfile
 
 from absl import flags
 
-from deeplab_tf.cli import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
 # --precision -> the Keras dtype policy the model is built with.
@@ -71,15 +71,15 @@ def export_saved_model(
 
     `options` choose the signatures (see `export.serving`); `output_stride` > 0 rebuilds the
     model at that stride with the same weights. `fold_batch_norm` merges every batch norm that
-    directly follows a convolution into it (`deeplab_tf.fold_batch_norm`). `precision` is one of
+    directly follows a convolution into it (`deeplab_tf.models.fold_batch_norm`). `precision` is one of
     `PRECISION_POLICIES` ("float32" or "bfloat16"). The export is written
     to a temporary folder beside `export_dir` and moved into place, so a failed export never
     leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
     `overwrite` is False.
     """
     from deeplab_tf.assembly import assemble
-    from deeplab_tf.checkpoints import restore_model
-    from deeplab_tf.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
+    from deeplab_tf.training.checkpoints import restore_model
+    from deeplab_tf.models.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
     from export.serving import build_export_archive
 
     if precision not in PRECISION_POLICIES:

@@ -6,12 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 python -m pip install --quiet -e .
 run_dir=runs/demo
 start=$(date +%s)
-python -m deeplab_tf.train --experiment=demo --model_dir="$run_dir"
-python -m deeplab_tf.evaluate --experiment=demo --model_dir="$run_dir"
+python -m deeplab_tf.cli.train --experiment=demo --model_dir="$run_dir"
+python -m deeplab_tf.cli.evaluate --experiment=demo --model_dir="$run_dir"
 python -m export.export_saved_model --experiment=demo --checkpoint="$run_dir" \
   --export_dir="$run_dir/export" --overwrite
-python -m deeplab_tf.data.write_images --experiment=demo --split=val --count=4 --output="$run_dir/sample_images"
-python -m deeplab_tf.predict --saved_model="$run_dir/export" --input="$run_dir/sample_images" \
+python -m deeplab_tf.cli.write_images --experiment=demo --split=val --count=4 --output="$run_dir/sample_images"
+python -m deeplab_tf.cli.predict --saved_model="$run_dir/export" --input="$run_dir/sample_images" \
   --output="$run_dir/predictions"
 echo
 echo "demo finished in $(( $(date +%s) - start ))s"

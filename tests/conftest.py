@@ -94,7 +94,7 @@ def exported_demo(tmp_path_factory):
     """A tiny 2-step `demo` run and its SavedModel with every input type: returns (experiment,
     model_dir, export_dir)."""
     from deeplab_tf.config import apply_overrides
-    from deeplab_tf.trainer import train
+    from deeplab_tf.training.trainer import train
     from experiments import get_experiment
     from export.export_saved_model import export_saved_model
     from export.serving import INPUT_TYPES, ServingOptions

@@ -7,11 +7,11 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.assembly import assemble
-from deeplab_tf.checkpoints import restore_model
+from deeplab_tf.training.checkpoints import restore_model
 from deeplab_tf.config import apply_overrides
 from deeplab_tf.data.pipeline import build_eval_dataset
-from deeplab_tf.evaluation import evaluate, model_label_predictor
-from deeplab_tf.trainer import train
+from deeplab_tf.evaluation.evaluator import evaluate, model_label_predictor
+from deeplab_tf.training.trainer import train
 from experiments import get_experiment
 from export.export_saved_model import export_saved_model
 

@@ -20,8 +20,8 @@ def build(config):
     import deeplab_tf
     import experiments
     from deeplab_tf.config import apply_overrides
-    from deeplab_tf.fold_batch_norm import fold_batch_norm
-    from deeplab_tf.losses import masked_sparse_cross_entropy
+    from deeplab_tf.models.fold_batch_norm import fold_batch_norm
+    from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
 
     import tf_common

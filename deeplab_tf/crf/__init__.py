@@ -4,7 +4,7 @@
 (standard ops: runs in tf.function, SavedModel and TF Serving) or pydensecrf (the reference);
 `refine_batch` is the batched TensorFlow form for models and exports; `refine_many` runs
 pydensecrf over many images in a process pool. `DenseCRFParams` holds the parameters;
-`deeplab_tf.crf.search.search_crf_params` (and `python -m deeplab_tf.crf_search` for a trained
+`deeplab_tf.evaluation.crf_search.search_crf_params` (and `python -m deeplab_tf.cli.crf_search` for a trained
 model) finds them with DeepLab's coarse-to-fine search and `load_params` reads the result.
 """
 

@@ -11,7 +11,7 @@ Segmentation with Deep Convolutional Nets and Fully Connected CRFs", ICLR 2015, 
 used as the starting point of DeepLab v2 (Chen et al., TPAMI 2017, Sec. 4.1), which fixes
 w2=3, sigma_gamma=3 and runs 10 mean-field iterations. The released DeepLab v2 ResNet-101 VOC
 model uses other cross-validated values (w1=4, sigma_alpha=67, sigma_beta=3, w2=3,
-sigma_gamma=1): search them for your own model with `python -m deeplab_tf.crf_search`.
+sigma_gamma=1): search them for your own model with `python -m deeplab_tf.cli.crf_search`.
 """
 
 import dataclasses
@@ -101,5 +101,5 @@ def load_params(path: str) -> DenseCRFParams:
     with open(path) as f:
         content = json.load(f)
     if not isinstance(content, dict) or not isinstance(content.get("params"), dict):
-        raise ValueError(f"{path} has no 'params' object (expected a file written by deeplab_tf.crf_search)")
+        raise ValueError(f"{path} has no 'params' object (expected a file written by deeplab_tf.cli.crf_search)")
     return DenseCRFParams.from_dict(content["params"])

@@ -36,7 +36,7 @@ types, was measured in float32 only.)
 Under `tf.config.experimental.enable_op_determinism()` (the trainer's `--deterministic`)
 `auto` takes `"native"` where the rule says a per-tap implementation (`"space_to_batch"` in
 float16 and float64): with the per-tap GEMMs, two deterministic runs of a DeepLab v2 model
-(resumed vs uninterrupted) ended with weights 1 ulp apart (`tests/test_trainer.py`, dropout
+(resumed vs uninterrupted) ended with weights 1 ulp apart (`tests/training/test_trainer.py`, dropout
 resume test; seen with `shifted_gemm`).
 
 Depthwise: always `"native"`. `python bench/depthwise_alternatives.py` (forward + both

@@ -74,7 +74,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 def use_fused_batch_norm(model: keras.Model) -> int:
     """Makes every `keras.layers.BatchNormalization` of `model` (nested models and layers
     included) a `FusedBatchNormalization`, in place: same state and weights, only `call` changes.
-    Subclasses (e.g. `deeplab_tf.distribute.SynchronizedBatchNormalization`) are left alone.
+    Subclasses (e.g. `deeplab_tf.training.distribute.SynchronizedBatchNormalization`) are left alone.
     Returns how many layers were switched."""
     layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
               if type(layer) is keras.layers.BatchNormalization]

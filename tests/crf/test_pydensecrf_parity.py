@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deeplab_tf.crf import DenseCRFParams, refine, refine_many
-from deeplab_tf.metrics import confusion_matrix, segmentation_metrics
+from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics
 
 
 @pytest.mark.parametrize(

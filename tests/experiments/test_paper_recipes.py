@@ -3,7 +3,7 @@
 import pytest
 
 import experiments
-from deeplab_tf.schedules import from_train_config
+from deeplab_tf.training.schedules import from_train_config
 
 
 def all_experiments():

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.assembly import assemble
-from deeplab_tf.checkpoints import restore_model
+from deeplab_tf.training.checkpoints import restore_model
 from export.export_saved_model import export_saved_model
 
 

@@ -15,9 +15,9 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 from deeplab_tf.assembly import assemble
-from deeplab_tf.checkpoints import restore_model
+from deeplab_tf.training.checkpoints import restore_model
 from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
-from deeplab_tf.fold_batch_norm import count_batch_norms, foldable_pairs
+from deeplab_tf.models.fold_batch_norm import count_batch_norms, foldable_pairs
 from export.export_saved_model import export_saved_model, serving_options
 from export.serving import ServingOptions, serving_functions
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf.checkpoints import model_weights, restore_model
+from deeplab_tf.training.checkpoints import model_weights, restore_model
 from deeplab_tf.config import ModelConfig
 from deeplab_tf.models import build_model
 

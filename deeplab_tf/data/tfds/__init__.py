@@ -16,7 +16,7 @@ builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir="/data/voc"))
 dataset = builder.as_dataset(split="train_aug")  # {"image", "label" [H, W, 1], "name"}
 ```
-Or from the shell: `python -m deeplab_tf.data.tfds.prepare --dataset=voc2012_segmentation
+Or from the shell: `python -m deeplab_tf.cli.prepare_data --dataset=voc2012_segmentation
 --manual_dir=/data/voc`.
 """
 

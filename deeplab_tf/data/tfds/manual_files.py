@@ -49,7 +49,7 @@ def instructions(files) -> str:
     return (
         "Download these files yourself (they are never downloaded for you) and put them in the "
         "manual dir: `data.data_dir` in a deeplab-tf experiment, or `--manual_dir` of "
-        "`python -m deeplab_tf.data.tfds.prepare`, or "
+        "`python -m deeplab_tf.cli.prepare_data`, or "
         "`tfds.download.DownloadConfig(manual_dir=...)`:\n" + lines
     )
 

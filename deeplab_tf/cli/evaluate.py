@@ -1,0 +1,168 @@
+"""Evaluates a checkpoint or a SavedModel of an experiment on a split and writes its reports.
+
+    python -m deeplab_tf.cli.evaluate --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid \\
+        [--saved_model=DIR] [--dataset=NAME] [--split=val] [--output_stride=8] \\
+        [--scales=0.5,0.75,1.0,1.25,1.5,1.75] [--flip] [--fusion=mean|max] \\
+        [--tile_size=513,513] [--tile_overlap=128] [--trimap_widths=1,2,...] [--crf] \\
+        [--num_visualizations=8] [--output_dir=DIR]
+
+Writes to --output_dir (default MODEL_DIR/SPLIT): `eval.json` (every metric, the resolved
+experiment, the model and data identity), `report.md`, `confusion.png`, `trimap.png` (when trimap
+widths are set) and `worst/NN_<name>.png` overlays (image | ground truth | prediction | errors).
+Flags that are evaluation settings override the experiment's `eval` section, so eval.json records
+exactly what ran.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+
+define_experiment_flags()
+flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; defaults to the latest in --model_dir.")
+flags.DEFINE_string("saved_model", None, "Evaluate this SavedModel (exported by this project) instead of a checkpoint.")
+flags.DEFINE_string("dataset", None, "Dataset to evaluate on; defaults to the experiment's data.dataset.")
+flags.DEFINE_string("split", None, "Split to evaluate; defaults to the experiment's data.eval_split.")
+flags.DEFINE_integer("output_stride", None, "Output stride to evaluate at (checkpoints only); default eval.output_stride.")
+flags.DEFINE_list("scales", None, "Test-time input scales, e.g. 0.5,0.75,1.0; default eval.scales.")
+flags.DEFINE_bool("flip", None, "Add left-right flipped passes; default eval.flip.")
+flags.DEFINE_enum("fusion", None, ["mean", "max"], "Fusion of the passes; default eval.fusion.")
+flags.DEFINE_list("tile_size", None, "Window height,width for tiled inference (0,0 = off); default eval.tile_size.")
+flags.DEFINE_integer("tile_overlap", None, "Overlap of the windows in pixels; default eval.tile_overlap.")
+flags.DEFINE_list("trimap_widths", None, "Boundary band widths in pixels ('' = off); default eval.trimap_widths (1..40).")
+flags.DEFINE_bool("crf", None, "Apply the dense CRF and report before/after; default eval.crf.")
+flags.DEFINE_string("crf_params", None, "crf_params.json from deeplab_tf.cli.crf_search; default MODEL_DIR/crf_params.json if present.")
+flags.DEFINE_enum("crf_backend", "tensorflow", ["tensorflow", "pydensecrf"], "Dense CRF implementation.")
+flags.DEFINE_integer("num_visualizations", 0, "Write overlays of this many images with the lowest mIoU.")
+flags.DEFINE_string("output_dir", None, "Folder for the reports; defaults to MODEL_DIR/SPLIT.")
+
+
+def eval_overrides(values, experiment):
+    """Returns `experiment` with the evaluation flags that were given applied to its sections."""
+    given = {
+        "output_stride": values.output_stride,
+        "scales": values.scales and tuple(float(s) for s in values.scales),
+        "flip": values.flip,
+        "fusion": values.fusion,
+        "tile_size": values.tile_size and tuple(int(s) for s in values.tile_size),
+        "tile_overlap": values.tile_overlap,
+        "trimap_widths": None if values.trimap_widths is None else tuple(int(w) for w in values.trimap_widths),
+        "crf": values.crf,
+    }
+    evaluation = dataclasses.replace(experiment.eval, **{k: v for k, v in given.items() if v is not None})
+    data = {k: v for k, v in (("dataset", values.dataset), ("eval_split", values.split)) if v}
+    return dataclasses.replace(experiment, eval=evaluation, data=dataclasses.replace(experiment.data, **data))
+
+
+def build_scorer(values, experiment):
+    """Returns (scorer, model identity, DatasetInfo): the SavedModel's or the restored checkpoint's
+    scorer (`deeplab_tf.evaluation.inference`), what was evaluated, and the dataset's classes."""
+    from deeplab_tf.assembly import assemble
+    from deeplab_tf.training.checkpoints import restore_model
+    from deeplab_tf.evaluation.inference import keras_scorer, saved_model_scorer
+
+    parts = assemble(experiment, output_stride=experiment.eval.output_stride)
+    if values.saved_model:
+        if experiment.eval.output_stride:
+            raise ValueError("--output_stride needs a checkpoint: a SavedModel is fixed at its export's stride")
+        fingerprint = tf_fingerprint(values.saved_model)
+        return saved_model_scorer(values.saved_model), {"source": os.path.abspath(values.saved_model),
+                                                        "kind": "saved_model", "fingerprint": fingerprint}, parts.info
+    if not (values.checkpoint or values.model_dir):
+        raise ValueError("Give --model_dir (or --checkpoint) or --saved_model")
+    prefix = restore_model(parts.model, values.checkpoint or values.model_dir)
+    output_stride = experiment.eval.output_stride or experiment.model.output_stride
+    return keras_scorer(parts.model, parts.normalize), {"source": prefix, "kind": "checkpoint",
+                                                        "output_stride": output_stride}, parts.info
+
+
+def tf_fingerprint(export_dir: str) -> str:
+    """Returns the SavedModel's checksum (its fingerprint.pb) as text."""
+    import tensorflow as tf
+
+    return str(tf.saved_model.experimental.read_fingerprint(export_dir).saved_model_checksum)
+
+
+def crf_hook(values, experiment):
+    """Returns (the CRF `Refine` hook, its params as a dict), or (None, None) when CRF is off."""
+    if not experiment.eval.crf:
+        return None, None
+    from deeplab_tf import crf
+    from deeplab_tf.evaluation.evaluator import crf_refiner
+
+    path = values.crf_params or (values.model_dir and os.path.join(values.model_dir, crf.PARAMS_FILE))
+    params = crf.load_params(path) if path and (values.crf_params or os.path.exists(path)) else crf.DenseCRFParams()
+    return crf_refiner(params, values.crf_backend), {**dataclasses.asdict(params), "file": path, "backend": values.crf_backend}
+
+
+def main(argv):
+    del argv
+    from deeplab_tf.data import get_source
+    from deeplab_tf.data.pipeline import build_eval_dataset
+    from deeplab_tf.evaluation.evaluator import WorstImages, evaluate, format_table, progress_bar
+    from deeplab_tf.evaluation.inference import multi_scale, tiled
+
+    values = flags.FLAGS
+    experiment = eval_overrides(values, resolve_experiment())
+    split, settings = experiment.data.eval_split, experiment.eval
+    output_dir = values.output_dir or (values.model_dir and os.path.join(values.model_dir, split))
+    if not output_dir:
+        raise ValueError("Give --output_dir (there is no --model_dir to write into)")
+    scorer, model_identity, info = build_scorer(values, experiment)
+    # Windows on the output-stride grid (sizes rounded down to its multiples): see `tiled`.
+    stride = settings.output_stride or experiment.model.output_stride
+    scorer = multi_scale(tiled(scorer, settings.tile_size, settings.tile_overlap, stride=stride),
+                         settings.scales, settings.flip, settings.fusion)
+    refine, crf_params = crf_hook(values, experiment)
+    dataset = build_eval_dataset(experiment.data, split, lambda pixels: pixels, batch_size=settings.batch_size)
+    total = max(int(get_source(experiment.data).examples(split).cardinality()), 0)  # 0 = unknown
+    worst = WorstImages(values.num_visualizations)
+    results = evaluate(lambda batch: scorer(batch["pixels"]), dataset, info, refine=refine,
+                       trimap_widths=settings.trimap_widths, worst=worst, progress=progress_bar(total))
+    print(format_table(results))
+    results.update(
+        experiment=experiment.name,
+        config=experiment.to_dict(),
+        model=model_identity,
+        data={"dataset": experiment.data.dataset, "data_dir": experiment.data.data_dir, "split": split,
+              "max_examples": experiment.data.max_examples, "names_sha1": results.pop("names_sha1")},
+        crf=crf_params,
+        paper={"miou": experiment.paper_miou, "source": experiment.paper_source},
+        worst_images=[{"name": e["name"], "miou": e["miou"]} for e in worst.entries()],
+    )
+    write_reports(output_dir, results, worst, info)
+    print(f"Wrote {output_dir}/eval.json, report.md, confusion.png"
+          + (", trimap.png" if results.get("trimap") else "") + (f", {len(worst.entries())} overlays in worst/" if worst.entries() else ""))
+
+
+def write_reports(output_dir: str, results: dict, worst, info) -> None:
+    """Writes eval.json, report.md, confusion.png, trimap.png and the worst-image overlays."""
+    from deeplab_tf.evaluation import reports
+
+    os.makedirs(output_dir, exist_ok=True)
+    reports.write_json(os.path.join(output_dir, "eval.json"), results)
+    with open(os.path.join(output_dir, "report.md"), "w") as f:
+        f.write(reports.markdown_report(results))
+    reports.write_png(os.path.join(output_dir, "confusion.png"),
+                      reports.confusion_image(results["confusion_matrix"], results["class_names"]))
+    if results.get("trimap"):
+        trimap = results["trimap"]
+        series = {"pixel accuracy": trimap["pixel_accuracy"], "mIoU": trimap["miou"]}
+        if results.get("before_crf"):
+            before = results["before_crf"]["trimap"]
+            series = {"mIoU (no CRF)": before["miou"], "mIoU (CRF)": trimap["miou"],
+                      "accuracy (no CRF)": before["pixel_accuracy"], "accuracy (CRF)": trimap["pixel_accuracy"]}
+        reports.write_png(os.path.join(output_dir, "trimap.png"),
+                          reports.curve_image(trimap["widths"], series, "Accuracy in a band around boundaries"))
+    for rank, entry in enumerate(worst.entries()):
+        stem = os.path.splitext(os.path.basename(entry["name"]))[0]
+        reports.write_png(os.path.join(output_dir, "worst", f"{rank:02d}_{stem}.png"),
+                          reports.overlay_image(entry["pixels"], entry["label"], entry["prediction"], info.palette,
+                                                info.ignore_label))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,1 @@
+"""Training: the loop, tf.distribute strategies, checkpoints and resume, losses, LR schedules."""

@@ -1,0 +1,69 @@
+"""Training checkpoints whose model weights are keyed by name, and restoring them.
+
+The model's weights are saved under their Keras paths (`layer_name/weight_name`), not by the
+position of the layer in the model, so one checkpoint restores into the same architecture built
+at another output stride (DeepLabv3 trained at 16, evaluated at 8), with another atrous
+implementation, or wrapped for multi-scale inputs.
+"""
+
+import os
+
+import tensorflow as tf
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+def checkpoint_dir(model_dir: str) -> str:
+    """Returns the folder inside `model_dir` where training writes its checkpoints."""
+    return os.path.join(model_dir, CHECKPOINT_SUBDIR)
+
+
+def model_weights(model) -> tf.train.Checkpoint:
+    """Returns a trackable holding every weight of `model` (trainable or not) under its Keras path.
+
+    Raises ValueError if two weights share a path.
+    """
+    named = {}
+    for weight in model.weights:
+        key = weight.path.replace("/", ".")
+        if key in named and named[key] is not weight:
+            raise ValueError(f"Model {model.name!r} has two weights named {weight.path!r}")
+        named[key] = weight
+    return tf.train.Checkpoint(**named)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """Returns a checkpoint prefix for `path`, which may be a prefix, a model dir or a checkpoint dir.
+
+    Raises FileNotFoundError naming `path` when it holds no checkpoint.
+    """
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    for folder in (checkpoint_dir(path), path):
+        if tf.io.gfile.isdir(folder):
+            latest = tf.train.latest_checkpoint(folder)
+            if latest:
+                return latest
+    raise FileNotFoundError(
+        f"No checkpoint at {path!r}: expected a checkpoint prefix (with a .index file) or a model "
+        f"dir containing {CHECKPOINT_SUBDIR}/checkpoint (written by deeplab_tf.cli.train)"
+    )
+
+
+def restore_model(model, path: str) -> str:
+    """Restores every weight of `model` (not the optimizer) from the checkpoint at `path`.
+
+    Returns the checkpoint prefix used. Raises FileNotFoundError as `resolve_checkpoint`, and
+    ValueError naming the first missing weights when the checkpoint does not hold every weight of
+    `model` (another architecture or number of classes).
+    """
+    prefix = resolve_checkpoint(path)
+    status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
+    try:
+        status.assert_existing_objects_matched()  # the optimizer is not wanted: partial is expected
+    except AssertionError as error:
+        raise ValueError(
+            f"Checkpoint {prefix!r} does not hold the weights of the model {model.name!r} built from "
+            f"this experiment (trained with another experiment or override?): {str(error)[:400]}"
+        ) from None
+    return prefix
