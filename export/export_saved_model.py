@@ -2,7 +2,7 @@
 
     python -m export.export_saved_model --experiment=demo --checkpoint=runs/demo \
         --export_dir=runs/demo/export [--input_type=image_bytes,image_tensor,tf_example] \
-        [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] \
+        [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] [--fusion=max] \
         [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite] \
         [--nofold_batch_norm] [--precision=bfloat16]
 
@@ -42,8 +42,9 @@ flags.DEFINE_list("input_type", ["image_bytes", "image_tensor"], f"Signatures, f
 flags.DEFINE_integer("batch_size", None, "Fixed batch size of the signatures; unset = dynamic.")
 flags.DEFINE_string("input_size", "", "HxW: run the model at this size (image_tensor takes exactly it); unset = any size.")
 flags.DEFINE_integer("output_stride", 0, "Rebuild the model at this output stride (same weights); 0 = the experiment's.")
-flags.DEFINE_list("scales", ["1.0"], "Test-time scales whose probabilities are averaged in the graph.")
-flags.DEFINE_bool("flip", False, "Also average left-right flipped inputs in the graph.")
+flags.DEFINE_list("scales", ["1.0"], "Test-time scales whose probabilities are fused in the graph.")
+flags.DEFINE_bool("flip", False, "Also fuse left-right flipped inputs in the graph.")
+flags.DEFINE_enum("fusion", None, ["mean", "max"], "Fusion of the test-time passes; unset = the experiment's eval.fusion.")
 flags.DEFINE_bool("crf", False, "Refine with the dense CRF (TensorFlow backend) inside the graph.")
 flags.DEFINE_string("crf_params", "", "CRF parameter file; unset = CHECKPOINT/crf_params.json if present, else DeepLab's defaults.")
 flags.DEFINE_list("outputs", [], f"Outputs of every signature from {OUTPUTS}; unset = per-signature defaults.")
@@ -134,8 +135,10 @@ def show_all(saved_model_dir: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def serving_options(values) -> ServingOptions:
-    """Returns the `ServingOptions` of the parsed flags; ValueError naming a malformed flag."""
+def serving_options(values, experiment_fusion: str = "mean") -> ServingOptions:
+    """Returns the `ServingOptions` of the parsed flags; ValueError naming a malformed flag.
+    The passes are fused by --fusion, else by `experiment_fusion` (the experiment's
+    `eval.fusion`, so an export fuses as `evaluate` does)."""
     input_size = None
     if values.input_size:
         try:
@@ -159,6 +162,7 @@ def serving_options(values) -> ServingOptions:
         input_size=input_size,
         scales=scales,
         flip=values.flip,
+        fusion=values.fusion or experiment_fusion,
         crf=crf,
         max_pixels=values.max_pixels,
     )
@@ -167,8 +171,9 @@ def serving_options(values) -> ServingOptions:
 def main(argv):
     del argv
     values = flags.FLAGS
-    options = serving_options(values)
-    export_saved_model(resolve_experiment(), values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
+    experiment = resolve_experiment()
+    options = serving_options(values, experiment.eval.fusion)
+    export_saved_model(experiment, values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
                        fold_batch_norm=values.fold_batch_norm, precision=values.precision)
 
 

@@ -1,5 +1,5 @@
-"""Serving signatures: decoding, normalisation, resizing, test-time augmentation and the optional
-dense CRF all run inside the graph, with standard TensorFlow ops only (no py_function).
+"""Serving signatures: decoding, normalisation, resizing, test-time augmentation (the evaluator's
+`multi_scale`) and the optional dense CRF all run inside the graph, with standard TensorFlow ops only (no py_function).
 
 Signatures (what TF Serving and `tf.saved_model.load(...).signatures[...]` see). The first input
 type of `ServingOptions.input_types` is `serving_default`; every other one is `serving_<type>`:
@@ -24,6 +24,8 @@ import dataclasses
 
 import keras
 import tensorflow as tf
+
+from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale
 
 INPUT_TYPES = ("image_bytes", "image_tensor", "tf_example")
 INPUT_NAMES = {"image_bytes": "image_bytes", "image_tensor": "images", "tf_example": "examples"}
@@ -53,8 +55,11 @@ class ServingOptions:
         input_size: (height, width) or None. The model runs at this size (inputs resized
             bilinearly, probabilities resized back); `image_tensor` then takes exactly this size.
             None = each request's own size. Defaults to None.
-        scales: tuple of float. Test-time scales whose probabilities are averaged. Defaults to (1.0,).
-        flip: bool. Also average the left-right flipped input. Defaults to False.
+        scales: tuple of float. Test-time input scales whose probabilities are fused.
+            Defaults to (1.0,).
+        flip: bool. Also fuse the left-right flipped input. Defaults to False.
+        fusion: str. How the passes are fused, as the evaluator does: "mean" or "max"
+            (`deeplab_tf.evaluation.inference.multi_scale`). Defaults to "mean".
         crf: `deeplab_tf.crf.DenseCRFParams` or None. Refine the probabilities with the dense
             CRF (TensorFlow backend) before taking labels. Defaults to None.
         max_pixels: int. Largest height * width accepted per image. Defaults to `MAX_PIXELS`.
@@ -66,6 +71,7 @@ class ServingOptions:
     input_size: tuple | None = None
     scales: tuple = (1.0,)
     flip: bool = False
+    fusion: str = "mean"
     crf: object = None
     max_pixels: int = MAX_PIXELS
 
@@ -81,6 +87,8 @@ class ServingOptions:
             problems.append(f"input size must be (height, width) >= 1, got {self.input_size}")
         if not self.scales or min(self.scales) <= 0:
             problems.append(f"scales must be positive numbers, got {self.scales}")
+        if self.fusion not in FUSIONS:
+            problems.append(f"unknown fusion {self.fusion!r} (known: {', '.join(FUSIONS)})")
         if self.max_pixels < 1:
             problems.append(f"max_pixels must be >= 1, got {self.max_pixels}")
         if problems:
@@ -128,18 +136,15 @@ def parse_examples(examples):
 
 
 def make_predict(model: keras.Model, normalize, options: ServingOptions):
-    """Returns predict(images uint8 [N, H, W, 3]) -> {"labels", "probabilities"} at [N, H, W]:
-    softmax probabilities averaged over `options.scales` (and flips), optionally CRF-refined.
+    """Returns predict(images uint8 [N, H, W, 3]) -> {"labels" int32 [N, H, W], "probabilities"
+    float32 [N, H, W, C]}: the evaluator's test-time augmentation
+    (`deeplab_tf.evaluation.inference.multi_scale` over `options.scales`, flips and `fusion`,
+    at `options.input_size`) of the model's softmax probabilities, optionally CRF-refined.
 
     `normalize` maps float32 pixels 0..255 to the model input (the backbone's normaliser).
     """
-    flips = (False, True) if options.flip else (False,)
-
-    def probabilities_at(pixels, flip: bool):
-        inputs = tf.reverse(pixels, axis=[2]) if flip else pixels
-        logits = tf.cast(model(normalize(inputs), training=False), tf.float32)  # bfloat16 models
-        probabilities = tf.nn.softmax(logits, axis=-1)
-        return tf.reverse(probabilities, axis=[2]) if flip else probabilities
+    scorer = multi_scale(lambda pixels: model_probabilities(model, normalize, pixels), options.scales,
+                         options.flip, options.fusion, base_size=options.input_size)
 
     def predict(images):
         size = tf.shape(images)[1:3]
@@ -149,16 +154,7 @@ def make_predict(model: keras.Model, normalize, options: ServingOptions):
         )
         with tf.control_dependencies([check]):
             pixels = tf.cast(images, tf.float32)
-        base_size = tf.constant(options.input_size, tf.int32) if options.input_size else size
-        total = 0.0
-        for scale in options.scales:
-            resized = options.input_size is not None or scale != 1.0
-            scaled_size = tf.maximum(tf.cast(tf.round(tf.cast(base_size, tf.float32) * scale), tf.int32), 1)
-            scaled = tf.image.resize(pixels, scaled_size) if resized else pixels
-            for flip in flips:
-                probabilities = probabilities_at(scaled, flip)
-                total += tf.image.resize(probabilities, size) if resized else probabilities
-        probabilities = total / (len(options.scales) * len(flips))
+        probabilities = scorer(pixels)
         if options.crf is not None:
             from deeplab_tf.crf import refine_batch
 

@@ -18,12 +18,12 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from deeplab_tf.assembly import assemble
 from deeplab_tf.crf.inputs import check_inputs
 from deeplab_tf.crf.params import PARAMS_FILE, DenseCRFParams, save_params
 from deeplab_tf.crf.pydensecrf_backend import refine_pydensecrf
+from deeplab_tf.evaluation.inference import keras_scorer
 from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics
 from deeplab_tf.training.checkpoints import resolve_checkpoint, restore_model
 
@@ -156,20 +156,16 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def model_probabilities(parts, split: str, num_images: int) -> tuple:
+def held_out_probabilities(parts, split: str, num_images: int) -> tuple:
     """Returns (images, probabilities, labels): lists of uint8 [H, W, 3], float32 [H, W, C] (the
-    model's softmax) and uint8 [H, W] for the first `num_images` examples of `split`."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
-    def predict(image):
-        logits = parts.model(parts.normalize(tf.cast(image, tf.float32))[None], training=False)
-        return tf.nn.softmax(tf.cast(logits[0], tf.float32))
-
+    model's softmax, `keras_scorer`) and uint8 [H, W] for the first `num_images` examples of
+    `split`."""
+    score = keras_scorer(parts.model, parts.normalize)
     images, probabilities, labels = [], [], []
     for example in parts.source.examples(split).take(num_images):
         images.append(example["image"].numpy())
         labels.append(example["label"].numpy())
-        probabilities.append(predict(example["image"]).numpy())
+        probabilities.append(score(example["image"][None])[0].numpy())
     if not images:
         raise ValueError(f"Split {split!r} of {parts.info.name} has no examples")
     return images, probabilities, labels
@@ -190,7 +186,7 @@ def search_model(experiment, model_dir: str, checkpoint=None, split=None, num_im
     checkpoint = resolve_checkpoint(checkpoint or model_dir)  # fails before the model is built
     parts = assemble(experiment)
     restore_model(parts.model, checkpoint)
-    images, probabilities, labels = model_probabilities(parts, split, num_images)
+    images, probabilities, labels = held_out_probabilities(parts, split, num_images)
     log(f"Searching CRF parameters on {len(images)} images of {split!r} ({checkpoint})")
     result = search_crf_params(images, probabilities, labels, parts.info.num_classes, parts.info.ignore_label,
                                processes=processes, progress=progress)

@@ -1,10 +1,10 @@
 """Test-time inference: class probabilities of uint8 images, with multi-scale and flipped passes
 and tiled (sliding-window) prediction of large images.
 
-A *scorer* maps uint8 RGB pixels [B, H, W, 3] to float32 probabilities [B, H, W, C] at the input
-resolution. `keras_scorer` and `saved_model_scorer` make one from a model or an export of this
-project (the same computation: normalise, run, softmax); `tiled` and `multi_scale` wrap a scorer
-in another. Compose them as `multi_scale(tiled(scorer, ...), ...)`, so every scaled image is
+A *scorer* maps RGB pixels [B, H, W, 3] in 0..255 (uint8 or float32) to float32 probabilities
+[B, H, W, C] at the input resolution. `keras_scorer` and `saved_model_scorer` make one from a model
+or an export of this project (the same computation: `model_probabilities`); `tiled` and
+`multi_scale` wrap a scorer in another. Compose them as `multi_scale(tiled(scorer, ...), ...)`, so every scaled image is
 tiled and memory stays bounded by the window.
 
 Example:
@@ -24,21 +24,30 @@ FUSIONS = ("mean", "max")
 Scorer = Callable[[tf.Tensor], tf.Tensor]
 
 
+def model_probabilities(model, normalize, pixels) -> tf.Tensor:
+    """Returns float32 softmax probabilities [B, H, W, C] of `model` (normalised images ->
+    logits, any dtype policy) in inference mode on `normalize`(pixels), for float32 or uint8
+    pixels [B, H, W, 3] in 0..255. The one softmax scoring of the project: the evaluator, the
+    CRF parameter search and the exported signatures all call it."""
+    logits = model(normalize(tf.cast(pixels, tf.float32)), training=False)
+    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+
+
 def keras_scorer(model, normalize) -> Scorer:
-    """Returns a scorer running `model` (normalised images -> logits) in inference mode on
-    `normalize`(pixels) and taking the softmax, as the export's `serving_image_tensor` does."""
+    """Returns a scorer running `model_probabilities` in a tf.function (pixels of any batch
+    and size, float32 or uint8)."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def score(pixels):
-        logits = model(normalize(tf.cast(pixels, tf.float32)), training=False)
-        return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        return model_probabilities(model, normalize, pixels)
 
-    return score
+    return lambda pixels: score(tf.cast(pixels, tf.float32))
 
 
 def saved_model_scorer(export_dir: str) -> Scorer:
     """Returns a scorer calling the `serving_image_tensor` signature of the SavedModel in
-    `export_dir` and returning its "probabilities".
+    `export_dir` and returning its "probabilities". The signature takes uint8, so float pixels
+    (resized by `multi_scale`) are rounded to the nearest integer first.
 
     Raises ValueError when the SavedModel has no such signature (not exported by this project).
     """
@@ -51,26 +60,29 @@ def saved_model_scorer(export_dir: str) -> Scorer:
     signature = loaded.signatures["serving_image_tensor"]
 
     def score(pixels):
-        return signature(images=tf.convert_to_tensor(pixels, tf.uint8))["probabilities"]
+        pixels = tf.convert_to_tensor(pixels)
+        if pixels.dtype != tf.uint8:
+            pixels = tf.cast(tf.round(tf.clip_by_value(pixels, 0.0, 255.0)), tf.uint8)
+        return signature(images=pixels)["probabilities"]
 
     score.saved_model = loaded  # the signature's variables live as long as the loaded object
     return score
 
 
-def resize_pixels(pixels, size) -> tf.Tensor:
-    """Returns uint8 pixels [B, H, W, 3] resized bilinearly to `size` (height, width) and rounded."""
-    resized = tf.image.resize(tf.cast(pixels, tf.float32), size, method="bilinear")
-    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
-
-
-def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str = "mean") -> Scorer:
+def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str = "mean",
+                base_size=None) -> Scorer:
     """Returns a scorer fusing `scorer`'s probabilities over input `scales` and, with `flip`,
-    left-right flipped inputs (flipped back before fusion).
+    left-right flipped inputs (flipped back before fusion): DeepLab's test-time augmentation,
+    used by the evaluator and, inside the graph, by the exported signatures.
 
-    Each pass's probabilities are resized bilinearly to the input size. `fusion` "mean" averages
-    the passes (DeepLabv3/v3+); "max" takes the per-pixel, per-class maximum over the passes and
-    renormalises it to sum to 1 (DeepLab v2 MSC fuses the logits by max; an export only returns
-    probabilities, so their maximum is taken). A single scale 1.0 without flip is `scorer` itself.
+    Each pass runs on the pixels resized bilinearly (float32, not rounded) to `scale` times
+    `base_size` (height, width; None = the input's own size), rounded half to even and at
+    least 1, and its probabilities are resized bilinearly back to the input size. `fusion`
+    "mean" averages the passes (DeepLabv3/v3+); "max" takes the per-pixel, per-class maximum
+    over the passes and renormalises it to sum to 1 (DeepLab v2 MSC fuses the logits by max;
+    an export only returns probabilities, so their maximum is taken). Works eagerly and in a
+    tf.function with unknown sizes. A single scale 1.0 without flip or `base_size` is `scorer`
+    itself.
 
     Raises ValueError for an unknown fusion or a scale that is not positive.
     """
@@ -78,22 +90,26 @@ def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str =
         raise ValueError(f"Unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
     if not scales or min(scales) <= 0:
         raise ValueError(f"Scales must be positive numbers, got {tuple(scales)}")
-    if tuple(scales) == (1.0,) and not flip:
+    if tuple(scales) == (1.0,) and not flip and base_size is None:
         return scorer
 
     def score(pixels):
-        pixels = tf.convert_to_tensor(pixels, tf.uint8)
-        height, width = pixels.shape[1], pixels.shape[2]
+        pixels = tf.convert_to_tensor(pixels)
+        size = tf.shape(pixels)[1:3]
+        base = tf.constant(base_size, tf.int32) if base_size is not None else size
         fused, passes = None, 0
         for scale in scales:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
-            scaled = pixels if size == (height, width) else resize_pixels(pixels, size)
+            resized = base_size is not None or scale != 1.0
+            scaled = pixels
+            if resized:  # float64: the rounding of Python's round(height * scale)
+                scaled_size = tf.cast(tf.round(tf.cast(base, tf.float64) * scale), tf.int32)
+                scaled = tf.image.resize(tf.cast(pixels, tf.float32), tf.maximum(scaled_size, 1), method="bilinear")
             for flipped in (False, True) if flip else (False,):
                 probabilities = tf.convert_to_tensor(scorer(tf.reverse(scaled, [2]) if flipped else scaled))
                 if flipped:
                     probabilities = tf.reverse(probabilities, [2])
-                if size != (height, width):
-                    probabilities = tf.image.resize(probabilities, (height, width), method="bilinear")
+                if resized:
+                    probabilities = tf.image.resize(probabilities, size, method="bilinear")
                 if fused is None:
                     fused = probabilities
                 else:
@@ -181,7 +197,7 @@ def tiled(scorer: Scorer, tile_size=(0, 0), overlap: int = 0, stride: int = 1) -
                          + (f" rounded down to a multiple of stride {stride} ({smallest})" if stride > 1 else ""))
 
     def score(pixels):
-        pixels = tf.convert_to_tensor(pixels, tf.uint8)
+        pixels = tf.convert_to_tensor(pixels)
         batch, height, width = pixels.shape[:3]
         total, count = None, np.zeros((1, height, width, 1), np.float32)
         for top, bottom in window_spans(height, tile_height, overlap, stride):

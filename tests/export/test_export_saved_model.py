@@ -213,7 +213,7 @@ def test_existing_export_is_not_overwritten(exported_demo):
 
 def flag_values(tmp_path, **changes):
     values = dict(input_type=["image_bytes"], outputs=[], batch_size=None, input_size="", scales=["1.0"], flip=False,
-                  crf=False, crf_params="", checkpoint=str(tmp_path), max_pixels=100)
+                  fusion=None, crf=False, crf_params="", checkpoint=str(tmp_path), max_pixels=100)
     return types.SimpleNamespace(**{**values, **changes})
 
 
