@@ -1,7 +1,7 @@
 """Forward-only (inference) cost of a 3x3 atrous convolution per implementation, the
 counterpart of `bench/atrous_train_step.py` (which times forward + both gradients).
 
-    python bench/atrous_forward.py [--shapes=1x33x33x2048,1x65x65x2048] [--rates=12,18,24]
+    python -m bench.atrous_forward [--shapes=1x33x33x2048,1x65x65x2048] [--rates=12,18,24]
         [--implementations=native,shifted_gemm,auto] [--filters=256] [--repeats=7]
 
 One `tf.function` per (shape, rate, implementation), traced and run once, then the repeats run
@@ -11,15 +11,10 @@ for `auto` the implementation it picked.
 """
 
 import argparse
-import os
 import random
-import sys
 import time
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def parse_args(argv=None):

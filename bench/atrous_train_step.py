@@ -1,6 +1,6 @@
 """Training-step cost of a 3x3 atrous convolution per rate and implementation.
 
-    python bench/atrous_train_step.py [--shapes=8x22x30x320,4x33x33x2048,4x65x65x2048]
+    python -m bench.atrous_train_step [--shapes=8x22x30x320,4x33x33x2048,4x65x65x2048]
         [--rates=1,2,6,12,18,24] [--implementations=native,space_to_batch,shifted_gemm,auto]
         [--repeats=5] [--heavy_repeats=2] [--heavy_skip=space_to_batch] [--kind=conv]
         [--filters=256] [--jit]
@@ -25,8 +25,6 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 HEAVY = 20_000_000
 

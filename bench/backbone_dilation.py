@@ -1,6 +1,6 @@
 """Whole-model training step: dilated backbone convolutions as Keras layers vs deeplab-tf's.
 
-    python bench/backbone_dilation.py [--models=resnet50_v3,mobilenet_v2_v3plus] [--size=321]
+    python -m bench.backbone_dilation [--models=resnet50_v3,mobilenet_v2_v3plus] [--size=321]
         [--batch=4] [--repeats=7]
 
 Keras' `Conv2D(dilation_rate=r)` runs through `tf.nn.convolution`, which wraps the convolution
@@ -14,13 +14,10 @@ alternating A B A B..., and prints min / median / max seconds and the ratio of m
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 MODELS = {
     "resnet50_v3": dict(arch="deeplab_v3", backbone="resnet50", output_stride=16, multi_grid=(1, 2, 4)),

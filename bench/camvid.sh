@@ -35,6 +35,6 @@ phase export python -m export.export_saved_model --experiment=$experiment --chec
   --export_dir="$run_dir/export" --overwrite
 phase eval_saved_model python -m deeplab_tf.cli.evaluate --experiment=$experiment --saved_model="$run_dir/export" \
   "$data" --trimap_widths= --output_dir="$run_dir/val_saved_model"
-python bench/camvid_results.py "$run_dir"
+python -m bench.camvid_results "$run_dir"
 echo "SavedModel: $run_dir/export"
 echo "Results:    $run_dir/results.md"

@@ -1,6 +1,6 @@
 """Writes RUN_DIR/results.md from the evaluations `bench/camvid.sh` made, and prints it.
 
-    python bench/camvid_results.py RUN_DIR
+    python -m bench.camvid_results RUN_DIR
 
 Reads RUN_DIR/val_single/eval.json and RUN_DIR/val_msflip/eval.json (each evaluated with the CRF,
 so each holds the refined metrics and, under "before_crf", the unrefined ones),
@@ -88,7 +88,7 @@ def write_examples(run_dir: str, count: int = 3) -> str:
 
 def main(argv):
     if len(argv) != 2:
-        raise SystemExit("usage: python bench/camvid_results.py RUN_DIR")
+        raise SystemExit("usage: python -m bench.camvid_results RUN_DIR")
     text = render(argv[1])
     with open(os.path.join(argv[1], "results.md"), "w") as f:
         f.write(text)

@@ -1,7 +1,7 @@
 """Dense CRF on real CamVid images: TensorFlow backend vs pydensecrf, and the CRF's effect.
 
-    python bench/crf_parity.py [--data_dir=../shared/data/camvid] [--num_images=20]
-    python bench/crf_parity.py --effect [--search_images=30] [--processes=2]
+    python -m bench.crf_parity [--data_dir=../shared/data/camvid] [--num_images=20]
+    python -m bench.crf_parity --effect [--search_images=30] [--processes=2]
 
 The unary is `blobby_probabilities` of the ground truth (an output-stride-8-like score map:
 one-hot labels downsampled 8x, blurred, noised, upsampled, softmax at temperature 0.2; its own
@@ -25,15 +25,13 @@ import time
 import cv2
 import numpy as np
 
+from deeplab_tf.crf import DenseCRFParams, load_params, refine, refine_many, save_params
+from deeplab_tf.crf.synthetic_unary import blobby_probabilities
+from deeplab_tf.data.camvid_folder import CAMVID_VOID, CamVidFolder
+from deeplab_tf.evaluation.crf_search import search_crf_params
+from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from deeplab_tf.crf import DenseCRFParams, load_params, refine, refine_many, save_params  # noqa: E402
-from deeplab_tf.evaluation.crf_search import search_crf_params  # noqa: E402
-from deeplab_tf.crf.synthetic_unary import blobby_probabilities  # noqa: E402
-from deeplab_tf.data.camvid_folder import CAMVID_VOID, CamVidFolder  # noqa: E402
-from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics  # noqa: E402
-
 NUM_CLASSES = 11
 
 
@@ -130,7 +128,7 @@ def main():
     parser.add_argument("--save_params", default="", help="--effect: write the search result to this JSON file")
     parser.add_argument("--params", default="", help="--effect: skip the search, use this crf_params.json")
     args = parser.parse_args()
-    print("command: python bench/crf_parity.py " + " ".join(sys.argv[1:]))
+    print("command: python -m bench.crf_parity " + " ".join(sys.argv[1:]))
     return effect(args) if args.effect else parity(args)
 
 

@@ -1,6 +1,6 @@
 """Dense-CRF speed: the TensorFlow backend vs pydensecrf, 10 mean-field iterations.
 
-    python bench/crf_speed.py [--repeats=5] [--threads=0] [--sizes=375x500x21,360x480x11,1024x2048x19]
+    python -m bench.crf_speed [--repeats=5] [--threads=0] [--sizes=375x500x21,360x480x11,1024x2048x19]
 
 For each HxWxC a real CamVid val image is resized to HxW (bilinear) and its label (nearest)
 gives a blobby unary with C classes (labels taken modulo C). After one warm-up run per backend
@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def inputs(data_dir: str, height: int, width: int, classes: int):
@@ -47,7 +46,7 @@ def main():
     from deeplab_tf.crf import DenseCRFParams, refine
 
     params = DenseCRFParams()
-    print("command: python bench/crf_speed.py " + " ".join(sys.argv[1:]))
+    print("command: python -m bench.crf_speed " + " ".join(sys.argv[1:]))
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, TF threads {args.threads or 'default'}, "
           f"load average {os.getloadavg()[0]:.2f}, {params}")
     print("| H x W x C | pydensecrf (ms) | TensorFlow (ms) | TF / pydensecrf | pydensecrf ms/MP | TF ms/MP |")

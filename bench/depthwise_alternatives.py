@@ -1,6 +1,6 @@
 """Exact alternatives to TF's depthwise 3x3 convolution: training-step cost per shape.
 
-    python bench/depthwise_alternatives.py [--shapes=8x161x161x32:1,...] [--alternatives=...]
+    python -m bench.depthwise_alternatives [--shapes=8x161x161x32:1,...] [--alternatives=...]
         [--repeats=5] [--profile_model] [--profile_steps=2]
 
 For each `NxHxWxC:rate` shape (stride 1, "same", multiplier 1, float32) and each alternative, a
@@ -53,9 +53,6 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "bench"))
 
 # MobileNetV2 DeepLabv3+ at 321x321 batch 8: expanded_conv, block_2, block_4/5, block_7-9,
 # block_10-12 (OS16); block_14-16 at OS16 (rate 2) and OS8 (rate 4); block_11-13 at OS8.
@@ -85,7 +82,7 @@ def parse_args(argv=None):
 def _alternatives():
     import tensorflow as tf
 
-    from depthwise_direct import direct_depthwise_conv2d
+    from bench.depthwise_direct import direct_depthwise_conv2d
 
     def native(x, w, rate):
         return tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], "SAME", dilations=[rate, rate])
@@ -253,7 +250,7 @@ def _sublayers(layer):
 
 def model_step(output_stride, repeats):
     """Whole-model SGD step, dilated depthwise layers on `native` vs `direct`, alternating."""
-    from depthwise_direct import direct_depthwise_conv2d
+    from bench.depthwise_direct import direct_depthwise_conv2d
 
     from deeplab_tf.layers import AtrousDepthwiseConv2D, atrous_conv
 

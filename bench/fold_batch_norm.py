@@ -1,6 +1,6 @@
 """Inference latency with batch norm folded into the convolutions (what export does) vs not.
 
-    nice -n 19 python bench/fold_batch_norm.py [--model=resnet50_v3] [--size=513] [--batch=1]
+    nice -n 19 python -m bench.fold_batch_norm [--model=resnet50_v3] [--size=513] [--batch=1]
         [--rounds=10] [--warmup=2]
 
 Builds the model with random weights and random, non-trivial batch norm statistics, folds it with
@@ -16,13 +16,10 @@ faster).
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 MODELS = {
     "resnet50_v3": dict(arch="deeplab_v3", backbone="resnet50", output_stride=16, multi_grid=(1, 2, 4)),

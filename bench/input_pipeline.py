@@ -1,6 +1,6 @@
 """Input pipeline vs training speed: can tf.data feed `camvid_mnv2_v3plus` on this machine?
 
-    python bench/input_pipeline.py --camvid=../shared/data/camvid [--tfds_data_dir=DIR]
+    python -m bench.input_pipeline --camvid=../shared/data/camvid [--tfds_data_dir=DIR]
 
 1. Prepares CamVid with the `camvid` TFDS builder (into a temporary TFDS data dir unless
    --tfds_data_dir is given) and reports the preparation rate.

@@ -1,14 +1,15 @@
 """DeepLabv3 ResNet-50 side by side: deeplab-tf vs keras-hub, TF Model Garden and PyTorch (issue 9).
 
-    python bench/peers_compare.py --mode=inference [--rounds=20]    # 513x513, batch 1
-    python bench/peers_compare.py --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
+    python -m bench.peers_compare --mode=inference [--rounds=20]    # 513x513, batch 1
+    python -m bench.peers_compare --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
         [--peers=deeplab_tf,keras_hub,model_garden,torch] [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
         [--deeplab_unfolded] [--precision=float32|bfloat16] [--json=results.json]
 
 Each peer runs in its own process and virtualenv (created under --venv_dir when missing, see
-bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment) and builds its model
+bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment), started as
+`python -m bench.peers.worker_X` from the repository root, and builds its model
 with random weights. After --warmup iterations each, the driver alternates the peers, one
 iteration each, for --rounds rounds (A B C D P A B C D P ...), so that all see the same machine
 load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
@@ -36,13 +37,12 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PEERS_DIR = os.path.join(HERE, "peers")
-sys.path.insert(0, PEERS_DIR)
+from bench.peers import report, venvs
+from bench.peers.protocol import REPLY_PREFIX
 
-import report  # noqa: E402
-import venvs  # noqa: E402
-from protocol import REPLY_PREFIX  # noqa: E402
+# The workers run as `python -m bench.peers.worker_X` with this as their working directory, so
+# that `bench.peers` imports in the peers' virtualenvs, where deeplab_tf is not installed.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ALL_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
 DEFAULTS = {"inference": {"size": "513", "batch": 1, "warmup": 2, "rounds": 20},
@@ -90,14 +90,14 @@ def parse_args(argv=None):
 class Worker:
     """One peer's process; requests and replies are JSON lines (bench/peers/protocol.py)."""
 
-    def __init__(self, name, python, script, config, log_dir, timeout):
+    def __init__(self, name, python, module, config, log_dir, timeout):
         self.name, self.timeout, self.info, self.error = name, timeout, {}, None
         self.log_path = os.path.join(log_dir, f"{name}.log")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [python, os.path.join(PEERS_DIR, script), json.dumps(config)],
+            [python, "-m", module, json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log_path, "w"),
-            text=True, bufsize=1, env=env,
+            text=True, bufsize=1, env=env, cwd=REPO,
         )
         self.replies = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -162,7 +162,7 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.time()
     _log(f"# peers_compare --mode={args.mode}  ({datetime.datetime.now().isoformat(timespec='seconds')})")
-    _log(f"command: {' '.join([os.path.basename(sys.argv[0])] + (sys.argv[1:] if argv is None else list(argv)))}")
+    _log(f"command: {' '.join(['python -m bench.peers_compare'] + (sys.argv[1:] if argv is None else list(argv)))}")
     _log(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
          f"load average at start {os.getloadavg()[0]:.2f}")
     _log(f"input: {args.height}x{args.width}x3, batch {args.batch}, {args.num_classes} classes, {args.precision}; "
@@ -186,20 +186,21 @@ def main(argv=None):
         if name == "deeplab_tf":
             worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit,
                                  fold_batch_norm=not args.deeplab_unfolded)
-            specs.append((name, args.deeplab_python, "worker_deeplab_tf.py", worker_config))
+            specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config))
         elif installs[name]["ok"]:
             extra = {"threads": args.torch_threads} if name == "torch" else {}
-            specs.append((name, venvs.venv_python(args.venv_dir, name), f"worker_{name}.py", dict(config, **extra)))
+            specs.append((name, venvs.venv_python(args.venv_dir, name), f"bench.peers.worker_{name}",
+                          dict(config, **extra)))
     if not args.no_peak:
         peak_config = dict(config, peak_shape=args.peak_shape)
-        specs.append(("conv_peak", args.deeplab_python, "worker_conv_peak.py", peak_config))
+        specs.append(("conv_peak", args.deeplab_python, "bench.peers.worker_conv_peak", peak_config))
 
     log_dir = tempfile.mkdtemp(prefix="peers_compare_")
     _log(f"worker logs: {log_dir}")
     workers = []
     try:
-        for name, python, script, worker_config in specs:  # one build at a time
-            worker = Worker(name, python, script, worker_config, log_dir, args.timeout)
+        for name, python, module, worker_config in specs:  # one build at a time
+            worker = Worker(name, python, module, worker_config, log_dir, args.timeout)
             reply = worker.wait_reply()
             if reply["event"] == "ready":
                 worker.info = reply["info"]

@@ -1,6 +1,6 @@
 """1x1 convolution training step: oneDNN's kernel gradient vs the same gradient as one GEMM.
 
-    python bench/pointwise_kernel_gradient.py
+    python -m bench.pointwise_kernel_gradient
 
 For ResNet-50's bottleneck 1x1 shapes at a 321 crop, batch 4, output stride 16, times the
 forward pass + both gradients of `sum(conv(x, w) * g)` two ways: `tf.nn.conv2d`'s own gradients

@@ -1,7 +1,7 @@
 """Where deeplab-tf's DeepLabv3 ResNet-50 OS16 step spends its time (issue 9): a tf.profiler trace
 of the peers benchmark's step, summed per op type, with FLOPs and GFLOP/s of the convolutions.
 
-    python bench/profile_step.py [--mode=training|inference|both] [--steps=3] [--warmup=2]
+    python -m bench.profile_step [--mode=training|inference|both] [--steps=3] [--warmup=2]
         [--size=N|HxW] [--batch=B] [--override=model.atrous_implementation=native]
         [--top=25] [--peak] [--logdir=DIR] [--json=FILE] [--precision=float32|bfloat16]
 
@@ -31,13 +31,9 @@ import glob
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "bench", "peers"))
 
 DEFAULTS = {"training": ("321", 4), "inference": ("513", 1)}
 # Kind of a convolution-like op, from its type in the graph (before rewrites) or in the trace
@@ -145,8 +141,8 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
-    from protocol import make_inputs
-    from tf_common import resize_to, set_precision
+    from bench.peers.protocol import make_inputs
+    from bench.peers.tf_common import resize_to, set_precision
 
     size, batch = DEFAULTS[mode]
     size, batch = args.size or size, args.batch or batch
@@ -258,7 +254,7 @@ def print_tables(label, wall_ms, op_ms, op_rows, kind_rows, top, peak):
 
 def conv_peak(repeats=5):
     """Median GFLOP/s of worker_conv_peak's step (8x65x65x256->256, forward + both gradients)."""
-    import worker_conv_peak
+    from bench.peers import worker_conv_peak
 
     run, info = worker_conv_peak.build({"seed": 0, "peak_shape": "8x65x65x256->256"})
     run()

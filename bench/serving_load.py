@@ -1,6 +1,6 @@
 """Serving load: many threads calling one loaded SavedModel signature, checked against sequential calls.
 
-    python bench/serving_load.py --saved_model=runs/demo/export [--threads=8] [--requests=50] \
+    python -m bench.serving_load --saved_model=runs/demo/export [--threads=8] [--requests=50] \
         [--data_dir=../shared/data/camvid] [--images=4] [--batch=1]
 
 Each request sends --batch real CamVid val images (PNG bytes as read from disk, 360x480) to

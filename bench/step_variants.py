@@ -1,7 +1,7 @@
 """The peers benchmark's deeplab-tf step (DeepLabv3 ResNet-50 OS16) in several variants, timed
 alternately in one process (A B A B ...), after checking that they compute the same logits.
 
-    python bench/step_variants.py --mode=training|inference [--rounds=3] [--warmup=1]
+    python -m bench.step_variants --mode=training|inference [--rounds=3] [--warmup=1]
         [--variants="keras_bn:model.fused_batch_norm=false;fused_bn:"] [--size=N|HxW] [--batch=B]
 
 A variant is `name:overrides`, where overrides are experiment overrides
@@ -15,18 +15,13 @@ to the first variant.
 """
 
 import argparse
-import os
 import random
-import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "bench"))
 
-import profile_step  # noqa: E402
+from bench import profile_step
 
 
 def parse_args(argv=None):

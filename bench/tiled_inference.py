@@ -1,6 +1,6 @@
 """Tiled vs whole-image inference of a 1024x2048 image at output stride 8: peak memory and agreement.
 
-    python bench/tiled_inference.py [--models=v2_largefov,v3plus] [--output_stride=8] [--tile=513] \
+    python -m bench.tiled_inference [--models=v2_largefov,v3plus] [--output_stride=8] [--tile=513] \
         [--overlap=128] [--unaligned] [--size=1024,2048]
 
 Models (random weights, seed 0; the memory and the seams do not depend on training), built at
@@ -57,8 +57,8 @@ import tempfile
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # children: python -m bench.tiled_inference
+
 MODELS = {  # name -> (experiment, overrides)
     "v2_largefov": ("demo", "model.arch=deeplab_v2,model.head=classifier,model.atrous_rates=(12,)"),
     "v3plus": ("demo", ""),
@@ -216,10 +216,11 @@ def main():
             calibrated_weights(name, args.output_stride, texture(args.size), weights)
             for mode, stride in modes.items():
                 output = os.path.join(folder, f"{name}_{mode}")
-                subprocess.run([sys.executable, __file__, f"--mode={mode}", f"--model={name}", f"--stride={stride}",
-                                f"--output={output}", f"--weights={weights}", f"--output_stride={args.output_stride}",
-                                f"--tile={args.tile}", f"--overlap={args.overlap}",
-                                f"--size={args.size[0]},{args.size[1]}"], check=True)
+                subprocess.run([sys.executable, "-m", "bench.tiled_inference", f"--mode={mode}", f"--model={name}",
+                                f"--stride={stride}", f"--output={output}", f"--weights={weights}",
+                                f"--output_stride={args.output_stride}", f"--tile={args.tile}",
+                                f"--overlap={args.overlap}", f"--size={args.size[0]},{args.size[1]}"],
+                               check=True, cwd=REPO)
                 with open(output + ".json") as file:
                     results[mode] = json.load(file)
                 scores[mode] = np.load(output + ".npy")

@@ -1,7 +1,7 @@
 """Training throughput (images/s) on this machine: one device vs 2 logical CPU devices
 (MirroredStrategy) vs 2 local worker processes (MultiWorkerMirroredStrategy), same global batch.
 
-    python bench/training_scaling.py [--steps=30] [--batch=8] [--crop=129] [--data_dir=../shared/data/camvid]
+    python -m bench.training_scaling [--steps=30] [--batch=8] [--crop=129] [--data_dir=../shared/data/camvid]
 
 Each configuration trains `camvid_mnv2_v3plus` (MobileNetV2-0.35, small heads) from scratch in
 fresh processes and reads the img/s of the progress lines after the first `--warmup` steps. On a

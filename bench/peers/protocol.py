@@ -1,8 +1,10 @@
 """The worker side of the peers benchmark: a JSON-lines loop over stdin/stdout (stdlib only).
 
-Every worker runs in its own virtualenv and imports only this module from the repo. The driver
-(`bench/peers_compare.py`) starts it as `PYTHON worker_X.py 'CONFIG_JSON'`; the worker builds its
-model, answers `{"event": "ready", ...}`, then serves one request per line:
+Every worker runs in its own virtualenv and imports only this module (and, for the TensorFlow
+workers, `tf_common`) from the repo. The driver (`python -m bench.peers_compare`) starts it as
+`PYTHON -m bench.peers.worker_X 'CONFIG_JSON'` with the repository root as the working directory,
+so `bench.peers` imports without deeplab_tf installed; the worker builds its model, answers
+`{"event": "ready", ...}`, then serves one request per line:
 
     {"cmd": "run", "n": K}   run K iterations (forward pass or training step), reply the seconds of each
     {"cmd": "rss"}           reply the peak resident set size of this process (getrusage), MiB

@@ -4,7 +4,7 @@ analytic FLOP count of a traced graph. Works with Keras 3 and tf_keras models al
 import numpy as np
 import tensorflow as tf
 
-from protocol import make_inputs
+from bench.peers.protocol import make_inputs
 
 FLOP_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
 

@@ -7,19 +7,21 @@ plan than `PLANS`, so editing a pin here reinstalls that peer on the next run.
 An install plan is a list of steps; a step is a list of alternatives (pip argument lists) tried
 in order until one succeeds. Outcomes (the alternative used, versions, `pip check`) are stored in
 the marker and printed by the driver.
+
+pip installs from the index it is configured with (pip.conf, or `PIP_INDEX_URL` /
+`PIP_EXTRA_INDEX_URL` / `PIP_FIND_LINKS` in the environment, which the venvs' pip inherits): no
+index is named here.
 """
 
 import json
 import os
 import subprocess
 import sys
-import urllib.request
 
 DEFAULT_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "deeplab_tf_bench", "venvs")
 MARKER = "deeplab_tf_bench.json"
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
-# Model Garden 2.20.0 (the newest on PyPI) pins tensorflow~=2.20.0 and tensorflow-text~=2.20.0.
+# Model Garden 2.20.0 (the newest release) pins tensorflow~=2.20.0 and tensorflow-text~=2.20.0.
 # It is installed without its dependencies next to TF 2.21, plus what `official.vision.modeling`
 # imports (found by importing it), so that all TF peers run the same TensorFlow.
 PLANS = {
@@ -31,11 +33,12 @@ PLANS = {
           "pycocotools", "pillow", "opencv-python-headless", "matplotlib"]],
         [["--no-deps", "tf-models-official==2.20.0"]],
     ],
-    # The CPU build first (a local wheel or index that has it), then PyTorch's CPU index when it
-    # answers, then PyPI's torch==2.13.0, which for Linux x86_64 also pulls the CUDA libraries.
+    # The CPU build first, where the configured index or find-links has it (a CPU-only index in
+    # PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, or a local torch-2.13.0+cpu wheel), else torch==2.13.0
+    # as the configured index serves it (for Linux x86_64 a CUDA build that also pulls the CUDA
+    # libraries, several GB).
     "torch": [
         [["torch==2.13.0+cpu", "numpy"],
-         ["--index-url", TORCH_CPU_INDEX, "--extra-index-url", "https://pypi.org/simple", "torch==2.13.0", "numpy"],
          ["torch==2.13.0", "numpy"]],
     ],
 }
@@ -63,14 +66,6 @@ def read_marker(root: str, name: str) -> dict | None:
 def is_current(marker: dict | None, plan: list) -> bool:
     """True when a venv's marker says it was installed with exactly `plan`."""
     return bool(marker) and marker.get("plan") == plan and marker.get("ok") is True
-
-
-def _url_answers(url: str, timeout: float = 10.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return True
-    except Exception:
-        return False
 
 
 def _pip(python: str, args: list, log) -> bool:
@@ -108,9 +103,6 @@ def ensure(name: str, root: str = DEFAULT_ROOT, reinstall: bool = False, log=pri
     chosen, ok = [], True
     for step in plan:
         for alternative in step:
-            if TORCH_CPU_INDEX in alternative and not _url_answers(TORCH_CPU_INDEX + "/torch/"):
-                log(f"  skipped (not reachable): {TORCH_CPU_INDEX}")
-                continue
             if _pip(python, alternative, log):
                 chosen.append(alternative)
                 break

@@ -4,12 +4,7 @@ one 3x3 "same" convolution (forward + input and kernel gradients) on config["pea
 default, or bfloat16: bfloat16 activations and a float32 kernel cast to bfloat16, as Keras'
 mixed_bfloat16 policy runs a layer). One iteration = one such step."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from protocol import serve  # noqa: E402
+from bench.peers.protocol import serve
 
 
 def parse_shape(text):
@@ -23,7 +18,7 @@ def build(config):
     import numpy as np
     import tensorflow as tf
 
-    import tf_common
+    from bench.peers import tf_common
 
     dtype = {"float32": tf.float32, "bfloat16": tf.bfloat16}[config.get("precision", "float32")]
     n, h, w, cin, cout = parse_shape(config.get("peak_shape") or "8x65x65x256->256")

@@ -4,13 +4,7 @@ own .venv. Config keys beyond the common ones: `override` (e.g. "model.atrous_im
 `experiment`, `jit_compile`, `fold_batch_norm` (inference only, default true: the batch norms merged
 into the convolutions, as `export/export_saved_model.py` does by default)."""
 
-import os
-import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-
-from protocol import serve  # noqa: E402
+from bench.peers.protocol import serve
 
 
 def build(config):
@@ -24,7 +18,7 @@ def build(config):
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
 
-    import tf_common
+    from bench.peers import tf_common
 
     experiment = experiments.get_experiment(config.get("experiment") or "voc_v3_r50_os16")
     if config.get("override"):

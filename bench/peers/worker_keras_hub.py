@@ -6,11 +6,8 @@ upsampled by fixed factors (8 then 4), so a 513 input gives 544x544 logits; they
 the input size here, as for the other peers. Runs in its own virtualenv (keras-hub + TF)."""
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from protocol import serve  # noqa: E402
+from bench.peers.protocol import serve
 
 
 def build(config):
@@ -18,7 +15,7 @@ def build(config):
     import keras
     import keras_hub
 
-    import tf_common
+    from bench.peers import tf_common
 
     policy = tf_common.set_precision(config, keras)
     keras.utils.set_random_seed(config["seed"])

@@ -7,12 +7,7 @@ deeplab-tf: the 7x7 stem (`stem_type="v0"`; the experiment uses the deep "v1" st
 config keys `stem_type` and `rates`. Logits (stride 16) are resized to the input size.
 Runs in its own virtualenv (tf-models-official + tf_keras)."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from protocol import serve  # noqa: E402
+from bench.peers.protocol import serve
 
 
 class _Logits:
@@ -40,7 +35,7 @@ def build(config):
     from official.vision.modeling.decoders import aspp
     from official.vision.modeling.heads import segmentation_heads
 
-    import tf_common
+    from bench.peers import tf_common
 
     policy = tf_common.set_precision(config, tf_keras)
     tf_keras.utils.set_random_seed(config["seed"])

@@ -5,18 +5,14 @@ stride 1 with dilation 2 x multi-grid (1, 2, 4), ASPP (1x1, three 3x3 at rates 6
 pooling; 256 filters, no bias, batch norm, ReLU) -> concat -> 1x1 projection -> 1x1 classifier
 -> bilinear resize to the input. Random weights.
 
-torchvision's `deeplabv3_resnet50` is not used: torchvision on PyPI is a CUDA build (its _C.so
-needs libtorch_cuda.so), so it cannot be imported next to the CPU torch wheel. Config keys beyond
-the common ones: `channels_last` (default true), `threads` (torch.set_num_threads, 0 = default).
+torchvision's `deeplabv3_resnet50` is not used: torchvision's default Linux wheel is a CUDA
+build (its _C.so needs libtorch_cuda.so), so it cannot be imported next to the CPU torch wheel.
+Config keys beyond the common ones: `channels_last` (default true), `threads`
+(torch.set_num_threads, 0 = default).
 With `precision` "bfloat16", the forward pass runs under `torch.autocast("cpu", torch.bfloat16)`
 (PyTorch's mixed precision: float32 parameters, bfloat16 convolutions)."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from protocol import make_inputs, serve  # noqa: E402
+from bench.peers.protocol import make_inputs, serve
 
 
 def build_network(num_classes, rates=(6, 12, 18), multi_grid=(1, 2, 4)):

@@ -1,16 +1,9 @@
 """Pure helpers of bench/peers_compare.py: sizes, timing summaries, ratios, venv plans, inputs."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench", "peers"))
-
-import protocol  # noqa: E402
-import report  # noqa: E402
-import venvs  # noqa: E402
+from bench.peers import protocol, report, venvs
 
 
 @pytest.mark.parametrize("text, expected", [("513", (513, 513)), ("1024x2048", (1024, 2048)), ("65X97", (65, 97))])
