@@ -1,0 +1,192 @@
+"""Float TFLite flatbuffers: their constant tensors and operators, and running them.
+
+The flatbuffer is parsed with the schema module TensorFlow ships
+(`tensorflow.lite.python.schema_py_generated`), so the weights are the bytes in the file, not what
+an interpreter (or its XNNPACK delegate, which packs weights away) exposes. Operators come with
+their builtin options (strides, dilation factors, padding, fused activation, align_corners ...),
+which the interpreter's `_get_ops_details()` does not report.
+"""
+
+import difflib
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+
+from deeplab_tf.pretrained.source_tensors import MissingTensorError, SourceFileError, SourceTensors
+
+_DTYPES = {
+    schema.TensorType.FLOAT32: np.dtype("<f4"),
+    schema.TensorType.FLOAT16: np.dtype("<f2"),
+    schema.TensorType.INT32: np.dtype("<i4"),
+    schema.TensorType.INT64: np.dtype("<i8"),
+}
+
+
+def _enum_names(enum_class) -> dict[int, str]:
+    return {value: name for name, value in vars(enum_class).items() if not name.startswith("_")}
+
+
+_TENSOR_TYPES = _enum_names(schema.TensorType)
+_OPCODES = _enum_names(schema.BuiltinOperator)
+_OPTION_ENUMS = {  # option fields holding an enum, reported by name
+    "padding": _enum_names(schema.Padding),
+    "fused_activation_function": _enum_names(schema.ActivationFunctionType),
+}
+
+
+class TfliteOp(NamedTuple):
+    """One operator of the graph, in execution order.
+
+    `opcode`: builtin operator name, e.g. "CONV_2D", "DEPTHWISE_CONV_2D", "RESIZE_BILINEAR".
+    `inputs`, `outputs`: tensor names ("" for an omitted optional input).
+    `options`: the builtin options with the schema's field names, e.g. {"padding": "SAME",
+    "stride_w": 2, "stride_h": 2, "dilation_w_factor": 1, "dilation_h_factor": 1,
+    "fused_activation_function": "RELU6"} or {"align_corners": True, "half_pixel_centers": False}.
+    """
+
+    index: int
+    opcode: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    options: dict
+
+
+class TfliteModel(NamedTuple):
+    """What `read_tflite_model` returns.
+
+    `weights`: `SourceTensors` of the constant tensors by tensor name (float32/float16/int32/int64,
+    TFLite layouts: CONV_2D kernels [out, kh, kw, in], DEPTHWISE_CONV_2D [1, kh, kw, channels]).
+    `ops`: tuple of `TfliteOp` in execution order. `inputs`, `outputs`: the graph's tensor names.
+    """
+
+    weights: SourceTensors
+    ops: tuple[TfliteOp, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+def read_tflite_model(path: str) -> TfliteModel:
+    """Reads the constant tensors and the operator list of the first subgraph of a TFLite file.
+
+    Returns a `TfliteModel`. Raises `SourceFileError` (naming the file, and the tensor where one
+    is at fault) if the file is not a TFLite flatbuffer, or a constant tensor has a dtype other
+    than float32/float16/int32/int64 (quantized models are not supported)."""
+    model = _parse(path)
+    graph = model.subgraphs[0]
+    names = [_text(tensor.name) for tensor in graph.tensors]
+    weights = {}
+    for tensor, name in zip(graph.tensors, names):
+        buffer = model.buffers[tensor.buffer]
+        if buffer.offset > 1:
+            raise SourceFileError(f"tensor {name!r} of {path} is stored outside the flatbuffer (not supported)")
+        if buffer.data is None or len(buffer.data) == 0:
+            continue  # not a constant
+        if tensor.type not in _DTYPES:
+            raise SourceFileError(
+                f"constant tensor {name!r} of {path} has type {_TENSOR_TYPES.get(tensor.type, tensor.type)}; "
+                "only float32/float16/int32/int64 are supported"
+            )
+        shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ()))
+        weights[name] = np.frombuffer(bytes(buffer.data), dtype=_DTYPES[tensor.type]).reshape(shape)
+    ops = tuple(_op(index, op, model, names) for index, op in enumerate(graph.operators))
+    return TfliteModel(
+        SourceTensors(weights, path),
+        ops,
+        tuple(names[i] for i in graph.inputs),
+        tuple(names[i] for i in graph.outputs),
+    )
+
+
+def run_tflite(path: str, input_value: np.ndarray, fetches: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Runs a single-input TFLite model on `input_value` (its dtype and exact shape, e.g. float32
+    [1, 257, 257, 3] normalised as (x - 127.5) / 127.5 for DeepLab's models).
+
+    Uses `ai_edge_litert`'s interpreter if installed, else `tf.lite.Interpreter`, with the builtin
+    kernels and no default delegate (no XNNPACK), keeping every intermediate tensor when `fetches`
+    asks for one. Returns a dict tensor name -> np.ndarray with the model's outputs (e.g.
+    "ResizeBilinear_3": float32 [1, 257, 257, 21] logits) and every tensor named in `fetches`.
+    Raises `MissingTensorError` for an unknown fetch, `ValueError` for an input of another shape
+    or dtype."""
+    interpreter = _interpreter(path, preserve_all_tensors=bool(fetches))
+    interpreter.allocate_tensors()
+    input_details = interpreter.get_input_details()
+    if len(input_details) != 1:
+        raise ValueError(f"{path} has {len(input_details)} inputs; run_tflite feeds single-input models")
+    (input_detail,) = input_details
+    expected = (tuple(int(d) for d in input_detail["shape"]), np.dtype(input_detail["dtype"]))
+    if (input_value.shape, input_value.dtype) != expected:
+        raise ValueError(
+            f"input {input_detail['name']!r} of {path} is {expected[1]} {expected[0]}, "
+            f"got {input_value.dtype} {input_value.shape}"
+        )
+    interpreter.set_tensor(input_detail["index"], input_value)
+    interpreter.invoke()
+    index = {detail["name"]: detail["index"] for detail in interpreter.get_tensor_details()}
+    outputs = [detail["name"] for detail in interpreter.get_output_details()]
+    for name in fetches:
+        if name not in index:
+            closest = difflib.get_close_matches(name, list(index), n=3, cutoff=0.5)
+            hint = f"; closest names: {', '.join(repr(c) for c in closest)}" if closest else ""
+            raise MissingTensorError(f"no tensor {name!r} in {path}{hint}")
+    return {name: interpreter.get_tensor(index[name]) for name in (*outputs, *fetches)}
+
+
+def _interpreter(path: str, preserve_all_tensors: bool):
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated")
+        return Interpreter(
+            model_path=path,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            experimental_preserve_all_tensors=preserve_all_tensors,
+        )
+
+
+def _parse(path: str) -> schema.ModelT:
+    if not os.path.isfile(path):
+        raise SourceFileError(f"no TFLite file at {path}")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not schema.Model.ModelBufferHasIdentifier(data, 0):
+        raise SourceFileError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier, {len(data)} bytes)")
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    if not model.subgraphs:
+        raise SourceFileError(f"{path} has no subgraph")
+    return model
+
+
+def _op(index: int, op, model: schema.ModelT, names: list[str]) -> TfliteOp:
+    code = model.operatorCodes[op.opcodeIndex]
+    # Files written before the int32 builtin_code field keep the code in deprecated_builtin_code.
+    opcode = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return TfliteOp(
+        index,
+        _OPCODES.get(opcode, str(opcode)),
+        tuple(names[i] if i >= 0 else "" for i in op.inputs),
+        tuple(names[i] for i in op.outputs),
+        _options(op.builtinOptions),
+    )
+
+
+def _options(options) -> dict:
+    """The builtin options object as {schema_field_name: value}, enums by name."""
+    if options is None:
+        return {}
+    fields = {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value for key, value in vars(options).items()}
+    for key, names in _OPTION_ENUMS.items():
+        if key in fields:
+            fields[key] = names.get(fields[key], fields[key])
+    return fields
+
+
+def _text(name) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
