@@ -16,13 +16,20 @@ the symmetric "same" padding of its dilated kernel; without one, the layer pads 
 Multi-grid (DeepLabv3, arXiv:1706.05587, Sec. 3.2) multiplies the dilation of named layers by a
 per-layer factor on top of this rule (`rate_multipliers`), without changing the rate of what
 follows: e.g. ResNet's `conv5_block{1,2,3}_2_conv` get `rate * (1, 2, 4)`.
+
+A dilated `Conv2D` / `DepthwiseConv2D` becomes deeplab_tf's `AtrousConv2D` /
+`AtrousDepthwiseConv2D` with its default implementation: Keras runs a dilated `Conv2D` through
+tf.nn.convolution's space-to-batch path, 1.4-1.9x slower per training step here than the direct
+`tf.nn.conv2d(dilations=rate)` of `AtrousConv2D` (BENCHMARKS.md, backbone dilation). Other
+dilated layers keep their Keras class. The implementation only changes speed; it is set on the
+built model's layers (`deeplab_tf.layers.speed_choices.apply_speed_choices`).
 """
 
 import keras
 
-from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
 from deeplab_tf.layers import AtrousConv2D
 from deeplab_tf.layers import AtrousDepthwiseConv2D
+from deeplab_tf.layers.padding import same_padding
 
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -50,13 +57,6 @@ def _window(layer):
     """Returns the side of `layer`'s square kernel or pooling window, 1 if it has none."""
     size = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None) or (1,)
     return size[0]
-
-
-def _same_padding(window, rate):
-    """Returns the ((top, bottom), (left, right)) zeros of a stride-1 "same" dilated window."""
-    total = (window - 1) * rate
-    side = (total // 2, total - total // 2)
-    return (side, side)
 
 
 def _input_state(layer, node, states):
@@ -87,7 +87,7 @@ def _restore_input_size(layer, node, window, rate, plan):
             raise NotImplementedError(
                 f"Padding layer {producer.name!r} before {layer.name!r} has several consumers."
             )
-        plan[producer.name] = {"padding": _same_padding(window, rate)}
+        plan[producer.name] = {"padding": (same_padding(window, rate),) * 2}
     else:
         plan[layer.name]["padding"] = "same"
 
@@ -140,31 +140,17 @@ def dilation_plan(model, output_stride, rate_multipliers=None):
     return plan
 
 
-def _atrous_layer(layer, config, implementation):
-    """Returns the deeplab_tf atrous layer that computes what `config` describes."""
-    if type(layer) not in _ATROUS_LAYERS:
-        raise NotImplementedError(
-            f"No atrous layer replaces {type(layer).__name__} {layer.name!r}; use "
-            "atrous_implementation='auto' or 'native'."
-        )
-    atrous_cls, own_args = _ATROUS_LAYERS[type(layer)]
-    kwargs = {key: config[key] for key in _ATROUS_SHARED_ARGS + own_args}
-    return atrous_cls(rate=config["dilation_rate"][0], implementation=implementation, **kwargs)
-
-
-def _clone_layer(layer, overrides, atrous_implementation):
-    """Returns a fresh copy of `layer` (same name) with `overrides` applied to its config."""
+def _clone_layer(layer, overrides):
+    """Returns a fresh copy of `layer` (same name) with `overrides` applied to its config: a
+    deeplab_tf atrous layer (default implementation) for a dilated `Conv2D` /
+    `DepthwiseConv2D`, a layer of `layer`'s own class otherwise."""
     config = layer.get_config()
     config.update(overrides)
-    dilation = config.get("dilation_rate", (1, 1))[0]
-    # Even for "native", a dilated Keras Conv2D is replaced: Keras runs it through
-    # tf.nn.convolution's space-to-batch path, 1.4-1.9x slower per training step here than the
-    # direct `tf.nn.conv2d(dilations=rate)` of AtrousConv2D (BENCHMARKS.md, backbone dilation).
-    # "auto" keeps the Keras class of a dilated layer no atrous layer replaces (same values).
-    if dilation > 1 and (atrous_implementation not in ("native", "auto")
-                         or type(layer) in _ATROUS_LAYERS):
-        return _atrous_layer(layer, config, atrous_implementation)
-    return layer.__class__.from_config(config)
+    if config.get("dilation_rate", (1, 1))[0] == 1 or type(layer) not in _ATROUS_LAYERS:
+        return layer.__class__.from_config(config)
+    atrous_cls, own_args = _ATROUS_LAYERS[type(layer)]
+    kwargs = {key: config[key] for key in _ATROUS_SHARED_ARGS + own_args}
+    return atrous_cls(rate=config["dilation_rate"][0], **kwargs)
 
 
 def copy_weights_by_name(source, target):
@@ -187,35 +173,24 @@ def copy_weights_by_name(source, target):
         layer.set_weights(source_layer.get_weights())
 
 
-def dilate_to_output_stride(model, output_stride, atrous_implementation="auto",
-                            rate_multipliers=None):
+def dilate_to_output_stride(model, output_stride, rate_multipliers=None):
     """Clones `model` with strides and dilations changed to reach `output_stride`.
 
     Args:
         model: functional `keras.Model` mapping NHWC images (any size) to its features.
         output_stride: int. One of `OUTPUT_STRIDES`; the largest stride of the result.
-        atrous_implementation: str. A value of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS`:
-            every dilated `Conv2D` / `DepthwiseConv2D` becomes an `AtrousConv2D` /
-            `AtrousDepthwiseConv2D` with that implementation (other dilated layers keep their
-            Keras class, which only "auto" and "native" allow). Defaults to `"auto"`.
         rate_multipliers: dict or `None`. Extra dilation factor per layer name, as for
             `dilation_plan`. Defaults to `None`.
 
     Returns:
         New `keras.Model` with the inputs and output structure of `model`, the same layer
         names and a copy of its weights. An output of stride `s` in `model` has stride
-        `min(s, output_stride)`, so it is `s / min(s, output_stride)` times denser.
+        `min(s, output_stride)`, so it is `s / min(s, output_stride)` times denser. Every
+        dilated `Conv2D` / `DepthwiseConv2D` of the result is an `AtrousConv2D` /
+        `AtrousDepthwiseConv2D` with its default implementation.
     """
-    if atrous_implementation not in ATROUS_IMPLEMENTATIONS:
-        raise ValueError(
-            f"`atrous_implementation` must be one of {ATROUS_IMPLEMENTATIONS}. Received: "
-            f"atrous_implementation={atrous_implementation!r}"
-        )
     plan = dilation_plan(model, output_stride, rate_multipliers)
     clone = keras.models.clone_model(
-        model,
-        clone_function=lambda layer: _clone_layer(
-            layer, plan.get(layer.name, {}), atrous_implementation),
-    )
+        model, clone_function=lambda layer: _clone_layer(layer, plan.get(layer.name, {})))
     copy_weights_by_name(model, clone)
     return clone

@@ -30,17 +30,19 @@ block 1 (the last features before each stride-2 conv; DeepLab's `DECODER_END_POI
 strides 4, 8 and 16, P2 being DeepLabv3+'s low-level feature); P5 is the final output.
 """
 
-import os
-
 import keras
 
+from deeplab_tf.backbones.checks import check_multi_grid
+from deeplab_tf.backbones.checks import check_weights_file
 from deeplab_tf.backbones.output_stride import check_output_stride
+from deeplab_tf.layers.padding import same_padding
 from deeplab_tf.layers.separable_atrous_conv import SeparableAtrousConv2D
 
 NORMALIZATION = "tf"  # key of `NORMALIZERS`: images / 127.5 - 1, as DeepLab's Xception
 FEATURE_CHANNELS = {"P2": 256, "P3": 728, "P4": 1024, "P5": 2048}
 BATCH_NORM_MOMENTUM = 0.9997  # the reference's batch_norm_decay and epsilon
 BATCH_NORM_EPSILON = 1e-3
+MULTI_GRID_UNITS = 3  # the separable convs of the last exit-flow block
 
 # (name, channels of the 3 separable convs, shortcut "conv" / "sum" / None, units, stride of
 # each unit (that of its third separable conv), whether ReLUs sit inside the separable convs)
@@ -68,19 +70,19 @@ def _conv_bn_relu(x, filters, strides, padding, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _separable_conv(x, filters, rate, strides, relu_inside, implementation, name):
+def _separable_conv(x, filters, rate, strides, relu_inside, name):
     """[ReLU] -> depthwise -> BN -> [ReLU] -> pointwise -> BN -> [ReLU], named `name_*`."""
     if not relu_inside:
         x = keras.layers.ReLU(name=f"{name}_preact")(x)
     x = SeparableAtrousConv2D(
         filters, 3, rate=rate, strides=strides, activation_between="relu" if relu_inside else None,
-        implementation=implementation, batch_norm_momentum=BATCH_NORM_MOMENTUM,
+        batch_norm_momentum=BATCH_NORM_MOMENTUM,
         epsilon=BATCH_NORM_EPSILON, name=name)(x)
     x = _batch_norm(f"{name}_pointwise_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu_inside else x
 
 
-def _xception_module(x, channels, shortcut, strides, rates, relu_inside, implementation, name):
+def _xception_module(x, channels, shortcut, strides, rates, relu_inside, name):
     """Three separable convs (the third with `strides`, the i-th with `rates[i]`) plus the
     `shortcut` of input `x`.
 
@@ -89,7 +91,7 @@ def _xception_module(x, channels, shortcut, strides, rates, relu_inside, impleme
     hidden = [x]
     for i, (filters, rate) in enumerate(zip(channels, rates), start=1):
         hidden.append(_separable_conv(hidden[-1], filters, rate, strides if i == 3 else 1,
-                                      relu_inside, implementation, f"{name}_sepconv{i}"))
+                                      relu_inside, f"{name}_sepconv{i}"))
     residual = hidden[-1]
     if shortcut == "conv":
         x = keras.layers.Conv2D(channels[-1], 1, strides=strides, use_bias=False,
@@ -100,46 +102,22 @@ def _xception_module(x, channels, shortcut, strides, rates, relu_inside, impleme
     return residual, hidden[2]
 
 
-def _check_weights(weights):
-    """Returns `weights` as a local path or None; raises for "imagenet", files that are not
-    `.weights.h5` (e.g. Keras' Xception weights) and missing files."""
-    if weights is None:
-        return None
-    path = os.fspath(weights)
-    if weights == "imagenet" or not path.endswith(".weights.h5"):
-        raise ValueError(
-            "Xception-65 has no Keras Applications ImageNet weights (Keras' xception_*.h5 "
-            "files are for Keras' Xception, a different network). Pass the local path of a "
-            f".weights.h5 file saved from a model built by build_xception65. Received: {path!r}"
-        )
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Weights file for backbone 'xception65' not found: {path!r}.")
-    return path
+WEIGHTS_EXPECTED = (
+    "Xception-65 has no Keras Applications ImageNet weights (Keras' xception_*.h5 files are for "
+    "Keras' Xception, a different network). Pass the local path of a .weights.h5 file saved "
+    "from a model built by build_xception65."
+)
 
 
-def _check_multi_grid(multi_grid):
-    """Returns `multi_grid` as a tuple of 3 positive ints, (1, 1, 1) for None; else raises."""
-    grid = (1, 1, 1) if multi_grid is None else multi_grid
-    if (not isinstance(grid, (tuple, list)) or len(grid) != 3
-            or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in grid)):
-        raise ValueError("`multi_grid` must be 3 positive ints, one per separable conv of the "
-                         f"last exit-flow block. Received: multi_grid={multi_grid!r}")
-    return tuple(grid)
-
-
-def build_xception65(output_stride=16, atrous_implementation="auto", weights=None,
-                     multi_grid=None):
+def build_xception65(output_stride=16, weights=None, multi_grid=None):
     """Builds DeepLabv3+'s modified aligned Xception-65 as a feature extractor.
 
     Args:
         output_stride: int. 8, 16 or 32: the stride of "P5". Defaults to 16.
-        atrous_implementation: str. One of `deeplab_tf.layers.ATROUS_IMPLEMENTATIONS` for the
-            stride-1 depthwise convs. Defaults to "auto".
         weights: `None` (random init) or the path of a local `.weights.h5` file written by
-            `model.save_weights` from a model built here; any output stride and atrous
-            implementation fit, as they all have the same layers. DeepLab's published
-            ImageNet checkpoint is a TF1 checkpoint with another layout; loading it is out of
-            scope. Defaults to `None`.
+            `model.save_weights` from a model built here; any output stride fits, as they all
+            have the same layers. DeepLab's published ImageNet checkpoint is a TF1 checkpoint
+            with another layout; loading it is out of scope. Defaults to `None`.
         multi_grid: tuple of 3 ints or `None`. DeepLabv3's multi-grid (arXiv:1706.05587,
             Sec. 3.2) as the reference's `unit_rate_list`: the three separable convs of the
             last exit-flow block get dilation `rate * multi_grid[i]`, where `rate` is that
@@ -152,7 +130,8 @@ def build_xception65(output_stride=16, atrous_implementation="auto", weights=Non
         tensors `{"Pn": [batch, ceil(height / s), ceil(width / s), FEATURE_CHANNELS["Pn"]]}`
         with `s = min(2**n, output_stride)`. Sizes `k * output_stride + 1` (DeepLab's 513)
         keep the corners of every level on input pixels. Call it with `training=False` to
-        use the BatchNorm moving statistics.
+        use the BatchNorm moving statistics. Its separable convs use their default atrous
+        implementation (`apply_speed_choices` of `deeplab_tf.layers.speed_choices` sets another).
 
     Example:
     ```python
@@ -162,12 +141,14 @@ def build_xception65(output_stride=16, atrous_implementation="auto", weights=Non
     ```
     """
     check_output_stride(output_stride)
-    path = _check_weights(weights)
+    path = check_weights_file("xception65", weights, WEIGHTS_EXPECTED, suffix=".weights.h5")
+    grid = (1, 1, 1) if multi_grid is None else check_multi_grid(
+        multi_grid, MULTI_GRID_UNITS, "separable conv of the last exit-flow block")
     images = keras.Input((None, None, 3), name="images")
-    x = keras.layers.ZeroPadding2D(1, name="entry_flow_conv1_1_pad")(images)
+    # The strided root conv pads as DeepLab's `fixed_padding`: the stride-1 "same" zeros.
+    x = keras.layers.ZeroPadding2D((same_padding(3),) * 2, name="entry_flow_conv1_1_pad")(images)
     x = _conv_bn_relu(x, 32, 2, "valid", "entry_flow_conv1_1")
     x = _conv_bn_relu(x, 64, 1, "same", "entry_flow_conv1_2")
-    grid = _check_multi_grid(multi_grid)
     stride, rate, features = 2, 1, {}
     for block, channels, shortcut, units, block_stride, relu_inside in BLOCKS:
         unit_rates = grid if block == "exit_flow_block2" else (1, 1, 1)
@@ -178,7 +159,7 @@ def build_xception65(output_stride=16, atrous_implementation="auto", weights=Non
             else:
                 unit_stride, stride = block_stride, stride * block_stride
             x, hidden = _xception_module(x, channels, shortcut, unit_stride, rates, relu_inside,
-                                         atrous_implementation, f"{block}_unit{unit}")
+                                         f"{block}_unit{unit}")
         if block in FEATURE_BLOCKS:
             features[FEATURE_BLOCKS[block]] = hidden
     features["P5"] = x

@@ -13,7 +13,8 @@ is drawn from TensorFlow's global random state, which is not reproducible.
 
 import tensorflow as tf
 
-from deeplab_tf.data.dataset_info import IGNORE_LABEL, MEAN_RGB
+from deeplab_tf.backbones.normalization import IMAGENET_MEAN_RGB
+from deeplab_tf.data.dataset_info import IGNORE_LABEL
 
 
 def _seed_or_random(seed) -> tf.Tensor:
@@ -40,13 +41,14 @@ def random_scale(image, label, min_scale: float, max_scale: float, seed=None):
 def pad_to_size(image, label, height: int, width: int):
     """Returns (image, label) padded at the bottom and right to at least (height, width).
 
-    Output: image float32 [max(H, height), max(W, width), 3] padded with `MEAN_RGB`, label
+    Output: image float32 [max(H, height), max(W, width), 3] padded with the ImageNet mean
+    colour `IMAGENET_MEAN_RGB` (for every backbone, whatever its normalisation), label
     (dtype kept) padded with `IGNORE_LABEL`. Inputs already large enough come back unpadded.
     """
     size = tf.shape(label)
     paddings = [[0, tf.maximum(height - size[0], 0)], [0, tf.maximum(width - size[1], 0)]]
     image = tf.cast(image, tf.float32)
-    channels = [tf.pad(image[..., c], paddings, constant_values=m) for c, m in enumerate(MEAN_RGB)]
+    channels = [tf.pad(image[..., c], paddings, constant_values=m) for c, m in enumerate(IMAGENET_MEAN_RGB)]
     return tf.stack(channels, axis=-1), tf.pad(label, paddings, constant_values=IGNORE_LABEL)
 
 

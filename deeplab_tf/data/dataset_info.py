@@ -5,9 +5,6 @@ import dataclasses
 IGNORE_LABEL = 255
 """Label value of pixels that count in neither the loss nor the metrics (void, padding)."""
 
-MEAN_RGB = (123.675, 116.28, 103.53)
-"""ImageNet mean colour (RGB, 0..255 pixel space); training images are padded with it."""
-
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:

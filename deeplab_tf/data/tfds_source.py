@@ -1,9 +1,10 @@
-"""`TfdsSource`: any dataset of `TFDS_SOURCES` as a pipeline source (see `sources.py`).
+"""`TfdsSource`: a dataset stored as a TFDS builder, as a pipeline source (see `sources.py`).
 
     DataConfig(dataset="voc2012_segmentation", data_dir="/data/voc", train_split="train_aug")
 
-- `data.dataset`: a name in `TFDS_SOURCES` (the deeplab-tf builders, and `cityscapes` through
-  TFDS's own `cityscapes/semantic_segmentation` builder mapped to the 19 training ids).
+- `data.dataset`: a name of `sources.SOURCES` that has a `TfdsDataset` (the deeplab-tf builders,
+  and `cityscapes` through TFDS's own `cityscapes/semantic_segmentation` builder mapped to the
+  19 training ids).
 - `data.data_dir`: the TFDS manual dir holding the upstream files (archives or extracted
   folders; for `camvid` the SegNet-layout folder). Needed only until the dataset is prepared.
 - Prepared records live in the TFDS data dir: `data.tfds_data_dir` if set, else the
@@ -16,7 +17,6 @@ uint8 [H, W] (255 = ignore), "name" tf.string, in TFDS's stored order (fixed, ke
 """
 
 import dataclasses
-import difflib
 import os
 
 import numpy as np
@@ -25,7 +25,6 @@ import tensorflow_datasets as tfds
 
 import deeplab_tf.data.tfds as deeplab_builders  # registers the builders with TFDS
 from deeplab_tf.data.dataset_info import DatasetInfo
-from deeplab_tf.data.tfds import cityscapes
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -35,7 +34,8 @@ class TfdsDataset:
     Args:
         builder: str. TFDS builder name, with config if any ("cityscapes/semantic_segmentation").
         image_key, label_key, name_key: str. Feature names of the image, label and id.
-        info: DatasetInfo or None. Classes; None reads them from the builder's metadata.
+        info: DatasetInfo or None. Classes; None for our builders, which store their
+            `CLASSES` in the prepared records' metadata, where `TfdsSource` reads them.
         label_table: uint8 ndarray [256] or None. Stored label value -> class index or 255.
         manual_files: tuple of ManualFile. Files checked in the manual dir before preparing
             (for builders that are not ours and report missing files less clearly).
@@ -50,22 +50,6 @@ class TfdsDataset:
     label_table: np.ndarray | None = None
     manual_files: tuple = ()
     split_aliases: dict = dataclasses.field(default_factory=dict)
-
-
-TFDS_SOURCES = {
-    **{name: TfdsDataset(name) for name in deeplab_builders.BUILDERS},
-    "cityscapes": TfdsDataset(
-        builder="cityscapes/semantic_segmentation",
-        image_key="image_left",
-        label_key="segmentation_label",
-        name_key="image_id",
-        info=cityscapes.CITYSCAPES_INFO,
-        label_table=cityscapes.TRAIN_IDS,
-        manual_files=cityscapes.CITYSCAPES_FILES,
-        split_aliases={"val": "validation"},
-    ),
-}
-"""Dataset name (as in `data.dataset`) -> `TfdsDataset`."""
 
 
 def tfds_data_dir(data_config) -> str:
@@ -132,7 +116,7 @@ class TfdsSource:
     """Examples of a prepared TFDS dataset, preparing it first if needed.
 
     Args:
-        dataset: str. A name in `TFDS_SOURCES`.
+        dataset: str. A name of `sources.SOURCES` that has a `TfdsDataset`.
         manual_dir: str. Folder with the upstream files; only read when preparing.
         data_dir: str. TFDS data dir of the prepared records. Defaults to "" (TFDS's default).
         max_examples: int. If > 0, only the first `max_examples` examples of a split. Defaults
@@ -140,13 +124,10 @@ class TfdsSource:
     """
 
     def __init__(self, dataset: str, manual_dir: str = "", data_dir: str = "", max_examples: int = 0):
-        if dataset not in TFDS_SOURCES:
-            close = difflib.get_close_matches(dataset, TFDS_SOURCES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"Unknown TFDS dataset {dataset!r}.{hint} Known: {', '.join(sorted(TFDS_SOURCES))}"
-            )
-        self.spec = TFDS_SOURCES[dataset]
+        # `sources` imports this module (its registry builds TfdsSource): imported at call time.
+        from deeplab_tf.data.sources import tfds_dataset
+
+        self.spec = tfds_dataset(dataset)
         self.builder = tfds.builder(self.spec.builder, data_dir=data_dir or None)
         if not self.builder.is_prepared():
             prepare(self.builder, manual_dir, self.spec.manual_files)

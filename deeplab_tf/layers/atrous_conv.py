@@ -30,8 +30,12 @@ Sec. 3.1). Tensors are NHWC, the stride is 1. Equal implementations (`ATROUS_IMP
   from the (static) shape, by the rule measured in
   `deeplab_tf.layers.atrous_auto`. All give equal results, so this only changes speed.
 
-"same" padding follows TensorFlow: `total = (k - 1) * rate` zeros, `total // 2` before and the
-rest after (so one more after for an even kernel with an odd rate).
+The layers read their `implementation` attribute at every call, so it can be set after a model
+is built (`layer.implementation = "native"`); a traced `tf.function` sees it at its next trace.
+
+"same" padding follows TensorFlow (`deeplab_tf.layers.padding.same_padding`): `total = (k - 1) *
+rate` zeros, `total // 2` before and the rest after (so one more after for an even kernel with an
+odd rate).
 """
 
 import numbers
@@ -41,6 +45,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled: not public in 2.21
 
 from deeplab_tf.layers.atrous_auto import select_implementation
+from deeplab_tf.layers.padding import same_padding
 
 
 def _positive_int(value, name):
@@ -79,9 +84,8 @@ def _depthwise_conv2d(inputs, kernel, padding, rate):
 
 
 def _padding_amounts(kernel_size, rate, padding):
-    """Zeros `(before, after)` along each axis: TF's "same" (the odd one after) or none."""
-    total = (kernel_size - 1) * rate if padding == "same" else 0
-    return total // 2, total - total // 2
+    """Zeros `(before, after)` along each axis: `same_padding` for "same", none for "valid"."""
+    return same_padding(kernel_size, rate) if padding == "same" else (0, 0)
 
 
 def _native(op, inputs, kernel, rate, padding):

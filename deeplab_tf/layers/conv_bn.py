@@ -12,7 +12,6 @@ def conv_bn_relu(
     kernel_size: int,
     name: str,
     rate: int = 1,
-    implementation: str = "auto",
     batch_norm_momentum: float = 0.99,
     separable: bool = False,
 ):
@@ -21,14 +20,14 @@ def conv_bn_relu(
     With `separable` and `kernel_size > 1` the convolution is DeepLabv3+'s atrous separable
     convolution (depthwise -> BN -> ReLU -> pointwise). Returns a float32 Keras tensor
     [B, H, W, filters] ('same' padding, stride 1). Layers are named `{name}_conv`, `{name}_bn`
-    and `{name}_relu`.
+    and `{name}_relu`. The atrous implementation is the layers' default until
+    `deeplab_tf.models.speed_choices` sets the experiment's.
     """
     if separable and kernel_size > 1:
         conv = SeparableAtrousConv2D(
             filters,
             kernel_size,
             rate=rate,
-            implementation=implementation,
             batch_norm_momentum=batch_norm_momentum,
             epsilon=1e-5,
             name=f"{name}_conv",
@@ -39,7 +38,6 @@ def conv_bn_relu(
             kernel_size,
             rate=rate,
             use_bias=False,
-            implementation=implementation,
             kernel_initializer="he_normal",
             name=f"{name}_conv",
         )

@@ -21,6 +21,7 @@ from deeplab_tf.layers.atrous_conv import _choice
 from deeplab_tf.layers.atrous_conv import _normalize_kernel_size
 from deeplab_tf.layers.atrous_conv import _positive_int
 from deeplab_tf.layers.atrous_conv import atrous_depthwise_conv2d
+from deeplab_tf.layers.padding import same_padding
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -50,7 +51,8 @@ class SeparableAtrousConv2D(keras.layers.Layer):
         activation_between: str, callable or `None`. Activation after the depthwise conv (and
             its batch norm). Defaults to `"relu"`, as in DeepLabv3+'s ASPP and decoder.
         implementation: str. One of `ATROUS_IMPLEMENTATIONS` for the stride-1 depthwise conv;
-            all give equal outputs. Defaults to `"auto"`.
+            all give equal outputs. Read at every call, so `layer.implementation` can be set
+            later, as for `AtrousConv2D`. Defaults to `"auto"`.
         depthwise_initializer: str or initializer. Defaults to `"glorot_uniform"`.
         pointwise_initializer: str or initializer. Defaults to `"glorot_uniform"`.
         bias_initializer: str or initializer. Defaults to `"zeros"`.
@@ -109,8 +111,7 @@ class SeparableAtrousConv2D(keras.layers.Layer):
         if self.strides == 1:
             return atrous_depthwise_conv2d(inputs, self.depthwise_kernel, self.rate,
                                            implementation=self.implementation)
-        total = self.kernel_size - 1  # the stride-1 "same" zeros of atrous_depthwise_conv2d
-        before, after = total // 2, total - total // 2
+        before, after = same_padding(self.kernel_size)  # the zeros of the stride-1 layer
         padded = tf.pad(inputs, [(0, 0), (before, after), (before, after), (0, 0)])
         return tf.nn.depthwise_conv2d(padded, self.depthwise_kernel,
                                       strides=[1, self.strides, self.strides, 1], padding="VALID")

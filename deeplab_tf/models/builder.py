@@ -5,7 +5,7 @@ import dataclasses
 import keras
 
 from deeplab_tf.config import ModelConfig
-from deeplab_tf.layers.fused_batch_norm import use_fused_batch_norm
+from deeplab_tf.layers.speed_choices import apply_speed_choices
 from deeplab_tf.models.deeplab import build_deeplab
 from deeplab_tf.models.deeplab_v2 import build_deeplab_v2
 from deeplab_tf.models.multi_scale import build_multi_scale
@@ -28,27 +28,10 @@ def build_model(config: ModelConfig, num_classes: int) -> BuiltModel:
 
     Raises ValueError naming an unknown `arch` (and the known ones) or another invalid field.
     """
-    if config.arch == "deeplab_v2":
-        network = build_deeplab_v2(
-            config.backbone,
-            num_classes,
-            head=config.head,
-            rates=tuple(config.atrous_rates),
-            kernel_size=config.fc_kernel_size,
-            fc_channels=config.fc_channels,
-            dropout_rate=config.dropout_rate,
-            pool5a=config.pool5a,
-            output_stride=config.output_stride,
-            weights=config.backbone_weights or None,
-            atrous_implementation=config.atrous_implementation,
-            alpha=config.backbone_alpha,
-        )
-    elif config.arch in ("deeplab_v3", "deeplab_v3_plus"):
-        network = build_deeplab(config, num_classes)
-    else:
+    if config.arch not in ARCHITECTURES:
         raise ValueError(f"model.arch={config.arch!r} is not one of {ARCHITECTURES}")
-    if config.fused_batch_norm:
-        use_fused_batch_norm(network)
+    network = (build_deeplab_v2 if config.arch == "deeplab_v2" else build_deeplab)(config, num_classes)
+    apply_speed_choices(network, config.atrous_implementation, config.fused_batch_norm)
     if not config.msc_scales:
         return BuiltModel(network, keras.Model(network.input, [network.output], name=f"{network.name}_training"))
     fused, training = build_multi_scale(network, tuple(config.msc_scales))

@@ -8,8 +8,8 @@ import keras
 
 from deeplab_tf import backbones
 from deeplab_tf.config import ModelConfig
-from deeplab_tf.layers.aspp import aspp
-from deeplab_tf.layers.conv_bn import conv_bn_relu
+from deeplab_tf.layers.aspp import ASPP
+from deeplab_tf.layers.deeplab_v3_plus_decoder import DeepLabV3PlusDecoder
 from deeplab_tf.layers.resize import ResizeToMatch
 
 V3_ARCHITECTURES = ("deeplab_v3", "deeplab_v3_plus")
@@ -19,7 +19,9 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
     """Returns a Keras model mapping normalised float32 images [B, H, W, 3] (any H, W) to
     float32 logits [B, H, W, num_classes] at the input resolution.
 
-    Raises ValueError naming an unknown architecture or an invalid output stride.
+    Layers: the backbone sub-model, `ASPP` ("aspp"), for v3+ `DeepLabV3PlusDecoder`
+    ("decoder"), the 1x1 classifier "logits" and "upsample_logits". Raises ValueError naming an
+    unknown architecture or an invalid output stride.
     """
     if config.arch not in V3_ARCHITECTURES:
         raise ValueError(f"model.arch={config.arch!r} is not one of {V3_ARCHITECTURES}")
@@ -29,7 +31,6 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
         config.backbone,
         output_stride=config.output_stride,
         weights=config.backbone_weights or None,
-        atrous_implementation=config.atrous_implementation,
         alpha=config.backbone_alpha,
         multi_grid=tuple(config.multi_grid) or None,
     )
@@ -37,45 +38,27 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
     features = backbone(images)
     # The rates are stated for output stride 16; at output stride 8 they double (DeepLabv3 Sec. 3.3).
     rate_scale = 16 // config.output_stride
-    x = aspp(
-        features["P5"],
+    x = ASPP(
+        input_channels=features["P5"].shape[-1],
         rates=tuple(r * rate_scale for r in config.atrous_rates),
         filters=config.aspp_filters,
-        implementation=config.atrous_implementation,
-        batch_norm_momentum=config.batch_norm_momentum,
         separable=config.separable,
-    )
+        batch_norm_momentum=config.batch_norm_momentum,
+    )(features["P5"])
     if config.arch == "deeplab_v3_plus":
-        x = _decoder(x, features["P2"], config)
+        x = DeepLabV3PlusDecoder(
+            encoder_channels=config.aspp_filters,
+            low_level_channels=features["P2"].shape[-1],
+            low_level_filters=config.low_level_filters,
+            filters=config.decoder_filters,
+            separable=config.separable,
+            batch_norm_momentum=config.batch_norm_momentum,
+        )([x, features["P2"]])
     logits = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
     logits = ResizeToMatch(name="upsample_logits")([logits, images])
     model = keras.Model(images, logits, name=f"{config.arch}_{config.backbone}")
     _set_batch_norm_momentum(model, config.batch_norm_momentum)
     return model
-
-
-def _decoder(encoder_output, low_level, config: ModelConfig):
-    """DeepLabv3+ decoder: upsample the encoder output to stride 4, concatenate a 1x1 projection
-    of the stride-4 backbone features, refine with two 3x3 convolutions (atrous separable ones
-    with `config.separable`).
-
-    Returns a float32 Keras tensor [B, H/4, W/4, decoder_filters].
-    """
-    momentum = config.batch_norm_momentum
-    low_level = conv_bn_relu(low_level, config.low_level_filters, 1, "decoder_low_level", batch_norm_momentum=momentum)
-    x = ResizeToMatch(name="decoder_upsample")([encoder_output, low_level])
-    x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
-    for index in (1, 2):
-        x = conv_bn_relu(
-            x,
-            config.decoder_filters,
-            3,
-            f"decoder_conv{index}",
-            implementation=config.atrous_implementation,
-            batch_norm_momentum=momentum,
-            separable=config.separable,
-        )
-    return x
 
 
 def _set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:

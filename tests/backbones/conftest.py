@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from keras.src.legacy.saving import legacy_h5_format
 
+from deeplab_tf.layers import atrous_conv
+from deeplab_tf.layers.speed_choices import apply_speed_choices
+
 # name -> (keras.applications constructor, constructor kwargs, feature layer per level)
 STOCK = {
     "mobilenet_v2": (
@@ -112,6 +115,34 @@ def stock(tmp_path_factory):
 def randomize_batchnorm_fixture():
     """Returns `randomize_batchnorm(model, seed)`, for tests that build their own models."""
     return randomize_batchnorm
+
+
+def set_implementation(model, implementation):
+    """Sets `implementation` on every atrous layer of `model` as the models do after building
+    (`apply_speed_choices`); returns `model`."""
+    apply_speed_choices(model, implementation, fused_batch_norm=False)
+    return model
+
+
+@pytest.fixture(name="set_implementation", scope="session")
+def set_implementation_fixture():
+    """Returns `set_implementation(model, implementation)`."""
+    return set_implementation
+
+
+@pytest.fixture
+def space_to_batch_calls(monkeypatch):
+    """Returns the list to which every call of the "space_to_batch" atrous implementation (by
+    any layer or function) appends its rate, for this test."""
+    calls = []
+    run = atrous_conv._IMPLEMENTATIONS["space_to_batch"]
+
+    def spy(op, inputs, kernel, rate, padding):
+        calls.append(rate)
+        return run(op, inputs, kernel, rate, padding)
+
+    monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, "space_to_batch", spy)
+    return calls
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from deeplab_tf.backbones import BACKBONE_NAMES
 from deeplab_tf.backbones import build_backbone
-from deeplab_tf.backbones import dilate_to_output_stride
 from deeplab_tf.backbones import feature_channels
 from deeplab_tf.backbones import get_normalizer
 from deeplab_tf.backbones import normalize
+from deeplab_tf.layers import AtrousDepthwiseConv2D
 
 PREPROCESS = {
     "resnet50": keras.applications.resnet50.preprocess_input,
@@ -43,10 +43,12 @@ def test_feature_channels(name, channels):
     assert feature_channels(name) == dict(zip(("P2", "P3", "P4", "P5"), channels))
 
 
-def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError,
-                       match="'vgg99'.*mobilenet_v2.*resnet101.*resnet50.*vgg16.*xception65"):
+def test_unknown_name_names_the_closest_and_the_valid_names():
+    with pytest.raises(ValueError, match="'vgg99'. Did you mean 'vgg16'.*"
+                                         "mobilenet_v2.*resnet101.*resnet50.*vgg16.*xception65"):
         build_backbone("vgg99")
+    with pytest.raises(ValueError, match="'xception'. Did you mean 'xception65'"):
+        get_normalizer("xception")
 
 
 @pytest.mark.parametrize("output_stride", [4, 64, "16"])
@@ -55,10 +57,24 @@ def test_invalid_output_stride(output_stride):
         build_backbone("mobilenet_v2", output_stride)
 
 
-def test_unknown_atrous_implementation(stock):
-    model = stock("mobilenet_v2").features
+def test_implementation_set_after_building_is_used(set_implementation, space_to_batch_calls):
+    """Builders take no atrous implementation: it is set on the built layers, as the models
+    do, and read at every call."""
+    model = build_backbone("mobilenet_v2", 8, alpha=0.35)
+    dilated = [l for l in model.layers if isinstance(l, AtrousDepthwiseConv2D)]
+    assert dilated and {l.implementation for l in dilated} == {"native"}  # the layer default
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype("float32")
+    expected = model(x, training=False)
+    assert not space_to_batch_calls
+    set_implementation(model, "space_to_batch")
+    actual = model(x, training=False)
+    assert sorted(space_to_batch_calls) == sorted(l.rate for l in dilated)
+    for level, value in actual.items():
+        np.testing.assert_allclose(value, expected[level], rtol=1e-5,
+                                   atol=1e-5 * np.abs(expected[level]).max(), err_msg=level)
+    dilated[0].implementation = "fft"
     with pytest.raises(ValueError, match="'native'.*'space_to_batch'.*'fft'"):
-        dilate_to_output_stride(model, 32, atrous_implementation="fft")
+        model(x, training=False)
 
 
 def test_missing_weights_file_is_named(tmp_path):

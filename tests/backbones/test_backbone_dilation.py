@@ -8,6 +8,7 @@ from deeplab_tf.backbones import build_backbone
 from deeplab_tf.backbones import dilate_to_output_stride
 from deeplab_tf.backbones import dilation_plan
 from deeplab_tf.backbones.output_stride import copy_weights_by_name
+from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
 from deeplab_tf.layers import AtrousConv2D
 
 L = keras.layers
@@ -43,17 +44,19 @@ def test_plan_of_generic_model(output_stride, expected):
     assert dilation_plan(toy_model(), output_stride) == expected
 
 
-def test_toy_model_space_to_batch_equals_native():
-    """Dilated Conv2D layers become AtrousConv2D of the same rate, and compute the same."""
-    model = toy_model()
-    native = dilate_to_output_stride(model, 8)
-    atrous = dilate_to_output_stride(model, 8, atrous_implementation="space_to_batch")
+def test_toy_model_dilated_convs_become_atrous_layers(set_implementation):
+    """Dilated Conv2D layers become AtrousConv2D of the same rate and default implementation;
+    every implementation set on them afterwards computes the same."""
+    atrous = dilate_to_output_stride(toy_model(), 8)
     replaced = {l.name: l.rate for l in atrous.layers if isinstance(l, AtrousConv2D)}
     assert replaced == {"conv4": 2, "conv5": 2, "conv6": 4}
-    assert all(l.implementation == "space_to_batch" for l in atrous.layers if l.name in replaced)
+    assert all(l.implementation == "auto" for l in atrous.layers if l.name in replaced)
     x = np.random.default_rng(0).normal(size=(2, 40, 40, 3)).astype("float32")
-    assert native(x).shape == (2, 5, 5, 4)
-    np.testing.assert_allclose(atrous(x), native(x), rtol=1e-5, atol=1e-5)
+    native = np.asarray(set_implementation(atrous, "native")(x))
+    assert native.shape == (2, 5, 5, 4)
+    for implementation in ATROUS_IMPLEMENTATIONS:
+        actual = set_implementation(atrous, implementation)(x)
+        np.testing.assert_allclose(actual, native, rtol=1e-5, atol=1e-5, err_msg=implementation)
 
 
 def test_merging_inputs_at_different_strides_is_refused():

@@ -82,13 +82,13 @@ def test_dense_features_hold_stock_values(stock, random_images, name, output_str
                 assert error > 0.1 * scale, (level, offset)
 
 
-def test_space_to_batch_equals_native(stock, random_images):
+def test_space_to_batch_equals_native(stock, random_images, set_implementation):
     """The space_to_batch atrous implementation computes the native dilated convs (OS8)."""
     reference = stock("mobilenet_v2")
     kwargs = dict(weights=reference.weights_path, alpha=0.35)
-    native = build_backbone("mobilenet_v2", 8, **kwargs)
-    space_to_batch = build_backbone("mobilenet_v2", 8, atrous_implementation="space_to_batch",
-                                    **kwargs)
+    native = set_implementation(build_backbone("mobilenet_v2", 8, **kwargs), "native")
+    space_to_batch = set_implementation(build_backbone("mobilenet_v2", 8, **kwargs),
+                                        "space_to_batch")
     assert any(type(layer).__name__.startswith("Atrous") for layer in space_to_batch.layers)
     x = random_images(160)
     expected = features(native, x)
@@ -107,11 +107,13 @@ def test_mobilenet_feature_channels(alpha):
     assert model.output["P5"].shape[-1] == stock_model.get_layer("block_16_project").filters
 
 
-def test_keras_file_round_trip(random_images, tmp_path):
-    """A re-purposed backbone (atrous layers, symmetric pads) saves and reloads as .keras."""
-    model = build_backbone("mobilenet_v2", 8, alpha=0.35, atrous_implementation="space_to_batch")
+def test_keras_file_round_trip(random_images, tmp_path, set_implementation):
+    """A re-purposed backbone (atrous layers, symmetric pads) saves and reloads as .keras, with
+    the atrous implementation set on its layers."""
+    model = set_implementation(build_backbone("mobilenet_v2", 8, alpha=0.35), "space_to_batch")
     model.save(tmp_path / "backbone.keras")
     reloaded = keras.models.load_model(tmp_path / "backbone.keras")
+    assert reloaded.get_layer("block_16_depthwise").implementation == "space_to_batch"
     x = random_images(64)
     expected = features(model, x)
     for level, value in features(reloaded, x).items():

@@ -31,9 +31,8 @@ def test_nothing_else_changes():
             assert (layer.dilation_rate, layer.strides) == (other.dilation_rate, other.strides)
 
 
-def test_space_to_batch_layers_take_the_multi_grid_rates():
-    model = build_backbone("resnet101", 16, atrous_implementation="space_to_batch",
-                           multi_grid=(1, 2, 4))
+def test_atrous_layers_take_the_multi_grid_rates():
+    model = build_backbone("resnet101", 16, multi_grid=(1, 2, 4))
     layers = [model.get_layer(name) for name in UNITS]
     assert all(isinstance(layer, AtrousConv2D) for layer in layers)
     assert [layer.rate for layer in layers] == [2, 4, 8]

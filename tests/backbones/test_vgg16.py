@@ -52,11 +52,12 @@ def test_feature_sizes_at_output_stride_8(size):
         assert features["P5"].shape[1] == 41
 
 
-def test_space_to_batch_equals_native(stock, random_images):
+def test_space_to_batch_equals_native(stock, random_images, set_implementation):
     reference = stock("vgg16")
-    native = build_backbone("vgg16", 8, weights=reference.weights_path)
-    atrous = build_backbone("vgg16", 8, weights=reference.weights_path,
-                            atrous_implementation="space_to_batch")
+    native = set_implementation(build_backbone("vgg16", 8, weights=reference.weights_path),
+                                "native")
+    atrous = set_implementation(build_backbone("vgg16", 8, weights=reference.weights_path),
+                                "space_to_batch")
     assert {l.name for l in atrous.layers if type(l).__name__ == "AtrousConv2D"} == set(CONVS[5])
     x = random_images(57)
     expected = native(x)

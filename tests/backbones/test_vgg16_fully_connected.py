@@ -14,7 +14,8 @@ import pytest
 
 from deeplab_tf.backbones.vgg16 import fully_connected_as_convolutions
 from deeplab_tf.backbones.vgg16 import has_fully_connected_weights
-from deeplab_tf.models.deeplab_v2 import build_deeplab_v2
+from deeplab_tf.config import ModelConfig
+from deeplab_tf.models import build_model
 
 # fc6 kernel size -> rows / columns of fc1's 7x7 kernel that decimation keeps
 KEPT = {7: [0, 1, 2, 3, 4, 5, 6], 4: [0, 2, 4, 6], 3: [0, 3, 6]}
@@ -48,11 +49,12 @@ def test_conversion_is_the_decimated_fc_layers(vgg16_top_file, kernel_size, chan
 def test_every_branch_gets_fc6_fc7_and_the_backbone_its_convs(vgg16_top_file):
     """ASPP-like VGG-16 model with LargeFOV branches (3x3, 1024 filters) at two rates."""
     path, fc = vgg16_top_file
-    model = build_deeplab_v2("vgg16", 21, "fc", (6, 12), kernel_size=3, fc_channels=1024, weights=path)
+    model = build_model(ModelConfig(arch="deeplab_v2", backbone="vgg16", output_stride=8, head="fc", atrous_rates=(6, 12),
+                                    fc_kernel_size=3, fc_channels=1024, backbone_weights=path), 21).model
     want = reference(fc, 3, 1024)
     for rate in (6, 12):
         for name in ("fc6", "fc7"):
-            assert_weights_equal(model.get_layer(f"{name}_rate{rate}").get_weights(), want[name], name)
+            assert_weights_equal(model.get_layer("aspp").get_layer(f"{name}_rate{rate}").get_weights(), want[name], name)
     backbone = model.get_layer("vgg16_os8")
     assert_weights_equal(backbone.get_layer("block1_conv1").get_weights(), fc["block1_conv1"], "block1_conv1")
 
@@ -60,8 +62,9 @@ def test_every_branch_gets_fc6_fc7_and_the_backbone_its_convs(vgg16_top_file):
 def test_no_top_file_leaves_fc6_at_random_init(stock):
     path = stock("vgg16").weights_path
     assert not has_fully_connected_weights(path)
-    model = build_deeplab_v2("vgg16", 21, "fc", (12,), kernel_size=3, fc_channels=8, weights=path)
-    kernel, bias = model.get_layer("fc6_rate12").get_weights()
+    model = build_model(ModelConfig(arch="deeplab_v2", backbone="vgg16", output_stride=8, head="fc", atrous_rates=(12,),
+                                    fc_kernel_size=3, fc_channels=8, backbone_weights=path), 21).model
+    kernel, bias = model.get_layer("aspp").get_layer("fc6_rate12").get_weights()
     assert kernel.shape == (3, 3, 512, 8) and not np.any(bias)  # Glorot kernel, zero bias
 
 

@@ -25,20 +25,21 @@ SIZES = ((65, 65), (64, 96))
 
 
 @pytest.fixture(scope="module")
-def backbones(tmp_path_factory, randomize_batchnorm):
+def backbones(tmp_path_factory, randomize_batchnorm, set_implementation):
     """Returns get(output_stride, implementation="native") -> model, all with the weights of
-    one OS32 model whose batch norms (nested ones included) are randomised and calibrated;
-    `get.path` is its weight file."""
+    one OS32 model whose batch norms (nested ones included) are randomised and calibrated, the
+    implementation set on its separable convs after building; `get.path` is its weight file."""
     stock = build_xception65(32)
     randomize_batchnorm(stock, seed=0)
     path = str(tmp_path_factory.mktemp("xception65") / "xception65.weights.h5")
     stock.save_weights(path)
-    cache = {(32, "native"): stock}
+    cache = {(32, "native"): set_implementation(stock, "native")}
 
     def get(output_stride, implementation="native"):
         key = (output_stride, implementation)
         if key not in cache:
-            cache[key] = build_xception65(output_stride, implementation, weights=path)
+            cache[key] = set_implementation(build_xception65(output_stride, weights=path),
+                                            implementation)
         return cache[key]
 
     get.path = path
@@ -147,12 +148,17 @@ def test_dense_features_hold_stock_values(backbones, images, output_stride, size
                 assert error > 0.1 * scale, (level, offset)
 
 
-def test_space_to_batch_equals_native(backbones, images):
+def test_space_to_batch_equals_native(backbones, images, space_to_batch_calls):
+    """Every stride-1 separable conv runs the implementation set on it after building."""
     native, space_to_batch = (backbones(8, implementation)
                               for implementation in ("native", "space_to_batch"))
     x = images[(65, 65)]
     expected = features(native, x)
-    for level, value in features(space_to_batch, x).items():
+    assert not space_to_batch_calls
+    result = features(space_to_batch, x)
+    separable = [l for l in space_to_batch.layers if isinstance(l, SeparableAtrousConv2D)]
+    assert sorted(space_to_batch_calls) == sorted(l.rate for l in separable if l.strides == 1)
+    for level, value in result.items():
         scale = np.abs(expected[level]).max()
         np.testing.assert_allclose(value, expected[level], rtol=0, atol=1e-4 * scale,
                                    err_msg=level)

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.data.augment import pad_to_size, random_crop, random_flip_left_right, random_scale
-from deeplab_tf.data.dataset_info import IGNORE_LABEL, MEAN_RGB
+from deeplab_tf.backbones.normalization import IMAGENET_MEAN_RGB
+from deeplab_tf.data.dataset_info import IGNORE_LABEL
 
 
 def coordinate_pair(height=30, width=40):
@@ -14,7 +15,7 @@ def coordinate_pair(height=30, width=40):
 
 
 def assert_is_mean_colour(pixels):
-    np.testing.assert_array_equal(pixels, np.broadcast_to(np.float32(MEAN_RGB), pixels.shape))
+    np.testing.assert_array_equal(pixels, np.broadcast_to(np.float32(IMAGENET_MEAN_RGB), pixels.shape))
 
 
 def label_from_image(image):

@@ -213,3 +213,20 @@ def test_compute_output_shape():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SeparableAtrousConv2D(FILTERS, **kwargs)
+
+
+def test_implementation_set_after_construction_is_used_at_call(monkeypatch):
+    """Models set `implementation` on built layers: the depthwise conv reads it at each call."""
+    from deeplab_tf.layers import atrous_conv
+
+    x = random_input((9, 8))
+    layer = make_layer(x.shape, rate=3, implementation="native")
+    expected = layer(x, training=False)
+    calls = []
+    run = atrous_conv._IMPLEMENTATIONS["shifted_gemm"]
+    monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, "shifted_gemm",
+                        lambda *args: calls.append(args[3]) or run(*args))
+    layer.implementation = "shifted_gemm"
+    assert_close(layer(x, training=False), expected)
+    assert calls == [3]
+    assert layer.get_config()["implementation"] == "shifted_gemm"

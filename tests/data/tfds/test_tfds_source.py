@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from deeplab_tf.config import DataConfig
-from deeplab_tf.data import TFDS_SOURCES, TfdsSource, get_source
+from deeplab_tf.data import SOURCES, TfdsSource, get_source
 
 LABEL = np.array([[0, 1, 11], [2, 3, 4]], np.uint8)
 
@@ -19,12 +19,21 @@ def camvid_fake(tmp_path, upstream, monkeypatch):
 
 
 def test_every_builder_is_a_tfds_source():
-    assert sorted(TFDS_SOURCES) == [
+    tfds_names = sorted(name for name, spec in SOURCES.items() if spec.tfds is not None)
+    assert tfds_names == [
         "ade20k", "camvid", "cityscapes", "pascal_context", "pascal_person_part", "voc2012_segmentation",
     ]
-    for name in TFDS_SOURCES:
+    for name in tfds_names:
+        assert SOURCES[name].build == TfdsSource.from_config
         if name != "cityscapes":
             assert name in tfds.list_builders(with_community_datasets=False)
+
+
+def test_tfds_source_of_another_kind_of_dataset_is_refused():
+    with pytest.raises(ValueError, match="'camvid_folder' is not stored as a TFDS builder. TFDS datasets: ade20k"):
+        TfdsSource("camvid_folder")
+    with pytest.raises(ValueError, match="Did you mean 'camvid'"):
+        TfdsSource("camvd")
 
 
 def test_get_source_prepares_once_then_reads(camvid_fake, tmp_path):
@@ -61,7 +70,7 @@ def test_unprepared_without_data_dir_says_what_to_download(tmp_path, monkeypatch
 
 
 def test_unknown_name_suggests_tfds_datasets():
-    with pytest.raises(ValueError, match=r"Did you mean 'pascal_context'\?.*TFDS datasets: ade20k, camvid"):
+    with pytest.raises(ValueError, match=r"Did you mean 'pascal_context'\?.*Known datasets: ade20k, camvid"):
         get_source(DataConfig(dataset="pascal_contxt"))
 
 
