@@ -13,28 +13,45 @@ class ResizeToMatch(keras.layers.Layer):
 
     Args:
         `interpolation`: str. A `tf.image.resize` method. Defaults to "bilinear".
+        `align_corners`: bool. Sample as TF1's `resize_bilinear(align_corners=True)` (the
+            official DeepLab code's every resize): the corner pixels of input and output are
+            aligned, so output pixel `i` reads input position `i * (in - 1) / (out - 1)`.
+            Only with "bilinear". Defaults to False (half-pixel centres, `tf.image.resize`).
+
+    Returns (when called): `inputs[0]`'s dtype, [B, H_ref, W_ref, C].
 
     Example:
     ```python
     logits = ResizeToMatch(name="upsample_logits")([logits, images])
+    official = ResizeToMatch(align_corners=True)([logits, padded_images])  # official DeepLab
     ```
     """
 
-    def __init__(self, interpolation="bilinear", **kwargs):
+    def __init__(self, interpolation="bilinear", align_corners=False, **kwargs):
         super().__init__(**kwargs)
+        if align_corners and interpolation != "bilinear":
+            raise ValueError(f"ResizeToMatch align_corners=True needs interpolation='bilinear', "
+                             f"got interpolation={interpolation!r}")
         self.interpolation = interpolation
+        self.align_corners = bool(align_corners)
 
     def call(self, inputs):
         features, reference = inputs
         size = tf.shape(reference)[1:3]
-        return tf.cast(tf.image.resize(features, size, method=self.interpolation), features.dtype)
+        if self.align_corners:
+            resized = tf.raw_ops.ResizeBilinear(images=features, size=size, align_corners=True,
+                                                half_pixel_centers=False)
+        else:
+            resized = tf.image.resize(features, size, method=self.interpolation)
+        return tf.cast(resized, features.dtype)
 
     def compute_output_shape(self, input_shape):
         features_shape, reference_shape = input_shape
         return (features_shape[0], reference_shape[1], reference_shape[2], features_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "interpolation": self.interpolation}
+        return {**super().get_config(), "interpolation": self.interpolation,
+                "align_corners": self.align_corners}
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")

@@ -1,0 +1,77 @@
+"""`ResizeToMatch(align_corners=True)`: TF1's `resize_bilinear(align_corners=True)`, the resize of
+every official DeepLab graph; the default stays `tf.image.resize` (half-pixel centres)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.layers.resize import ResizeToMatch
+
+RNG = np.random.default_rng(0)
+
+
+def _reference(height, width):
+    return tf.zeros((1, height, width, 1))
+
+
+@pytest.mark.parametrize("source, target", [
+    ((65, 65), (513, 513)),  # the official logits -> padded image
+    ((1, 1), (65, 65)),  # the official image pooling -> feature map
+    ((5, 7), (9, 4)),  # up in one axis, down in the other
+    ((33, 33), (33, 33)),  # identity
+])
+def test_align_corners_equals_tf1_resize_bilinear(source, target):
+    features = RNG.standard_normal((2, *source, 3)).astype("float32")
+    ours = ResizeToMatch(align_corners=True)([features, _reference(*target)])
+    tf1 = tf.compat.v1.image.resize_bilinear(features, target, align_corners=True)
+    assert ours.shape == (2, *target, 3)
+    np.testing.assert_allclose(ours, tf1, rtol=0, atol=1e-6)
+
+
+def test_align_corners_samples_input_position_i_times_in_minus_1_over_out_minus_1():
+    """Hand-computed: 3 -> 5 along the width puts output pixels at input positions 0, .5, 1, 1.5, 2."""
+    row = np.array([0.0, 10.0, 30.0], "float32").reshape(1, 1, 3, 1)
+    ours = ResizeToMatch(align_corners=True)([row, _reference(1, 5)])
+    np.testing.assert_allclose(np.ravel(ours), [0.0, 5.0, 10.0, 20.0, 30.0], atol=1e-6)
+
+
+def test_default_is_unchanged_tf_image_resize():
+    features = RNG.standard_normal((1, 5, 7, 2)).astype("float32")
+    layer = ResizeToMatch()
+    assert layer.align_corners is False
+    np.testing.assert_allclose(layer([features, _reference(9, 4)]),
+                               tf.image.resize(features, (9, 4), method="bilinear"), atol=1e-6)
+    aligned = ResizeToMatch(align_corners=True)([features, _reference(9, 4)])
+    assert np.abs(np.asarray(aligned) - np.asarray(layer([features, _reference(9, 4)]))).max() > 1e-2
+
+
+def test_float16_layer_returns_float16():
+    """TF's ResizeBilinear always returns float32; the layer casts back to its compute dtype."""
+    features = tf.constant(RNG.standard_normal((1, 3, 3, 2)), tf.float16)
+    assert ResizeToMatch(align_corners=True, dtype="float16")([features, _reference(5, 5)]).dtype == tf.float16
+
+
+def test_config_round_trip_keeps_align_corners():
+    layer = ResizeToMatch(align_corners=True, name="up")
+    config = layer.get_config()
+    assert config["align_corners"] is True
+    restored = ResizeToMatch.from_config(config)
+    assert restored.align_corners is True and restored.interpolation == "bilinear"
+    assert ResizeToMatch.from_config(ResizeToMatch().get_config()).align_corners is False
+
+
+def test_saved_model_file_keeps_align_corners(tmp_path):
+    features = keras.Input((None, None, 2))
+    reference = keras.Input((None, None, 1))
+    model = keras.Model([features, reference], ResizeToMatch(align_corners=True)([features, reference]))
+    path = str(tmp_path / "resize.keras")
+    model.save(path)
+    x = RNG.standard_normal((1, 4, 6, 2)).astype("float32")
+    np.testing.assert_allclose(keras.models.load_model(path)([x, np.zeros((1, 7, 11, 1), "float32")]),
+                               tf.compat.v1.image.resize_bilinear(x, (7, 11), align_corners=True), atol=1e-6)
+
+
+def test_align_corners_needs_bilinear():
+    with pytest.raises(ValueError, match="align_corners=True needs interpolation='bilinear'"):
+        ResizeToMatch(interpolation="nearest", align_corners=True)
