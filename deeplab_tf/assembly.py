@@ -1,4 +1,5 @@
-"""Assembles the parts an experiment names: its dataset source, its model, its input normaliser.
+"""Assembles the parts an experiment names: its dataset source, its model, its input normaliser,
+after `deeplab_tf.validation.validate` has checked the experiment.
 
 Training, evaluation and export all go through here, so they can never disagree about the model.
 """
@@ -12,6 +13,7 @@ from deeplab_tf import backbones, data
 from deeplab_tf.config import Experiment
 from deeplab_tf.data.dataset_info import DatasetInfo
 from deeplab_tf.models import build_model
+from deeplab_tf.validation import validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +39,11 @@ def assemble(experiment: Experiment, output_stride: int = 0, dtype_policy: str =
     `output_stride` > 0 builds the model at that output stride instead of the experiment's
     (same weights, e.g. DeepLabv3 trained at 16 and evaluated at 8). `dtype_policy` is the
     Keras dtype policy of the model's layers ("float32", "mixed_bfloat16", "mixed_float16",
-    "float64"); the global policy is left as it was. The data source is resolved first so a
+    "float64"); the global policy is left as it was. The experiment is validated first
+    (`validate`, ValueError listing every bad value), then the data source is resolved, so a
     missing dataset fails before the model is built.
     """
+    validate(experiment, output_stride)
     source = data.get_source(experiment.data)
     model_config = experiment.model
     if output_stride:

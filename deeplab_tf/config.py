@@ -11,6 +11,13 @@ import dataclasses
 import difflib
 import json
 
+# Allowed values of the fields with a closed set that no registry owns (checked by
+# `deeplab_tf.validation.validate`; the modules that act on them import them from here).
+PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64")  # train.mixed_precision
+CLASS_WEIGHTINGS = ("", "median_frequency")  # train.class_weighting
+SCHEDULES = ("poly", "step")  # train.learning_rate_schedule
+FUSIONS = ("mean", "max")  # eval.fusion
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:

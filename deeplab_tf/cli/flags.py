@@ -16,15 +16,20 @@ def define_experiment_flags() -> None:
 def resolve_experiment() -> Experiment:
     """Returns the experiment named by --experiment with every --override applied.
 
-    Raises ValueError for an unknown experiment (listing the known ones and the closest) or an
-    override of a field that does not exist.
+    Raises ValueError for an unknown experiment (listing the known ones and the closest), an
+    override of a field that does not exist, or (`deeplab_tf.validation.validate`, once, before
+    anything is built or read) every value of the resolved experiment outside its allowed values.
     """
     import experiments
+
+    from deeplab_tf.validation import validate
 
     values = flags.FLAGS
     if not values.experiment:
         raise ValueError(f"--experiment is required; known: {', '.join(experiments.list_experiments())}")
-    return apply_overrides(experiments.get_experiment(values.experiment), values.override)
+    experiment = apply_overrides(experiments.get_experiment(values.experiment), values.override)
+    validate(experiment)
+    return experiment
 
 
 # Errors that mean the user's input is wrong (a name, a path, a value): shown without a traceback.

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-FUSIONS = ("mean", "max")
+from deeplab_tf.config import FUSIONS
+
 
 Scorer = Callable[[tf.Tensor], tf.Tensor]
 

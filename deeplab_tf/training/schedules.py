@@ -6,7 +6,8 @@ import numbers
 import keras
 import tensorflow as tf
 
-SCHEDULES = ("poly", "step")
+from deeplab_tf.config import SCHEDULES
+
 
 
 def _warmup_factor(step, warmup_steps: int):

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
-from deeplab_tf.config import Experiment, from_dict
+from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_dict
 from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
 
@@ -26,8 +26,6 @@ RESUMABLE_CHANGES = {
     "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
     "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
 }
-PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64")
-CLASS_WEIGHTINGS = ("", "median_frequency")
 
 
 def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distribute.Strategy | None = None) -> dict:

@@ -57,3 +57,19 @@ def test_bad_label_value_is_reported_with_the_file(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "trainannot/a.png: label values [40] are not classes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_invalid_values_are_refused_at_once_before_anything_is_built(tmp_path):
+    """`resolve_experiment` validates the experiment: one error, the allowed values, exit status 2,
+    and nothing written to the model dir."""
+    model_dir = tmp_path / "m"
+    result = run_module(
+        "deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}", "--override=train.steps=-5",
+        tfds_dir=tmp_path / "tfds",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: Invalid experiment 'demo': train.steps=-5: the number of training steps must be at "
+                      "least 1; allowed: integers >= 1"]
+    assert "Traceback" not in result.stderr
+    assert not model_dir.exists()
