@@ -12,6 +12,9 @@ from deeplab_tf.layers import AtrousConv2D
 from deeplab_tf.layers import AtrousDepthwiseConv2D
 from deeplab_tf.layers import atrous_conv2d
 from deeplab_tf.layers import atrous_depthwise_conv2d
+from tests.cpu_capabilities import DILATION_ERROR
+from tests.cpu_capabilities import bfloat16_sums_in_float32
+from tests.cpu_capabilities import has_dilated_conv2d_gradients
 
 RATES = (1, 2, 3, 6, 12, 18, 24)  # 3: odd rate with an even kernel splits the pad unevenly
 SIZES = ((7, 9), (10, 8), (33, 33), (5, 4))
@@ -57,6 +60,13 @@ def assert_close(actual, expected):
 
 def fits(size, kernel_size, rate, padding):
     return padding == "same" or min(size) > (kernel_size - 1) * rate
+
+
+def lacks_native_gradients(op, rate, implementation, dtype="float32"):
+    """Whether `implementation` differentiates through TF's dilated `tf.nn.conv2d` gradient
+    kernels in `dtype` and this CPU has none (probed: which exist depends on the CPU)."""
+    return (implementation == "native" and op == "conv" and rate > 1
+            and not has_dilated_conv2d_gradients(dtype))
 
 
 CASES = [
@@ -108,10 +118,15 @@ def test_gradients_agree(rate, size, kernel_size, padding, op):
             y = OPS[op](x, w, rate, padding, implementation)
             upstream = tf.random.stateless_normal(tf.shape(y), seed=[1, 2])
             loss = tf.reduce_sum(y * upstream)
+        if lacks_native_gradients(op, rate, implementation):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=DILATION_ERROR):
+                tape.gradient(loss, [x, w])
+            continue
         grads[implementation] = tape.gradient(loss, [x, w])
-    native = grads.pop("native")
-    for other in grads.values():
-        for grad, expected in zip(other, native):
+    # Against native's where this CPU has them, else the next implementation's.
+    reference_grads, *others = grads.values()
+    for other in others:
+        for grad, expected in zip(other, reference_grads):
             assert_close(grad, expected)
 
 
@@ -165,7 +180,12 @@ def test_gradients_match_numpy_reference(rate, size, kernel_size, padding, op, i
     x, w = random_case(size, kernel_size, depthwise, seed=2)
     expected_y = reference(x, w, rate, padding, depthwise)
     g = np.random.default_rng(3).standard_normal(expected_y.shape).astype(np.float32)
-    grads = tape_gradients(lambda x, w: OPS[op](x, w, rate, padding, implementation), x, w, g)
+    fn = lambda x, w: OPS[op](x, w, rate, padding, implementation)  # noqa: E731
+    if lacks_native_gradients(op, rate, implementation):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=DILATION_ERROR):
+            tape_gradients(fn, x, w, g)
+        return
+    grads = tape_gradients(fn, x, w, g)
     for grad, expected in zip(grads, reference_gradients(x, w, g, rate, padding, depthwise)):
         assert grad is not None
         assert_close(grad, expected)
@@ -247,6 +267,18 @@ def test_tap_gradient_uses_forward_convolutions_and_one_gemm_per_useful_tap():
 # Largest error of a low-precision result relative to the largest reference value: a few
 # roundings of the output and of sums in the type (bfloat16 keeps 8 significant bits, float16 11).
 LOW_PRECISION_TOLERANCE = {"bfloat16": 2e-2, "float16": 2e-2}
+# Where this CPU's bfloat16 kernels round their sums to bfloat16 along the way (probed: Eigen's,
+# wherever oneDNN does not take bfloat16), errors grow as sqrt(terms) * 2**-9: 2.3e-2 measured for
+# the 160-term kernel gradient of a rate-1 convolution (1e-2 at most with oneDNN's float32 sums).
+BFLOAT16_SUMS_TOLERANCE = 5e-2
+
+
+def low_precision_tolerance(dtype):
+    """Returns LOW_PRECISION_TOLERANCE[dtype], or BFLOAT16_SUMS_TOLERANCE for bfloat16 where
+    this CPU's bfloat16 kernels do not sum in float32."""
+    if dtype == "bfloat16" and not bfloat16_sums_in_float32():
+        return BFLOAT16_SUMS_TOLERANCE
+    return LOW_PRECISION_TOLERANCE[dtype]
 
 
 def rounded(array, dtype):
@@ -264,21 +296,22 @@ def assert_close_relative_to_max(actual, expected, tolerance):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("rate,padding", [(1, "same"), (2, "valid"), (6, "same"), (18, "same")])
 def test_low_precision_matches_numpy_reference(rate, padding, op, dtype, implementation):
-    depthwise, tolerance = op == "depthwise", LOW_PRECISION_TOLERANCE[dtype]
+    depthwise, tolerance = op == "depthwise", low_precision_tolerance(dtype)
     x, w = random_case((10, 8), 3, depthwise, seed=4)
     x, w = rounded(x, dtype), rounded(w, dtype)
     expected_y = reference(x, w, rate, padding, depthwise)
     g = rounded(np.random.default_rng(5).standard_normal(expected_y.shape), dtype)
     fn = lambda x, w: OPS[op](x, w, rate, padding, implementation)  # noqa: E731
     inputs = [tf.cast(a, dtype) for a in (x, w, g)]
-    if dtype == "float16" and op == "conv" and rate > 1 and implementation == "native":
-        # A TF limitation, which `auto` works around (tap_gradient): no float16 CPU kernel.
-        with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates larger than 1"):
-            tape_gradients(fn, *inputs)
-        return
     y = fn(*inputs[:2])
     assert y.dtype == dtype
     assert_close_relative_to_max(y, expected_y, tolerance)
+    if lacks_native_gradients(op, rate, implementation, dtype):
+        # No such kernel on this CPU (probed: float16 needs AVX512-FP16, and any type oneDNN);
+        # TF raises. `auto` takes tap_gradient in float16.
+        with pytest.raises(tf.errors.InvalidArgumentError, match=DILATION_ERROR):
+            tape_gradients(fn, *inputs)
+        return
     grads = tape_gradients(fn, *inputs)
     for grad, expected in zip(grads, reference_gradients(x, w, g, rate, padding, depthwise)):
         assert grad.dtype == dtype
@@ -288,9 +321,15 @@ def test_low_precision_matches_numpy_reference(rate, padding, op, dtype, impleme
 @pytest.mark.parametrize("dtype,tolerance", [("float16", 2e-2), ("float64", 1e-12)])
 @pytest.mark.parametrize("padding", ("same", "valid"))
 @pytest.mark.parametrize("dynamic", (False, True))
-def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tolerance):
-    """TF's CPU kernels have no float16 or float64 gradient of a dilated convolution; `auto`
-    takes `tap_gradient` there on every padding and with unknown sizes."""
+def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tolerance, monkeypatch):
+    """`auto`'s rule takes `tap_gradient` in float16 and float64 on every padding and with unknown
+    sizes (TF's CPU kernels have no float64 gradient of a dilated convolution, and a float16 one
+    only on some CPUs): its gradients match the reference, whichever kernels this CPU has."""
+    from deeplab_tf.layers import atrous_conv
+
+    picks, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation",
+                        lambda *args: picks.append(select(*args)) or picks[-1])
     x, w = (rounded(a, dtype) for a in random_case((10, 8), 3, depthwise=False, seed=8))
     expected_y = reference(x, w, 2, padding, False)
     g = rounded(np.random.default_rng(9).standard_normal(expected_y.shape), dtype)
@@ -305,6 +344,7 @@ def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tole
         return tape.gradient(loss, [x, w])
 
     grads = gradients(*(tf.cast(a, dtype) for a in (x, w, g)))
+    assert picks == ["tap_gradient"]  # once, while tracing
     for grad, expected in zip(grads, reference_gradients(x, w, g, 2, padding, False)):
         assert_close_relative_to_max(grad, expected, tolerance)
 
@@ -354,7 +394,8 @@ def test_auto_rule_on_the_aspp_shapes():
             for rate in (1, 2, 6, 12, 18, 24)] == ["native"] + ["tap_gradient"] * 5
     assert select_implementation(camvid, conv, 12, "same", False, "bfloat16") == "tap_gradient"
     assert select_implementation(camvid, conv, 12, "valid", False, "bfloat16") == "native"
-    # float16 / float64: native has no CPU gradient kernel once dilated, whatever the padding.
+    # float16 / float64 (not in NATIVE_GRADIENT_DTYPES): a per-tap implementation once dilated,
+    # whatever the padding and sizes (see test_auto_takes_native_only_where_this_cpu_has_gradients).
     for dtype in ("float16", "float64"):
         assert select_implementation(camvid, conv, 1, "same", False, dtype) == "native"
         assert select_implementation(camvid, conv, 12, "valid", False, dtype) == "tap_gradient"
@@ -362,6 +403,20 @@ def test_auto_rule_on_the_aspp_shapes():
         assert select_implementation(camvid, conv, 12, "same", False, dtype, True) == "space_to_batch"
         assert select_implementation(camvid, (3, 3, 320, 1), 12, "same", True, dtype) == "native"
     assert select_implementation(camvid, conv, 12, "same", False, "float32", True) == "native"
+
+
+@pytest.mark.parametrize("dtype", ("float32", "bfloat16", "float16", "float64"))
+def test_auto_takes_native_only_where_this_cpu_has_gradients(dtype):
+    """Where `auto`'s rule takes `native` for a dilated full convolution (rate 2: "valid"
+    padding, unknown sizes, op determinism), this CPU has that convolution's gradients in the
+    type (probed): the rule's fixed `NATIVE_GRADIENT_DTYPES` hold here."""
+    from deeplab_tf.layers.atrous_auto import select_implementation
+
+    picks = {select_implementation(shape, (3, 3, 8, 8), 2, padding, False, dtype, deterministic)
+             for shape in ((1, 9, 9, 8), (None, None, None, 8)) for padding in ("same", "valid")
+             for deterministic in (False, True)}
+    assert "native" not in picks or has_dilated_conv2d_gradients(dtype), (
+        f"auto picks native in {dtype}, whose dilated conv2d gradients this CPU lacks: {picks}")
 
 
 # Shapes on which `auto` takes each of its branches: rates 1..24 on odd and even sizes, maps
