@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CamVid from scratch on this machine: trains `camvid_mnv2_v3plus` on the 367 train images,
+# CamVid on this machine: trains `camvid_mnv2_v3plus` (from scratch; or $EXPERIMENT) on the 367 train images,
 # evaluates on the 101 val images (single scale; 6 scales + flip; each without and with the dense
 # CRF), exports a SavedModel, checks the export's val mIoU against the checkpoint's, and writes
 # the results table (RUN_DIR/results.md).
@@ -7,6 +7,9 @@
 #   bash bench/camvid.sh [RUN_DIR]          (default runs/camvid_bench)
 #   CAMVID_DIR=/path/to/camvid SEED=0 bash bench/camvid.sh runs/camvid_seed0
 #   OVERRIDES=train.steps=100,data.max_examples=8 bash bench/camvid.sh runs/camvid_smoke   (a quick check)
+#   EXPERIMENT=camvid_mnv2_voc_transfer \
+#     OVERRIDES=train.init_checkpoint=../shared/data/official_deeplab/tfjs_mnv2_voc_trainval \
+#     bash bench/camvid.sh runs/camvid_transfer      (fine-tuned from the official VOC model)
 #
 # Rerunning continues an interrupted training from its latest checkpoint and redoes the
 # evaluations. RUN_DIR/timings.tsv records the wall-clock seconds of every phase of every run.
@@ -14,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/venv.sh"
 run_dir="${1:-runs/camvid_bench}"
 camvid="${CAMVID_DIR:-$(cd .. && pwd)/shared/data/camvid}"
 seed="${SEED:-0}"
-experiment=camvid_mnv2_v3plus
+experiment="${EXPERIMENT:-camvid_mnv2_v3plus}"
 data="--override=data.data_dir=$camvid,train.seed=$seed${OVERRIDES:+,$OVERRIDES}"
 mkdir -p "$run_dir"
 

@@ -25,6 +25,18 @@ Data: the `camvid` TFDS builder, prepared on first use from a folder in the SegN
 Pass `model.backbone_weights=PATH` to start from the Keras Applications ImageNet file instead.
 Command: `python -m deeplab_tf.cli.train --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid
 --override=data.data_dir=/path/to/camvid`, or `bash bench/camvid.sh` for train + evaluation + export.
+
+`camvid_mnv2_voc_transfer`: the official DeepLabv3 MobileNetV2 trained on PASCAL VOC
+(`deeplabv3_mnv2_pascal_trainval`, its published TF.js graph model imported by
+`deeplab_tf.pretrained`) fine-tuned on the 367 CamVid training images. Its backbone and ASPP
+(1x1 + image pooling, no atrous branch, 256 channels) start from the VOC weights; the v3+ decoder
+(low-level features at stride 4, for CamVid's thin classes) and an 11-class classifier are new.
+The VOC weights hold their batch norms folded, so batch norm is frozen (identity plus the folded
+bias; `deeplab_tf.pretrained.initialize`). Output stride 16, 321 crops, scale 0.5-2.0, batch 8,
+SGD 0.01 poly over 3000 steps with a 100-step warm-up, median frequency class weighting.
+Command: `python -m deeplab_tf.cli.train --experiment=camvid_mnv2_voc_transfer --model_dir=runs/transfer
+--override=data.data_dir=/path/to/camvid,train.init_checkpoint=/path/to/tfjs_mnv2_voc_trainval`
+(`bench/camvid_transfer.sh` trains, evaluates and exports).
 """
 
 from deeplab_tf.config import DataConfig, Experiment, ModelConfig, TrainConfig
@@ -48,5 +60,30 @@ def camvid_mnv2_v3plus() -> Experiment:
             warmup_steps=250,
             weight_decay=4e-5,
             class_weighting="median_frequency",
+        ),
+    )
+
+
+@register_experiment("camvid_mnv2_voc_transfer")
+def camvid_mnv2_voc_transfer() -> Experiment:
+    return Experiment(
+        name="camvid_mnv2_voc_transfer",
+        description="DeepLabv3+ MobileNetV2 OS16 on CamVid 11 classes, from the official VOC DeepLabv3 weights",
+        model=ModelConfig(
+            arch="deeplab_v3_plus", backbone="mobilenet_v2", output_stride=16, atrous_rates=(), aspp_filters=256,
+            decoder_filters=128,
+        ),
+        data=DataConfig(dataset="camvid", crop_size=(321, 321), min_scale=0.5, max_scale=2.0),
+        train=TrainConfig(
+            steps=3000,
+            batch_size=8,
+            base_learning_rate=0.01,
+            warmup_steps=100,
+            weight_decay=4e-5,
+            train_batch_norm=False,
+            class_weighting="median_frequency",
+            init_from="the official DeepLabv3 MobileNetV2 VOC model (deeplabv3_mnv2_pascal_trainval, TF.js graph model)",
+            checkpoint_every=250,
+            log_every=50,
         ),
     )

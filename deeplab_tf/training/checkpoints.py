@@ -10,6 +10,8 @@ import os
 
 import tensorflow as tf
 
+from deeplab_tf.pretrained import published
+
 CHECKPOINT_SUBDIR = "checkpoints"
 
 
@@ -50,13 +52,18 @@ def resolve_checkpoint(path: str) -> str:
     )
 
 
-def restore_model(model, path: str) -> str:
-    """Restores every weight of `model` (not the optimizer) from the checkpoint at `path`.
+def restore_model(model, path: str, log=None) -> str:
+    """Restores every weight of `model` (not the optimizer) from the checkpoint at `path`, or
+    imports a published model there (`deeplab_tf.pretrained.published`, e.g. the official
+    TF.js DeepLabv3 MobileNetV2 folder; a classifier of another number of classes is then left
+    at its initialisation, logged with `log`).
 
-    Returns the checkpoint prefix used. Raises FileNotFoundError as `resolve_checkpoint`, and
-    ValueError naming the first missing weights when the checkpoint does not hold every weight of
-    `model` (another architecture or number of classes).
+    Returns the checkpoint prefix used (or what was imported). Raises FileNotFoundError as
+    `resolve_checkpoint`, and ValueError naming the first missing weights when the checkpoint
+    does not hold every weight of `model` (another architecture or number of classes).
     """
+    if published.is_published_model(path):
+        return published.load_published_model(model, path, log=log)
     prefix = resolve_checkpoint(path)
     status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
     try:

@@ -85,7 +85,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     if resumed:
         log(f"Resumed from {resumed} at step {_current_step(step_counter)}")
     elif cfg.init_checkpoint:
-        log(f"Initialised the model from {checkpoints.restore_model(model, cfg.init_checkpoint)}")
+        log(f"Initialised the model from {checkpoints.restore_model(model, cfg.init_checkpoint, log)}")
     start = _current_step(step_counter)
     if start >= cfg.steps:
         log(f"Training already complete: step {start} >= train.steps={cfg.steps}; nothing to do.")

@@ -1,0 +1,52 @@
+"""Lists the pretrained models deeplab-tf knows, and checks a local copy of one.
+
+    python -m deeplab_tf.cli.zoo [PATTERN]                  # the registry (names matching the glob)
+    python -m deeplab_tf.cli.zoo --check=NAME --path=PATH   # files present, sha256 as published
+
+Each entry names the experiment that builds it, the published file and URL, its sha256 where
+known, the official mIoU with its protocol, and the files it needs. Nothing is downloaded: fetch
+the files, then pass the path, e.g. `--override=train.init_checkpoint=PATH` to train from it or
+`--checkpoint=PATH` to evaluate or export it.
+"""
+
+import fnmatch
+
+from absl import flags
+
+from deeplab_tf.cli.flags import run
+
+flags.DEFINE_string("check", None, "Name of a pretrained model whose local files --path holds.")
+flags.DEFINE_string("path", None, "With --check: the folder (or file) holding the model's files.")
+
+
+def describe(model) -> str:
+    """Returns the listing of one `PretrainedModel` as indented text lines."""
+    lines = [model.name, f"  experiment:   {model.experiment}", f"  published as: {model.published_as}",
+             f"  url:          {model.url}", f"  files:        {', '.join(model.files)}",
+             f"  mIoU:         {f'{model.miou:.2f}%' if model.miou else 'not published'} ({model.protocol})",
+             f"  imports here: {'yes' if model.imports_here else 'not yet'} ({model.importer})"]
+    lines += [f"  sha256:       {sha} {name}" for name, sha in model.sha256.items()]
+    return "\n".join(lines)
+
+
+def main(argv):
+    from deeplab_tf.pretrained.zoo import PRETRAINED_MODELS, check_files, get_pretrained
+
+    values = flags.FLAGS
+    if values.check:
+        if not values.path:
+            raise ValueError("--check needs --path, the folder holding the model's files")
+        problems = check_files(get_pretrained(values.check), values.path)
+        if problems:
+            raise ValueError(f"{values.check} at {values.path}: " + "; ".join(problems))
+        print(f"{values.check}: every file present at {values.path}, published sha256 matched where known")
+        return
+    pattern = argv[1] if len(argv) > 1 else "*"
+    names = [name for name in sorted(PRETRAINED_MODELS) if fnmatch.fnmatch(name, pattern)]
+    if not names:
+        raise ValueError(f"No pretrained model matches {pattern!r}; known: {', '.join(sorted(PRETRAINED_MODELS))}")
+    print("\n\n".join(describe(PRETRAINED_MODELS[name]) for name in names))
+
+
+if __name__ == "__main__":
+    run(main)

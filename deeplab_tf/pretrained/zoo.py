@@ -1,0 +1,156 @@
+"""The registry of pretrained models deeplab-tf knows: what each is, where it was published, how
+it scored, which experiment builds it and which files it needs.
+
+Nothing is downloaded: a user fetches the files once and passes their local path, e.g.
+`--override=train.init_checkpoint=PATH` (training), `--checkpoint=PATH` (evaluate, export; see
+`deeplab_tf.training.checkpoints.restore_model`). `python -m deeplab_tf.cli.zoo` lists them.
+"""
+
+import dataclasses
+import difflib
+import glob
+import hashlib
+import os
+
+TFJS_FILES = ("model.json", "group1-shard1of3", "group1-shard2of3", "group1-shard3of3")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedModel:
+    """One published model.
+
+    Args:
+        name: str. The registry name.
+        experiment: str. The experiment (`experiments/`) that builds its architecture.
+        published_as: str. The official file or tarball name.
+        url: str. Where it was published.
+        files: tuple of str. The files the importer reads, relative to the path a user passes
+            (glob patterns where the published name varies).
+        sha256: dict. File name -> sha256 where known ({} = not known).
+        miou: float. The official mIoU (percent); 0 = not published for this file.
+        protocol: str. What `miou` measured: dataset split, output stride, scales, flips, source.
+        importer: str. The reader that imports it: "tfjs_graph", "tflite", "tf1_checkpoint".
+        imports_here: bool. Whether this version of deeplab-tf imports it (tested on the file
+            itself or on a file written with the official names).
+    """
+
+    name: str
+    experiment: str
+    published_as: str
+    url: str
+    files: tuple
+    sha256: dict
+    miou: float
+    protocol: str
+    importer: str
+    imports_here: bool
+
+
+MODEL_ZOO_DOC = "tensorflow/models research/deeplab/g3doc/model_zoo.md"
+ZOO_URL = "http://download.tensorflow.org/models/"
+
+PRETRAINED_MODELS = {
+    model.name: model
+    for model in (
+        PretrainedModel(
+            name="deeplabv3_mnv2_pascal_trainval_tfjs",
+            experiment="voc_v3_mnv2_official",
+            published_as="deeplabv3_mnv2_pascal_trainval_2018_01_29.tar.gz, frozen graph converted by "
+                         "tensorflowjs 0.8.0 (npm @codait/max-image-segmenter 0.3.0, model/)",
+            url=ZOO_URL + "deeplabv3_mnv2_pascal_trainval_2018_01_29.tar.gz",
+            files=TFJS_FILES,
+            sha256={
+                "model.json": "d454099ce682e2f7cb5689e9bf167f8437f1c84171982d980758b045d310aa80",
+                "group1-shard1of3": "e1501ed0cb05c223055a6dc722bbec872dadccfebb770aecf59ad830c45b0117",
+                "group1-shard2of3": "a97acd1e7e2108776e9d112b21211e17c3ce66c72eca4fde8352784dfbb042e9",
+                "group1-shard3of3": "f6caff3822c8cfa842f8f82c8f77019b550c490d6b24c17528fd3c9d03627ea4",
+            },
+            miou=80.25,
+            protocol=f"VOC 2012 test, OS 8, scales 0.5:0.25:1.75 + flip, trained on train_aug + trainval ({MODEL_ZOO_DOC})",
+            importer="tfjs_graph",
+            imports_here=True,
+        ),
+        PretrainedModel(
+            name="deeplabv3_mnv2_dm05_257_tflite",
+            experiment="voc_v3_mnv2_dm05_official",
+            published_as="deeplabv3_257_mv_gpu.tflite (float; MobileNetV2 depth 0.5, OS 8, 257x257 input)",
+            url="https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/deeplabv3_257_mv_gpu.tflite",
+            files=("deeplabv3_257_mv_gpu.tflite",),
+            sha256={"deeplabv3_257_mv_gpu.tflite": "68a539782c2c6a72f8aac3724600124a85ed977162b44e84cbae5db717c933c6"},
+            miou=0.0,
+            protocol="not published for this file; its checkpoint family mobilenetv2_dm05_coco_voc_trainaug "
+                     "scores 70.19% (VOC 2012 val, OS 16, one scale; research/deeplab/g3doc/quantize.md)",
+            importer="tflite",
+            imports_here=False,
+        ),
+        PretrainedModel(
+            name="deeplabv3_mnv2_pascal_train_aug",
+            experiment="voc_v3_mnv2_official",
+            published_as="deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz (TF1 checkpoint model.ckpt-*)",
+            url=ZOO_URL + "deeplabv3_mnv2_pascal_train_aug_2018_01_29.tar.gz",
+            files=("model.ckpt-*.index", "model.ckpt-*.data-00000-of-00001"),
+            sha256={},
+            miou=75.32,
+            protocol=f"VOC 2012 val, OS 16, one scale, no flip (77.33 at OS 8, 0.5:0.25:1.75 + flip; {MODEL_ZOO_DOC})",
+            importer="tf1_checkpoint",
+            imports_here=False,
+        ),
+        PretrainedModel(
+            name="deeplabv3_pascal_train_aug",
+            experiment="voc_v3plus_xception65",
+            published_as="deeplabv3_pascal_train_aug_2018_01_04.tar.gz (Xception-65 DeepLabv3+)",
+            url=ZOO_URL + "deeplabv3_pascal_train_aug_2018_01_04.tar.gz",
+            files=("model.ckpt*.index", "model.ckpt*.data-00000-of-00001"),
+            sha256={},
+            miou=82.20,
+            protocol=f"VOC 2012 val, OS 16, one scale, no flip (83.58 at OS 8, 0.5:0.25:1.75 + flip; {MODEL_ZOO_DOC})",
+            importer="tf1_checkpoint",
+            imports_here=False,
+        ),
+        PretrainedModel(
+            name="deeplabv3_cityscapes_train",
+            experiment="cityscapes_v3plus_xception65",
+            published_as="deeplabv3_cityscapes_train_2018_02_06.tar.gz (Xception-65 DeepLabv3+)",
+            url=ZOO_URL + "deeplabv3_cityscapes_train_2018_02_06.tar.gz",
+            files=("model.ckpt*.index", "model.ckpt*.data-00000-of-00001"),
+            sha256={},
+            miou=78.79,
+            protocol=f"Cityscapes val, OS 16, one scale, no flip (80.42 at OS 8, 0.75:0.25:1.25 + flip; {MODEL_ZOO_DOC})",
+            importer="tf1_checkpoint",
+            imports_here=False,
+        ),
+    )
+}
+
+
+def get_pretrained(name: str) -> PretrainedModel:
+    """Returns the registered model `name`; ValueError listing the names and the closest one."""
+    if name not in PRETRAINED_MODELS:
+        close = difflib.get_close_matches(name, PRETRAINED_MODELS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown pretrained model {name!r}.{hint} Known: {', '.join(sorted(PRETRAINED_MODELS))}")
+    return PRETRAINED_MODELS[name]
+
+
+def file_sha256(path: str) -> str:
+    """Returns the hex sha256 of the file at `path`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(model: PretrainedModel, path: str) -> list[str]:
+    """Returns the problems of the local copy of `model` at `path` (a folder holding its
+    `files`, or the single file): missing files and sha256 mismatches; [] when it is complete
+    and every known checksum matches."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    problems = []
+    for name in model.files:
+        matches = sorted(glob.glob(os.path.join(folder, name)))
+        if not matches:
+            problems.append(f"{os.path.join(folder, name)} is missing")
+        elif name in model.sha256 and file_sha256(matches[0]) != model.sha256[name]:
+            problems.append(f"{matches[0]} has sha256 {file_sha256(matches[0])}, published {model.sha256[name]}")
+    return problems

@@ -1,0 +1,62 @@
+"""The pretrained-model registry: every entry builds from a registered experiment (when that
+experiment exists), the official files here match the published sha256, lookups fail clearly,
+and the listing command prints every entry."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import experiments
+from deeplab_tf.pretrained.zoo import PRETRAINED_MODELS, check_files, file_sha256, get_pretrained
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OFFICIAL = os.path.join(REPO, "..", "shared", "data", "official_deeplab")
+LOCAL_COPIES = {"deeplabv3_mnv2_pascal_trainval_tfjs": "tfjs_mnv2_voc_trainval",
+                "deeplabv3_mnv2_dm05_257_tflite": "tflite_mnv2_dm05_voc"}
+
+
+@pytest.mark.parametrize("name", sorted(PRETRAINED_MODELS))
+def test_entries_are_complete(name):
+    model = get_pretrained(name)
+    assert model.files and model.url.startswith("http") and model.protocol
+    assert 0 <= model.miou < 100 and (model.miou or "not published" in model.protocol)
+    if model.experiment in experiments.list_experiments():
+        experiments.get_experiment(model.experiment)
+
+
+@pytest.mark.parametrize("name, folder", sorted(LOCAL_COPIES.items()))
+def test_official_files_match_the_published_sha256(name, folder):
+    path = os.path.join(OFFICIAL, folder)
+    if not os.path.isdir(path):
+        pytest.skip(f"official models not found at {os.path.abspath(OFFICIAL)}")
+    model = get_pretrained(name)
+    assert set(model.sha256) == set(model.files)
+    assert check_files(model, path) == []
+    # The registry's sums are the README's (an independent record of the same files).
+    readme = open(os.path.join(OFFICIAL, "README.md")).read()
+    for file_name, sha in model.sha256.items():
+        assert f"{sha}  {folder}/{file_name}" in readme
+        assert file_sha256(os.path.join(path, file_name)) == sha
+
+
+def test_check_files_names_missing_and_altered_files(tmp_path):
+    model = get_pretrained("deeplabv3_mnv2_dm05_257_tflite")
+    assert check_files(model, str(tmp_path)) == [f"{tmp_path}/deeplabv3_257_mv_gpu.tflite is missing"]
+    (tmp_path / "deeplabv3_257_mv_gpu.tflite").write_bytes(b"not the model")
+    (problem,) = check_files(model, str(tmp_path))
+    assert "has sha256" in problem and model.sha256["deeplabv3_257_mv_gpu.tflite"] in problem
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="Did you mean 'deeplabv3_pascal_train_aug'"):
+        get_pretrained("deeplabv3_pascal_trainaug")
+
+
+def test_listing_command_prints_every_entry():
+    result = subprocess.run([sys.executable, "-m", "deeplab_tf.cli.zoo"], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    for model in PRETRAINED_MODELS.values():
+        assert model.name in result.stdout and model.url in result.stdout and model.experiment in result.stdout
