@@ -109,8 +109,8 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_mixed_float16_counts_every_step(tmp_path):
     """Loss-scaled float16 steps skipped for overflow still count (the optimizer's own count does
     not advance on them), so the step, the checkpoint number and the input stay in line.
-    CPU kernels lack float16 dilated-convolution gradients: the default atrous implementation
-    (`auto`) avoids them."""
+    Most CPUs' kernels lack float16 dilated-convolution gradients (tests/cpu_capabilities.py):
+    the default atrous implementation (`auto`) never uses them in float16."""
     experiment = apply_overrides(tiny_demo(steps=2), "train.mixed_precision=mixed_float16,data.crop_size=32")
     lines = []
     result = train(experiment, str(tmp_path), log=lines.append)
