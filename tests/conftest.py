@@ -12,6 +12,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 
 
+@pytest.fixture(autouse=True)
+def no_op_determinism_after_a_test():
+    """Turns TensorFlow's op determinism off after each test: `train(deterministic=True)` turns it
+    on for the whole process, which would change `auto`'s picks in the tests that follow."""
+    yield
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tfds_data_dir(tmp_path_factory):
     """Keeps TFDS records prepared by tests (and their subprocesses) out of ~/tensorflow_datasets."""

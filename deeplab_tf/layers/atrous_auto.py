@@ -8,10 +8,14 @@ Rule, for one call:
   the kernel gradient) for a full convolution with rate >= 2, "same" padding, static spatial
   sizes and a kernel larger than 1x1;
 - `"native"` otherwise (rate 1, "valid" padding, unknown sizes, 1x1 kernels, depthwise).
-- In float16 and float64, `"tap_gradient"` for every full convolution with rate >= 2 and a
-  kernel larger than 1x1, whatever the padding and sizes: TF 2.21's CPU kernels compute the
-  gradients of a dilated `tf.nn.conv2d` in float32 and bfloat16 only, while `tap_gradient`'s
-  gradients are forward convolutions and GEMMs, which exist in every float type.
+- Where this CPU's TensorFlow kernels have no gradient of a dilated `tf.nn.conv2d` in the
+  computation's type (`native_has_dilated_gradients`, probed once per process),
+  `"tap_gradient"` for every full convolution with rate >= 2 and a kernel larger than 1x1,
+  whatever the padding and sizes: its gradients are forward convolutions and GEMMs, which exist
+  in every float type. TF 2.21's oneDNN kernels have those gradients in float32 and bfloat16
+  (float16 only with AVX512-FP16 or AMX-FP16); the Eigen kernels TF uses on x86 CPUs without
+  AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX (e.g. AMD Zen 2/3, Intel Skylake) have them in no
+  type, and no CPU kernel has them in float64.
 - Under `tf.config.experimental.enable_op_determinism()` (the trainer's `--deterministic`),
   `"native"` where the rule says a per-tap implementation (`"space_to_batch"` in float16 and
   float64): runs with the per-tap GEMMs were not bit-reproducible.
@@ -24,9 +28,27 @@ The measurements behind the rule, with their commands, dates and machines, are i
 particular.
 """
 
+import functools
 
-# Float types in which TF's CPU kernels have the gradients of a dilated convolution.
-NATIVE_GRADIENT_DTYPES = ("float32", "bfloat16")
+import tensorflow as tf
+
+
+@functools.cache
+def native_has_dilated_gradients(dtype: str) -> bool:
+    """Returns True if this CPU's TensorFlow kernels compute both gradients (input and kernel) of
+    a `tf.nn.conv2d` with `dilations=2` in `dtype` (e.g. "float32"), False if TensorFlow refuses.
+    Probed once per process and type, eagerly on a 5x5 map (also when called while a function
+    is traced)."""
+    # The gradient ops themselves, run eagerly (a gradient tape records nothing under init_scope).
+    with tf.init_scope():
+        maps, kernel = tf.ones([1, 5, 5, 2], dtype), tf.ones([3, 3, 2, 2], dtype)
+        common = dict(strides=[1, 1, 1, 1], padding="SAME", dilations=[1, 2, 2, 1])
+        try:
+            tf.raw_ops.Conv2DBackpropInput(input_sizes=[1, 5, 5, 2], filter=kernel, out_backprop=maps, **common)
+            tf.raw_ops.Conv2DBackpropFilter(input=maps, filter_sizes=[3, 3, 2, 2], out_backprop=maps, **common)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError):
+            return False
+    return True
 
 
 def select_implementation(input_shape, kernel_shape, rate, padding, depthwise, dtype="float32",
@@ -47,7 +69,7 @@ def select_implementation(input_shape, kernel_shape, rate, padding, depthwise, d
     """
     if rate == 1 or depthwise or (kernel_shape[0] == 1 and kernel_shape[1] == 1):
         return "native"  # nothing to dilate, or depthwise (see above)
-    if dtype not in NATIVE_GRADIENT_DTYPES:
+    if not native_has_dilated_gradients(dtype):
         return "space_to_batch" if deterministic else "tap_gradient"
     height, width = input_shape[1], input_shape[2]
     if padding != "same" or height is None or width is None or deterministic:

@@ -378,38 +378,39 @@ def test_auto_picks_an_exact_implementation(depthwise):
                             assert name in concrete
 
 
-def test_auto_rule_on_the_aspp_shapes():
+@pytest.mark.parametrize("native_gradients", (True, False), ids=("onednn_like", "eigen_like"))
+def test_auto_rule_on_the_aspp_shapes(native_gradients, monkeypatch):
+    """The rule, on both kinds of CPU: with native dilated gradients in the type (oneDNN's float32
+    and bfloat16) and without (float16 and float64 on most CPUs, every type with TF's Eigen
+    kernels); which one this CPU is is checked by the test below."""
+    from deeplab_tf.layers import atrous_auto
     from deeplab_tf.layers.atrous_auto import select_implementation
 
+    monkeypatch.setattr(atrous_auto, "native_has_dilated_gradients", lambda dtype: native_gradients)
     camvid, conv = (8, 22, 30, 320), (3, 3, 320, 256)
-    assert select_implementation(camvid, conv, 1, "same", False) == "native"
-    for rate in (2, 12, 18, 36):
-        assert select_implementation(camvid, conv, rate, "same", False) == "tap_gradient"
-    assert select_implementation(camvid, conv, 36, "valid", False) == "native"
-    assert select_implementation(camvid, (1, 1, 320, 256), 6, "same", False) == "native"
-    assert select_implementation((None, None, None, 320), conv, 36, "same", False) == "native"
-    assert select_implementation(camvid, (3, 3, 320, 1), 36, "same", True) == "native"
+    for dtype in ("float32", "bfloat16", "float16", "float64"):
+        assert select_implementation(camvid, conv, 1, "same", False, dtype) == "native"
+        for rate in (2, 12, 18, 36):
+            assert select_implementation(camvid, conv, rate, "same", False, dtype) == "tap_gradient"
+        assert select_implementation(camvid, (1, 1, 320, 256), 6, "same", False, dtype) == "native"
+        assert select_implementation(camvid, (3, 3, 320, 1), 36, "same", True, dtype) == "native"  # depthwise
+        # "valid" padding, unknown sizes, op determinism: native where it has gradients, else a
+        # per-tap implementation (space_to_batch when determinism is on).
+        fallback = "native" if native_gradients else "tap_gradient"
+        assert select_implementation(camvid, conv, 36, "valid", False, dtype) == fallback
+        assert select_implementation((None, None, None, 320), conv, 36, "same", False, dtype) == fallback
+        assert (select_implementation(camvid, conv, 12, "same", False, dtype, True)
+                == ("native" if native_gradients else "space_to_batch"))
     os8, os8_conv = (4, 65, 65, 2048), (3, 3, 2048, 256)
     assert [select_implementation(os8, os8_conv, rate, "same", False)
             for rate in (1, 2, 6, 12, 18, 24)] == ["native"] + ["tap_gradient"] * 5
-    assert select_implementation(camvid, conv, 12, "same", False, "bfloat16") == "tap_gradient"
-    assert select_implementation(camvid, conv, 12, "valid", False, "bfloat16") == "native"
-    # float16 / float64 (not in NATIVE_GRADIENT_DTYPES): a per-tap implementation once dilated,
-    # whatever the padding and sizes (see test_auto_takes_native_only_where_this_cpu_has_gradients).
-    for dtype in ("float16", "float64"):
-        assert select_implementation(camvid, conv, 1, "same", False, dtype) == "native"
-        assert select_implementation(camvid, conv, 12, "valid", False, dtype) == "tap_gradient"
-        assert select_implementation((None, None, None, 320), conv, 2, "same", False, dtype) == "tap_gradient"
-        assert select_implementation(camvid, conv, 12, "same", False, dtype, True) == "space_to_batch"
-        assert select_implementation(camvid, (3, 3, 320, 1), 12, "same", True, dtype) == "native"
-    assert select_implementation(camvid, conv, 12, "same", False, "float32", True) == "native"
 
 
 @pytest.mark.parametrize("dtype", ("float32", "bfloat16", "float16", "float64"))
 def test_auto_takes_native_only_where_this_cpu_has_gradients(dtype):
     """Where `auto`'s rule takes `native` for a dilated full convolution (rate 2: "valid"
     padding, unknown sizes, op determinism), this CPU has that convolution's gradients in the
-    type (probed): the rule's fixed `NATIVE_GRADIENT_DTYPES` hold here."""
+    type (probed here independently of the library's own probe)."""
     from deeplab_tf.layers.atrous_auto import select_implementation
 
     picks = {select_implementation(shape, (3, 3, 8, 8), 2, padding, False, dtype, deterministic)
@@ -576,13 +577,13 @@ def test_invalid_kernel_size():
     assert AtrousDepthwiseConv2D((3, 3)).kernel_size == 3
 
 
-def test_auto_takes_native_instead_of_tap_gradient_under_op_determinism(monkeypatch):
+def test_auto_takes_a_reproducible_implementation_under_op_determinism(monkeypatch):
     from tensorflow.python.framework import config as tf_config
 
     from deeplab_tf.layers import atrous_conv
 
     ran = []
-    for name in ("native", "tap_gradient"):
+    for name in ("native", "tap_gradient", "space_to_batch"):
         real = atrous_conv._IMPLEMENTATIONS[name]
         monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, name,
                             lambda *args, real=real, name=name: ran.append(name) or real(*args))
@@ -593,7 +594,8 @@ def test_auto_takes_native_instead_of_tap_gradient_under_op_determinism(monkeypa
         actual = atrous_conv2d(x, w, 12)
     finally:
         tf_config.disable_op_determinism()
-    assert ran == ["tap_gradient", "native"]
+    # Native where this CPU has its gradients (probed), else space_to_batch.
+    assert ran == ["tap_gradient", "native" if has_dilated_conv2d_gradients("float32") else "space_to_batch"]
     assert_close(actual, reference(x, w, 12, "same", False))
 
 
