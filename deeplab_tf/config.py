@@ -39,6 +39,17 @@ class ModelConfig:
     (TF's default on x86) grappler fuses it with a following ReLU into one kernel that outputs
     0 for NaN, so a NaN batch can leave the loss finite; its moving statistics still take the
     NaN, and the trainer stops on those as on a NaN loss.
+    TF1 conventions of the official DeepLab graphs (tensorflow/models `research/deeplab`), for
+    v3/v3+ (`experiments/official.py` sets them; the defaults keep the Keras conventions):
+    `align_corners`: every bilinear resize of the model (ASPP image pooling, decoder upsampling,
+    logits upsampling) samples as TF1's `resize_bilinear(align_corners=True)`.
+    `aspp_image_pooling`: False drops ASPP's image-pooling branch.
+    `backbone_padding`: "keras" (Keras Applications' explicit padding before strided convs,
+    (0, 1) at unknown sizes) or "tf_same" (TF's run-time "SAME", as TF1 slim: (1, 1) at odd
+    sizes; Keras Applications backbones, `deeplab_tf.backbones.tf_same_padding`).
+    `backbone_channel_divisor`: MobileNetV2 widths `base * backbone_alpha` rounded to multiples
+    of this (slim's `divisible_by`); 8 is Keras Applications' model, the official depth 0.5
+    uses 1 (random init: no ImageNet file has those widths).
     """
 
     arch: str = "deeplab_v3_plus"
@@ -61,6 +72,10 @@ class ModelConfig:
     atrous_implementation: str = "auto"
     batch_norm_momentum: float = 0.99
     fused_batch_norm: bool = True
+    align_corners: bool = False
+    aspp_image_pooling: bool = True
+    backbone_padding: str = "keras"
+    backbone_channel_divisor: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +159,10 @@ class EvalConfig:
     that size, `tile_overlap` pixels apart from a full step; (0, 0) = whole images.
     `trimap_widths`: band widths (pixels) around ground-truth boundaries for boundary accuracy
     (DeepLab v2 Fig. 10); () = off.
+    `pad_to_size` (height, width) > 0 pads each image bottom/right with the pixel `pad_value`
+    (RGB, 0..255) to at least that size before the network and crops the probabilities back
+    (`deeplab_tf.evaluation.inference.padded`): the official DeepLab graphs' 513 crop with mean
+    padding (`mean_pixel` 127.5 for MobileNetV2 and Xception-65); (0, 0) = off.
     """
 
     batch_size: int = 1
@@ -155,6 +174,8 @@ class EvalConfig:
     tile_size: tuple = (0, 0)
     tile_overlap: int = 128
     trimap_widths: tuple = tuple(range(1, 41))
+    pad_to_size: tuple = (0, 0)
+    pad_value: tuple = (127.5, 127.5, 127.5)
 
 
 @dataclasses.dataclass(frozen=True)

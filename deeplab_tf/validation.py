@@ -69,6 +69,11 @@ def _width_multiplier_backbones() -> list[str]:
     return [n for n in _backbone_names() if _has_width_multiplier(n)]
 
 
+def _keras_application_backbones() -> list[str]:
+    """The backbones `model.backbone_padding="tf_same"` applies to (Keras Applications specs)."""
+    return [n for n in _backbone_names() if isinstance(backbones.get_backbone_spec(n), backbones.KerasApplication)]
+
+
 def _multi_grid_units(name: str) -> int:
     """How many ints backbone `name`'s multi-grid holds, 0 if it has none."""
     return backbones.get_backbone_spec(name).multi_grid_units
@@ -147,6 +152,21 @@ def _problems(experiment: Experiment) -> list[str]:
     elif m.backbone in _backbone_names() and m.backbone_alpha != 1.0 and not _has_width_multiplier(m.backbone):
         check(False, "model.backbone_alpha", m.backbone_alpha, f"backbone {m.backbone!r} has no width multiplier",
               f"1.0 (width multipliers exist for {_names(_width_multiplier_backbones())})")
+    choice("model.backbone_padding", m.backbone_padding, backbones.PADDINGS, "a backbone padding")
+    if m.backbone_padding == "tf_same" and m.backbone in _backbone_names():
+        check(m.backbone in _keras_application_backbones(), "model.backbone_padding", m.backbone_padding,
+              f"backbone {m.backbone!r} pads as published already",
+              f"'keras' ('tf_same' for {_names(_keras_application_backbones())})")
+    divisor = m.backbone_channel_divisor
+    if not (_is_int(divisor) and divisor >= 1):
+        at_least("model.backbone_channel_divisor", divisor, 1, "the channel divisor")
+    elif divisor != 8 and m.backbone in _backbone_names():
+        check(_has_width_multiplier(m.backbone), "model.backbone_channel_divisor", divisor,
+              f"backbone {m.backbone!r} has no width multiplier to round",
+              f"8 (other divisors for {_names(_width_multiplier_backbones())})")
+        check(not m.backbone_weights, "model.backbone_channel_divisor", divisor,
+              f"ImageNet weights exist only for Keras' widths (model.backbone_weights={m.backbone_weights!r})",
+              "8, or model.backbone_weights=''")
     problem = _output_stride_problem("model.output_stride", m.output_stride, m.arch)
     problems.extend([problem] if problem else [])
     rates = m.atrous_rates
@@ -157,6 +177,14 @@ def _problems(experiment: Experiment) -> list[str]:
               "a non-empty tuple of distinct positive integers, e.g. (12,) or (6, 12, 18, 24)")
         choice("model.head", m.head, HEADS, "a DeepLab v2 head")
         check(not m.multi_grid, "model.multi_grid", m.multi_grid, "DeepLab v2 has no multi-grid (only v3/v3+)", "()")
+        check(m.aspp_image_pooling is True, "model.aspp_image_pooling", m.aspp_image_pooling,
+              "DeepLab v2 has no image pooling to drop (only v3/v3+)", "True")
+        check(m.align_corners is False, "model.align_corners", m.align_corners,
+              "DeepLab v2 resizes as Keras (align corners only for v3/v3+)", "False")
+        check(m.backbone_padding == "keras", "model.backbone_padding", m.backbone_padding,
+              "DeepLab v2 builds Keras' padding (TF1 options only for v3/v3+)", "'keras'")
+        check(m.backbone_channel_divisor == 8, "model.backbone_channel_divisor", m.backbone_channel_divisor,
+              "DeepLab v2 builds Keras' widths (TF1 options only for v3/v3+)", "8")
     else:
         check(positive_rates and len(set(rates)) == len(rates), "model.atrous_rates", rates,
               "ASPP rates must be distinct positive integers",
@@ -252,6 +280,12 @@ def _problems(experiment: Experiment) -> list[str]:
             check(e.tile_overlap < window, "eval.tile_overlap", e.tile_overlap,
                   f"must be smaller than the window eval.tile_size={tuple(e.tile_size)} rounded down to a multiple "
                   f"of the output stride {stride} ({window})", f"integers 0..{window - 1}")
+    check(_ints(e.pad_to_size) and len(e.pad_to_size) == 2 and (tuple(e.pad_to_size) == (0, 0) or min(e.pad_to_size) >= 1),
+          "eval.pad_to_size", e.pad_to_size, "images are padded to (height, width) pixels",
+          "(0, 0) (no padding) or two integers >= 1, e.g. (513, 513)")
+    check(isinstance(e.pad_value, (tuple, list)) and len(e.pad_value) == 3
+          and all(_is_number(v) and 0 <= v <= 255 for v in e.pad_value), "eval.pad_value", e.pad_value,
+          "the pad colour is one RGB pixel", "three numbers 0..255, e.g. (127.5, 127.5, 127.5)")
     check(_ints(e.trimap_widths) and all(w >= 1 for w in e.trimap_widths), "eval.trimap_widths", e.trimap_widths,
           "boundary band widths are positive pixel counts", "() (off) or integers >= 1, e.g. (1, 2, ..., 40)")
     return problems

@@ -29,6 +29,7 @@ import tempfile
 from absl import flags
 
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.config import EvalConfig
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
 # --precision -> the Keras dtype policy the model is built with.
@@ -135,10 +136,11 @@ def show_all(saved_model_dir: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def serving_options(values, experiment_fusion: str = "mean") -> ServingOptions:
+def serving_options(values, evaluation: EvalConfig = EvalConfig()) -> ServingOptions:
     """Returns the `ServingOptions` of the parsed flags; ValueError naming a malformed flag.
-    The passes are fused by --fusion, else by `experiment_fusion` (the experiment's
-    `eval.fusion`, so an export fuses as `evaluate` does)."""
+    The passes are fused by --fusion, else as the experiment's `evaluation.fusion`, and images
+    padded as its `evaluation.pad_to_size` / `pad_value`, so an export computes what `evaluate`
+    does."""
     input_size = None
     if values.input_size:
         try:
@@ -162,7 +164,9 @@ def serving_options(values, experiment_fusion: str = "mean") -> ServingOptions:
         input_size=input_size,
         scales=scales,
         flip=values.flip,
-        fusion=values.fusion or experiment_fusion,
+        fusion=values.fusion or evaluation.fusion,
+        pad_to_size=evaluation.pad_to_size,
+        pad_value=evaluation.pad_value,
         crf=crf,
         max_pixels=values.max_pixels,
     )
@@ -172,7 +176,7 @@ def main(argv):
     del argv
     values = flags.FLAGS
     experiment = resolve_experiment()
-    options = serving_options(values, experiment.eval.fusion)
+    options = serving_options(values, experiment.eval)
     export_saved_model(experiment, values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
                        fold_batch_norm=values.fold_batch_norm, precision=values.precision)
 

@@ -25,7 +25,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale
+from deeplab_tf.config import EvalConfig
+from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale, padded
 
 INPUT_TYPES = ("image_bytes", "image_tensor", "tf_example")
 INPUT_NAMES = {"image_bytes": "image_bytes", "image_tensor": "images", "tf_example": "examples"}
@@ -60,6 +61,11 @@ class ServingOptions:
         flip: bool. Also fuse the left-right flipped input. Defaults to False.
         fusion: str. How the passes are fused, as the evaluator does: "mean" or "max"
             (`deeplab_tf.evaluation.inference.multi_scale`). Defaults to "mean".
+        pad_to_size: (height, width). Every pass runs on its image padded bottom/right with
+            `pad_value` to at least this size, cropped back after (`inference.padded`, the
+            experiment's `eval.pad_to_size`); (0, 0) = no padding. Defaults to (0, 0).
+        pad_value: tuple of 3 floats. The RGB pad pixel (0..255). Defaults to `EvalConfig`'s
+            (the official mean pixel, 127.5 each).
         crf: `deeplab_tf.crf.DenseCRFParams` or None. Refine the probabilities with the dense
             CRF (TensorFlow backend) before taking labels. Defaults to None.
         max_pixels: int. Largest height * width accepted per image. Defaults to `MAX_PIXELS`.
@@ -72,6 +78,8 @@ class ServingOptions:
     scales: tuple = (1.0,)
     flip: bool = False
     fusion: str = "mean"
+    pad_to_size: tuple = (0, 0)
+    pad_value: tuple = EvalConfig.pad_value
     crf: object = None
     max_pixels: int = MAX_PIXELS
 
@@ -87,6 +95,10 @@ class ServingOptions:
             problems.append(f"input size must be (height, width) >= 1, got {self.input_size}")
         if not self.scales or min(self.scales) <= 0:
             problems.append(f"scales must be positive numbers, got {self.scales}")
+        if len(self.pad_to_size) != 2 or (tuple(self.pad_to_size) != (0, 0) and min(self.pad_to_size) < 1):
+            problems.append(f"pad size must be (0, 0) or (height, width) >= 1, got {self.pad_to_size}")
+        if len(self.pad_value) != 3 or not all(0 <= v <= 255 for v in self.pad_value):
+            problems.append(f"pad value must be 3 numbers 0..255, got {self.pad_value}")
         if self.fusion not in FUSIONS:
             problems.append(f"unknown fusion {self.fusion!r} (known: {', '.join(FUSIONS)})")
         if self.max_pixels < 1:
@@ -139,12 +151,14 @@ def make_predict(model: keras.Model, normalize, options: ServingOptions):
     """Returns predict(images uint8 [N, H, W, 3]) -> {"labels" int32 [N, H, W], "probabilities"
     float32 [N, H, W, C]}: the evaluator's test-time augmentation
     (`deeplab_tf.evaluation.inference.multi_scale` over `options.scales`, flips and `fusion`,
-    at `options.input_size`) of the model's softmax probabilities, optionally CRF-refined.
+    at `options.input_size`) of the model's softmax probabilities on images padded to
+    `options.pad_to_size` (`inference.padded`), optionally CRF-refined.
 
     `normalize` maps float32 pixels 0..255 to the model input (the backbone's normaliser).
     """
-    scorer = multi_scale(lambda pixels: model_probabilities(model, normalize, pixels), options.scales,
-                         options.flip, options.fusion, base_size=options.input_size)
+    scorer = padded(lambda pixels: model_probabilities(model, normalize, pixels), options.pad_to_size,
+                    options.pad_value)
+    scorer = multi_scale(scorer, options.scales, options.flip, options.fusion, base_size=options.input_size)
 
     def predict(images):
         size = tf.shape(images)[1:3]

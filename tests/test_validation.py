@@ -116,6 +116,23 @@ BAD_VALUES = [  # (experiment, override, a part of its problem line)
      "the output stride 16 (192); allowed: integers 0..191"),
     ("demo", "eval.tile_overlap=-1", "eval.tile_overlap=-1: the window overlap must be at least 0"),
     ("demo", "eval.trimap_widths=(0,1)", "eval.trimap_widths=(0, 1): boundary band widths are positive pixel counts"),
+    ("demo", "model.backbone_padding=same",
+     "model.backbone_padding='same': not a backbone padding (did you mean 'tf_same'?); allowed: keras, tf_same"),
+    ("voc_v3plus_xception65", "model.backbone_padding=tf_same",
+     "backbone 'xception65' pads as published already; allowed: 'keras' ('tf_same' for mobilenet_v2, resnet101"),
+    ("demo", "model.backbone_channel_divisor=0",
+     "model.backbone_channel_divisor=0: the channel divisor must be at least 1; allowed: integers >= 1"),
+    ("voc_v3_os16", "model.backbone_channel_divisor=1",
+     "backbone 'resnet101' has no width multiplier to round; allowed: 8 (other divisors for mobilenet_v2)"),
+    ("demo", "model.backbone_channel_divisor=1,model.backbone_weights=w.h5",
+     "ImageNet weights exist only for Keras' widths (model.backbone_weights='w.h5'); allowed: 8, or"),
+    ("voc_largefov", "model.aspp_image_pooling=false", "DeepLab v2 has no image pooling to drop (only v3/v3+)"),
+    ("voc_largefov", "model.align_corners=true", "model.align_corners=True: DeepLab v2 resizes as Keras"),
+    ("voc_r101_v2", "model.backbone_padding=tf_same", "DeepLab v2 builds Keras' padding (TF1 options only for v3/v3+)"),
+    ("demo", "eval.pad_to_size=(513,0)",
+     "eval.pad_to_size=(513, 0): images are padded to (height, width) pixels; allowed: (0, 0) (no padding)"),
+    ("demo", "eval.pad_value=(127.5,)", "eval.pad_value=(127.5,): the pad colour is one RGB pixel; allowed: three"),
+    ("demo", "eval.pad_value=(0,0,300)", "eval.pad_value=(0.0, 0.0, 300.0)"),
 ]
 
 

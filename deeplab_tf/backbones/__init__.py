@@ -14,4 +14,6 @@ from deeplab_tf.backbones.registry import feature_channels
 from deeplab_tf.backbones.registry import get_backbone_spec
 from deeplab_tf.backbones.registry import get_normalizer
 from deeplab_tf.backbones.registry import normalize
+from deeplab_tf.backbones.tf_padding import PADDINGS
+from deeplab_tf.backbones.tf_padding import tf_same_padding
 from deeplab_tf.backbones.xception65 import build_xception65

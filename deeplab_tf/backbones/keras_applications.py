@@ -7,6 +7,12 @@ keeps random init, and re-purposes it to the requested output stride with atrous
 (`output_stride.dilate_to_output_stride`), keeping its weights. "vgg16" is DeepLab v1 / v2's
 VGG-16, whose max poolings pool 3x3 windows (`vgg16.deeplab_pooling`); ResNets take DeepLabv3's
 multi-grid. `registry.BACKBONES` names these specs.
+
+Two options reproduce TF1 slim's MobileNetV2 (the official DeepLab backbone) exactly:
+`channel_divisor` rounds every width as slim does for a depth multiplier (DeepLab passes
+divisor 1 below depth 1.0: widths exactly `base * alpha`, e.g. 12 where Keras rounds to 16), and
+`padding="tf_same"` pads strided convolutions as TF's "SAME" at run time
+(`tf_padding.tf_same_padding`).
 """
 
 import dataclasses
@@ -18,9 +24,12 @@ from deeplab_tf.backbones.checks import check_multi_grid
 from deeplab_tf.backbones.checks import check_weights_file
 from deeplab_tf.backbones.imagenet_weights import load_weights_by_name
 from deeplab_tf.backbones.output_stride import dilate_to_output_stride
+from deeplab_tf.backbones.tf_padding import tf_same_padding
 from deeplab_tf.backbones.vgg16 import deeplab_pooling
 
 LEVELS = ("P2", "P3", "P4", "P5")
+KERAS_CHANNEL_DIVISOR = 8
+"""The divisor Keras Applications' MobileNetV2 rounds its widths to (`_make_divisible`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +49,9 @@ class KerasApplication:
         multi_grid_layers: tuple. Names of the convolutions of the units of the last block,
             which `multi_grid` scales; empty if the backbone has no multi-grid.
             Defaults to `()`.
+        widths: callable or `None`. `widths(alpha, divisor)` returns {layer name: filters} of
+            the width multiplier rounded to multiples of `divisor`; `None` if the application's
+            own rounding is the only one. Defaults to `None`.
     """
 
     application: Callable[..., keras.Model]
@@ -50,17 +62,20 @@ class KerasApplication:
     has_width_multiplier: bool = False
     adapt: Callable[[keras.Model], keras.Model] | None = None
     multi_grid_layers: tuple = ()
+    widths: Callable[[float, int], dict] | None = None
 
     @property
     def multi_grid_units(self) -> int:
         """Returns how many ints `multi_grid` holds, 0 if the backbone has no multi-grid."""
         return len(self.multi_grid_layers)
 
-    def build(self, name, output_stride, weights, alpha, multi_grid):
+    def build(self, name, output_stride, weights, alpha, multi_grid,
+              channel_divisor=KERAS_CHANNEL_DIVISOR, padding="keras"):
         """Returns the feature extractor `registry.build_backbone` describes.
 
         `name` is the registry name (for messages and the model name); the other arguments
-        are `build_backbone`'s, `output_stride` and `alpha` already checked.
+        are `build_backbone`'s, `output_stride`, `alpha`, `channel_divisor` and `padding`
+        already checked.
         """
         multipliers = None if multi_grid is None else dict(zip(
             self.multi_grid_layers,
@@ -77,17 +92,53 @@ class KerasApplication:
         outputs = {level: stock.get_layer(layer).output
                    for level, layer in self.feature_layers.items()}
         features = keras.Model(stock.input, outputs, name=f"{name}_os{output_stride}")
+        if channel_divisor != KERAS_CHANNEL_DIVISOR:
+            features = with_filters(features, self.widths(alpha, channel_divisor))
         if path is not None:
             load_weights_by_name(features, path)
         if self.adapt is not None:
             features = self.adapt(features)
+        if padding == "tf_same":
+            features = tf_same_padding(features)
         return dilate_to_output_stride(features, output_stride, multipliers)
 
 
-def round_channels(channels):
-    """Rounds like Keras MobileNetV2's `_make_divisible(channels, 8)`; returns an int."""
-    rounded = max(8, (channels + 4) // 8 * 8)
-    return rounded + 8 if rounded < 0.9 * channels else rounded
+def round_channels(channels, divisor=KERAS_CHANNEL_DIVISOR):
+    """Returns the int `channels` rounds to as Keras MobileNetV2's and slim's `_make_divisible`:
+    the nearest multiple of `divisor` (at least `divisor`), one `divisor` more if that loses
+    over 10%."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+MOBILENET_V2_BASE_WIDTHS = (32,) + (16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320)
+"""MobileNetV2 at depth 1.0: `Conv1`, then the project width of `expanded_conv` and blocks 1..16."""
+
+
+def mobilenet_v2_widths(alpha, divisor):
+    """Returns {Keras layer name: filters} of MobileNetV2 (Keras Applications names) at width
+    multiplier `alpha`, each width `round_channels(base * alpha, divisor)` and each expansion
+    `round_channels(6 * input width, divisor)`, as slim's `mobilenet_v2` with `divisible_by`."""
+    names = ["Conv1", "expanded_conv_project"] + [f"block_{block}_project" for block in range(1, 17)]
+    filters, previous = {}, None
+    for layer_name, base in zip(names, MOBILENET_V2_BASE_WIDTHS):
+        if layer_name.startswith("block_"):
+            filters[layer_name.replace("_project", "_expand")] = round_channels(6 * previous, divisor)
+        previous = filters[layer_name] = round_channels(base * alpha, divisor)
+    return filters
+
+
+def with_filters(model, filters):
+    """Returns a clone of the functional `model` (same layer names) whose layers named in
+    `filters` ({name: int}) have that many output filters; the layers after them take the new
+    channel counts. Every weight is freshly initialised."""
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in filters:
+            config["filters"] = filters[layer.name]
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def _resnet(application, conv4_blocks, weights_file):
@@ -115,6 +166,7 @@ MOBILENET_V2 = KerasApplication(
     normalization="tf",
     weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5",
     has_width_multiplier=True,
+    widths=mobilenet_v2_widths,
 )
 VGG16 = KerasApplication(
     application=keras.applications.VGG16,

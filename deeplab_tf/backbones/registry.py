@@ -14,8 +14,10 @@ import keras
 
 from deeplab_tf.backbones import keras_applications
 from deeplab_tf.backbones import xception65
+from deeplab_tf.backbones.keras_applications import KERAS_CHANNEL_DIVISOR
 from deeplab_tf.backbones.normalization import NORMALIZERS
 from deeplab_tf.backbones.output_stride import check_output_stride
+from deeplab_tf.backbones.tf_padding import PADDINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +39,9 @@ class CustomBackbone:
     multi_grid_units: int = 0
     has_width_multiplier = False  # not a field: no custom backbone takes `alpha`
 
-    def build(self, name, output_stride, weights, alpha, multi_grid):
-        """Returns `builder`'s model; `name` and `alpha` (1.0, checked) are not used."""
+    def build(self, name, output_stride, weights, alpha, multi_grid, channel_divisor=None, padding=None):
+        """Returns `builder`'s model; `name`, `alpha`, `channel_divisor` and `padding` (their
+        defaults, checked) are not used."""
         return self.builder(output_stride=output_stride, weights=weights,
                             multi_grid=multi_grid)
 
@@ -79,21 +82,38 @@ def _check_alpha(name, spec, alpha):
         )
 
 
-def feature_channels(name, alpha=1.0):
+def _check_widths(name, spec, channel_divisor, padding):
+    """Raises ValueError for a `channel_divisor` or `padding` that backbone `name` cannot build."""
+    if channel_divisor != KERAS_CHANNEL_DIVISOR and getattr(spec, "widths", None) is None:
+        raise ValueError(f"Backbone {name!r} rounds no widths; `channel_divisor` must be "
+                         f"{KERAS_CHANNEL_DIVISOR}. Received: channel_divisor={channel_divisor!r}")
+    if not (isinstance(channel_divisor, int) and channel_divisor >= 1):
+        raise ValueError(f"`channel_divisor` must be an int >= 1. Received: channel_divisor={channel_divisor!r}")
+    if padding not in PADDINGS or (padding != "keras" and isinstance(spec, CustomBackbone)):
+        raise ValueError(f"`padding` must be one of {PADDINGS} (\"tf_same\" for Keras Applications "
+                         f"backbones only). Received: padding={padding!r} for {name!r}")
+
+
+def feature_channels(name, alpha=1.0, channel_divisor=KERAS_CHANNEL_DIVISOR):
     """Returns the channel count of each level of backbone `name`.
 
     Args:
         name: str. One of `BACKBONE_NAMES`.
         alpha: float. Width multiplier, only for backbones that have one. Defaults to 1.0.
+        channel_divisor: int. What the widths are rounded to multiples of, as for
+            `build_backbone`. Defaults to 8.
 
     Returns:
         Dict level ("P2".."P5") -> int number of channels of that feature map.
     """
     spec = get_backbone_spec(name)
     _check_alpha(name, spec, alpha)
+    _check_widths(name, spec, channel_divisor, "keras")
     if not spec.has_width_multiplier:
         return dict(spec.channels)
-    return {level: keras_applications.round_channels(int(c * alpha))
+    # Keras truncates `c * alpha` before rounding, slim does not (equal at Keras' alphas).
+    return {level: keras_applications.round_channels(
+                int(c * alpha) if channel_divisor == KERAS_CHANNEL_DIVISOR else c * alpha, channel_divisor)
             for level, c in spec.channels.items()}
 
 
@@ -110,7 +130,8 @@ def normalize(images, name):
     return get_normalizer(name)(images)
 
 
-def build_backbone(name, output_stride=16, weights=None, alpha=1.0, multi_grid=None):
+def build_backbone(name, output_stride=16, weights=None, alpha=1.0, multi_grid=None,
+                   channel_divisor=KERAS_CHANNEL_DIVISOR, padding="keras"):
     """Builds a backbone as a DeepLab feature extractor.
 
     Args:
@@ -130,6 +151,13 @@ def build_backbone(name, output_stride=16, weights=None, alpha=1.0, multi_grid=N
             last block (Xception-65: the three separable convs of its last block) get
             dilation `rate * multi_grid[i]`, where `rate` is the block's atrous rate (1, 2, 4
             at output stride 32, 16, 8). Defaults to `None` (all units at `rate`).
+        channel_divisor: int. "mobilenet_v2" only: its widths `base * alpha` are rounded to
+            multiples of this, as slim's `divisible_by` (the official DeepLab MobileNetV2 at
+            depth 0.5 uses 1: 12 channels where Keras has 16). The weights are then random
+            (no ImageNet file has those widths). Defaults to 8 (Keras Applications' model).
+        padding: str. "keras" (the application's explicit `ZeroPadding2D` before strided
+            convs) or "tf_same" (Keras Applications backbones: those convs pad as TF's "SAME"
+            at run time, as TF1 slim; `tf_padding.tf_same_padding`). Defaults to "keras".
 
     Returns:
         `keras.Model` taking float32 images `[batch, height, width, 3]` (any size, normalised
@@ -138,7 +166,7 @@ def build_backbone(name, output_stride=16, weights=None, alpha=1.0, multi_grid=N
         `s = min(2**n, output_stride)`, for height and width multiples of `output_stride`;
         other sizes round as the stock model does (ResNet, VGG-16 and Xception-65 up;
         MobileNetV2 up in its first conv, then down, as its stride-2 blocks pad
-        `((0, 1), (0, 1))`). Call it with `training=False` to use the BatchNorm moving
+        `((0, 1), (0, 1))`; up everywhere with `padding="tf_same"`). Call it with `training=False` to use the BatchNorm moving
         statistics. Its dilated convolutions are deeplab_tf atrous layers
         (`AtrousConv2D`, `AtrousDepthwiseConv2D`, `SeparableAtrousConv2D`) with their default
         implementation; `deeplab_tf.layers.speed_choices.apply_speed_choices` sets another.
@@ -153,9 +181,13 @@ def build_backbone(name, output_stride=16, weights=None, alpha=1.0, multi_grid=N
     spec = get_backbone_spec(name)
     check_output_stride(output_stride)
     _check_alpha(name, spec, alpha)
+    _check_widths(name, spec, channel_divisor, padding)
+    if channel_divisor != KERAS_CHANNEL_DIVISOR and weights is not None:
+        raise ValueError(f"ImageNet weights exist only for Keras' widths; `channel_divisor` "
+                         f"{channel_divisor} needs weights=None. Received: weights={weights!r}")
     if multi_grid is not None and not spec.multi_grid_units:
         supported = [n for n in BACKBONE_NAMES if BACKBONES[n].multi_grid_units]
         raise ValueError(f"Backbone {name!r} has no multi-grid; `multi_grid` is supported for "
                          f"{supported}. Received: multi_grid={multi_grid!r}")
     return spec.build(name, output_stride=output_stride, weights=weights, alpha=alpha,
-                      multi_grid=multi_grid)
+                      multi_grid=multi_grid, channel_divisor=channel_divisor, padding=padding)

@@ -103,7 +103,7 @@ def main(argv):
     from deeplab_tf.data import get_source
     from deeplab_tf.data.pipeline import build_eval_dataset
     from deeplab_tf.evaluation.evaluator import WorstImages, evaluate, format_table, progress_bar
-    from deeplab_tf.evaluation.inference import multi_scale, tiled
+    from deeplab_tf.evaluation.inference import multi_scale, padded, tiled
 
     values = flags.FLAGS
     experiment = eval_overrides(values, resolve_experiment())
@@ -112,6 +112,8 @@ def main(argv):
     if not output_dir:
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
     scorer, model_identity, info = build_scorer(values, experiment)
+    if model_identity["kind"] == "checkpoint":  # an export pads inside its graph
+        scorer = padded(scorer, settings.pad_to_size, settings.pad_value)
     # Windows on the output-stride grid (sizes rounded down to its multiples): see `tiled`.
     stride = settings.output_stride or experiment.model.output_stride
     scorer = multi_scale(tiled(scorer, settings.tile_size, settings.tile_overlap, stride=stride),

@@ -4,8 +4,9 @@ and tiled (sliding-window) prediction of large images.
 A *scorer* maps RGB pixels [B, H, W, 3] in 0..255 (uint8 or float32) to float32 probabilities
 [B, H, W, C] at the input resolution. `keras_scorer` and `saved_model_scorer` make one from a model
 or an export of this project (the same computation: `model_probabilities`); `tiled` and
-`multi_scale` wrap a scorer in another. Compose them as `multi_scale(tiled(scorer, ...), ...)`, so every scaled image is
-tiled and memory stays bounded by the window.
+`multi_scale` wrap a scorer in another, and `padded` runs it on images padded to a fixed size (the
+official DeepLab graphs' 513 crop). Compose them as `multi_scale(tiled(padded(scorer, ...), ...), ...)`,
+so every scaled image is tiled, every window padded, and memory stays bounded by the window.
 
 Example:
 ```python
@@ -67,6 +68,31 @@ def saved_model_scorer(export_dir: str) -> Scorer:
         return signature(images=pixels)["probabilities"]
 
     score.saved_model = loaded  # the signature's variables live as long as the loaded object
+    return score
+
+
+def padded(scorer: Scorer, size, value) -> Scorer:
+    """Returns a scorer running `scorer` on the pixels padded bottom/right with the RGB pixel
+    `value` to at least `size` (height, width) and returning its probabilities cropped back to
+    the input: float32 [B, H, W, C]. This is the official DeepLab graphs' input (`eval.pad_to_size`:
+    `pad_to_bounding_box` to `max(size, image)` with the mean pixel, computed as they do, as
+    `pad(pixels - value) + value`); their logits are resized to the padded image before the crop,
+    as the model's own final resize does here. A side already at least `size` is not padded.
+    Works eagerly and in a tf.function with unknown sizes. `size` (0, 0) returns `scorer` itself.
+    Wrap a model's scorer (`keras_scorer`), not `saved_model_scorer`: an export pads inside its
+    graph (`export.serving.ServingOptions.pad_to_size`), and its uint8 input would round 127.5.
+    """
+    if tuple(size) == (0, 0):
+        return scorer
+    fill = tf.constant(value, tf.float32)
+
+    def score(pixels):
+        pixels = tf.cast(pixels, tf.float32)
+        height, width = tf.shape(pixels)[1], tf.shape(pixels)[2]
+        paddings = [[0, 0], [0, tf.maximum(size[0] - height, 0)], [0, tf.maximum(size[1] - width, 0)], [0, 0]]
+        probabilities = scorer(tf.pad(pixels - fill, paddings) + fill)
+        return tf.convert_to_tensor(probabilities)[:, :height, :width]
+
     return score
 
 

@@ -51,6 +51,9 @@ class ASPP(ConfiguredSubModel):
         dropout_rate: float. "sum" with `branch_channels`: dropout after fc6 and fc7.
             Defaults to 0.5.
         batch_norm_momentum: float. "concat": momentum of the batch norms. Defaults to 0.99.
+        align_corners: bool. "concat": the image-pooling branch is resized as TF1's
+            `resize_bilinear(align_corners=True)` (`ResizeToMatch`); from the 1x1 pooled map
+            both samplings broadcast, so the values are the same. Defaults to False.
         name: str. The sub-model's name and ("concat") its layers' prefix. Defaults to "aspp".
 
     Returns (when called): a float Keras tensor [B, H, W, filters] at the features' resolution.
@@ -68,14 +71,14 @@ class ASPP(ConfiguredSubModel):
     def __init__(self, input_channels: int, rates: tuple, filters: int = 256, mode: str = "concat",
                  kernel_size: int = 3, image_pooling: bool = True, separable: bool = False,
                  branch_channels: int = 0, dropout_rate: float = 0.5, batch_norm_momentum: float = 0.99,
-                 name: str = "aspp", **kwargs):
+                 align_corners: bool = False, name: str = "aspp", **kwargs):
         _check_arguments(mode, rates)
         rates = tuple(int(rate) for rate in rates)
         # === Functional Model ===
         features = keras.Input((None, None, input_channels), name=f"{name}_features")
         if mode == "concat":
             outputs = _concatenated_branches(features, rates, filters, image_pooling, separable,
-                                             batch_norm_momentum, name)
+                                             batch_norm_momentum, align_corners, name)
         else:
             outputs = _summed_branches(features, rates, filters, kernel_size, branch_channels, dropout_rate)
         super().__init__(features, outputs, name=name, **kwargs)
@@ -83,7 +86,8 @@ class ASPP(ConfiguredSubModel):
         self._store_config(input_channels=input_channels, rates=rates, filters=filters, mode=mode,
                            kernel_size=kernel_size, image_pooling=image_pooling,
                            separable=separable, branch_channels=branch_channels,
-                           dropout_rate=dropout_rate, batch_norm_momentum=batch_norm_momentum)
+                           dropout_rate=dropout_rate, batch_norm_momentum=batch_norm_momentum,
+                           align_corners=align_corners)
 
 
 def _check_arguments(mode, rates):
@@ -97,7 +101,7 @@ def _check_arguments(mode, rates):
         raise ValueError("ASPP with mode='sum' needs at least one rate (one branch per rate)")
 
 
-def _concatenated_branches(features, rates, filters, image_pooling, separable, momentum, name):
+def _concatenated_branches(features, rates, filters, image_pooling, separable, momentum, align_corners, name):
     """Returns DeepLabv3's ASPP output [B, H, W, filters] (see `ASPP`)."""
     branches = [conv_bn_relu(features, filters, 1, f"{name}_1x1", batch_norm_momentum=momentum)]
     for index, rate in enumerate(rates, start=1):
@@ -106,7 +110,7 @@ def _concatenated_branches(features, rates, filters, image_pooling, separable, m
     if image_pooling:
         pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(features)
         pooled = conv_bn_relu(pooled, filters, 1, f"{name}_pool", batch_norm_momentum=momentum)
-        branches.append(ResizeToMatch(name=f"{name}_pool_resize")([pooled, features]))
+        branches.append(ResizeToMatch(align_corners=align_corners, name=f"{name}_pool_resize")([pooled, features]))
     x = keras.layers.Concatenate(name=f"{name}_concat")(branches) if len(branches) > 1 else branches[0]
     return conv_bn_relu(x, filters, 1, f"{name}_project", batch_norm_momentum=momentum)
 

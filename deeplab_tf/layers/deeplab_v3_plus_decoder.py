@@ -26,6 +26,8 @@ class DeepLabV3PlusDecoder(ConfiguredSubModel):
             Defaults to 256.
         separable: bool. Refine with atrous separable convolutions. Defaults to False.
         batch_norm_momentum: float. Momentum of the batch norms. Defaults to 0.99.
+        align_corners: bool. Upsample as TF1's `resize_bilinear(align_corners=True)`
+            (`ResizeToMatch`), as the official DeepLab decoder. Defaults to False.
         name: str. Defaults to "decoder".
 
     Returns (when called on `[encoder_output, low_level_features]`): a float Keras tensor
@@ -40,13 +42,13 @@ class DeepLabV3PlusDecoder(ConfiguredSubModel):
 
     def __init__(self, encoder_channels: int, low_level_channels: int, low_level_filters: int = 48,
                  filters: int = 256, separable: bool = False, batch_norm_momentum: float = 0.99,
-                 name: str = "decoder", **kwargs):
+                 align_corners: bool = False, name: str = "decoder", **kwargs):
         # === Functional Model ===
         encoder_output = keras.Input((None, None, encoder_channels), name=f"{name}_encoder_output")
         low_level = keras.Input((None, None, low_level_channels), name=f"{name}_low_level_features")
         projected = conv_bn_relu(low_level, low_level_filters, 1, "decoder_low_level",
                                  batch_norm_momentum=batch_norm_momentum)
-        x = ResizeToMatch(name="decoder_upsample")([encoder_output, projected])
+        x = ResizeToMatch(align_corners=align_corners, name="decoder_upsample")([encoder_output, projected])
         x = keras.layers.Concatenate(name="decoder_concat")([x, projected])
         for index in (1, 2):
             x = conv_bn_relu(x, filters, 3, f"decoder_conv{index}", batch_norm_momentum=batch_norm_momentum,
@@ -56,4 +58,5 @@ class DeepLabV3PlusDecoder(ConfiguredSubModel):
         self._store_config(encoder_channels=encoder_channels,
                            low_level_channels=low_level_channels,
                            low_level_filters=low_level_filters, filters=filters,
-                           separable=separable, batch_norm_momentum=batch_norm_momentum)
+                           separable=separable, batch_norm_momentum=batch_norm_momentum,
+                           align_corners=align_corners)

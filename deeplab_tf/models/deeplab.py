@@ -20,7 +20,8 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
     float32 logits [B, H, W, num_classes] at the input resolution.
 
     Layers: the backbone sub-model, `ASPP` ("aspp"), for v3+ `DeepLabV3PlusDecoder`
-    ("decoder"), the 1x1 classifier "logits" and "upsample_logits". Raises ValueError naming an
+    ("decoder"), the 1x1 classifier "logits" and "upsample_logits" (TF1's align-corners
+    sampling in every resize with `config.align_corners`). Raises ValueError naming an
     unknown architecture or an invalid output stride.
     """
     if config.arch not in V3_ARCHITECTURES:
@@ -33,6 +34,8 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
         weights=config.backbone_weights or None,
         alpha=config.backbone_alpha,
         multi_grid=tuple(config.multi_grid) or None,
+        channel_divisor=config.backbone_channel_divisor,
+        padding=config.backbone_padding,
     )
     images = keras.Input(shape=(None, None, 3), name="images")
     features = backbone(images)
@@ -42,8 +45,10 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
         input_channels=features["P5"].shape[-1],
         rates=tuple(r * rate_scale for r in config.atrous_rates),
         filters=config.aspp_filters,
+        image_pooling=config.aspp_image_pooling,
         separable=config.separable,
         batch_norm_momentum=config.batch_norm_momentum,
+        align_corners=config.align_corners,
     )(features["P5"])
     if config.arch == "deeplab_v3_plus":
         x = DeepLabV3PlusDecoder(
@@ -53,9 +58,10 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
             filters=config.decoder_filters,
             separable=config.separable,
             batch_norm_momentum=config.batch_norm_momentum,
+            align_corners=config.align_corners,
         )([x, features["P2"]])
     logits = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
-    logits = ResizeToMatch(name="upsample_logits")([logits, images])
+    logits = ResizeToMatch(align_corners=config.align_corners, name="upsample_logits")([logits, images])
     model = keras.Model(images, logits, name=f"{config.arch}_{config.backbone}")
     _set_batch_norm_momentum(model, config.batch_norm_momentum)
     return model

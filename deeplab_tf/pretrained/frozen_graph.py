@@ -61,6 +61,26 @@ def float_constants(graph_def: tf.compat.v1.GraphDef, path: str) -> SourceTensor
     )
 
 
+def frozen_variables(graph_def: tf.compat.v1.GraphDef, path: str) -> SourceTensors:
+    """Returns the float Const nodes of `graph_def` that were variables before freezing, as
+    `SourceTensors` keyed by variable name (e.g. "aspp0/weights"): the input for
+    `tf1_deeplab.load_tf1_weights`, as a TF1 checkpoint's variables are.
+
+    `convert_variables_to_constants` (DeepLab's `export_model.py`, through `freeze_graph`) turns
+    variable `v` into a Const named `v` and keeps the Identity `v/read` (for a resource variable,
+    an Identity `v/Read/ReadVariableOp`) that reads it, so a variable is a float Const read by
+    an Identity node; other constants (the preprocessing's `mul_1/x`, sizes, axes) are left out.
+    `path` names the source in error messages."""
+    read = {_node_name(node.input[0]) for node in graph_def.node if node.op == "Identity" and node.input}
+    constants = float_constants(graph_def, path)
+    return SourceTensors({name: value for name, value in constants.items() if name in read}, path)
+
+
+def _node_name(tensor_name: str) -> str:
+    """Returns the node name of a GraphDef input: "v:0" -> "v", "^v" (control input) -> "v"."""
+    return tensor_name.lstrip("^").split(":")[0]
+
+
 def run_image_graph(
     graph_def: tf.compat.v1.GraphDef,
     image: np.ndarray,

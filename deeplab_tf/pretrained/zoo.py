@@ -81,7 +81,7 @@ PRETRAINED_MODELS = {
             protocol="not published for this file; its checkpoint family mobilenetv2_dm05_coco_voc_trainaug "
                      "scores 70.19% (VOC 2012 val, OS 16, one scale; research/deeplab/g3doc/quantize.md)",
             importer="tflite",
-            imports_here=False,
+            imports_here=True,
         ),
         PretrainedModel(
             name="deeplabv3_mnv2_pascal_train_aug",
@@ -93,7 +93,7 @@ PRETRAINED_MODELS = {
             miou=75.32,
             protocol=f"VOC 2012 val, OS 16, one scale, no flip (77.33 at OS 8, 0.5:0.25:1.75 + flip; {MODEL_ZOO_DOC})",
             importer="tf1_checkpoint",
-            imports_here=False,
+            imports_here=True,
         ),
         PretrainedModel(
             name="deeplabv3_pascal_train_aug",
@@ -105,7 +105,7 @@ PRETRAINED_MODELS = {
             miou=82.20,
             protocol=f"VOC 2012 val, OS 16, one scale, no flip (83.58 at OS 8, 0.5:0.25:1.75 + flip; {MODEL_ZOO_DOC})",
             importer="tf1_checkpoint",
-            imports_here=False,
+            imports_here=True,
         ),
         PretrainedModel(
             name="deeplabv3_cityscapes_train",
@@ -117,7 +117,7 @@ PRETRAINED_MODELS = {
             miou=78.79,
             protocol=f"Cityscapes val, OS 16, one scale, no flip (80.42 at OS 8, 0.75:0.25:1.25 + flip; {MODEL_ZOO_DOC})",
             importer="tf1_checkpoint",
-            imports_here=False,
+            imports_here=True,
         ),
     )
 }

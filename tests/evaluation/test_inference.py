@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab_tf.evaluation.inference import distance_to_seams, keras_scorer, multi_scale, tiled, window_spans, window_starts
+from deeplab_tf.evaluation.inference import (distance_to_seams, keras_scorer, multi_scale, padded, tiled, window_spans,
+                                             window_starts)
 from deeplab_tf.layers.resize import ResizeToMatch
 
 NUM_CLASSES = 3
@@ -156,3 +157,35 @@ def test_stride_aligned_tiling_equals_whole_image_logits_beyond_the_receptive_fi
     unaligned = np.abs(tiled(scorer, tile, overlap)(images).numpy() - whole).max(axis=-1)[0]
     far = distance_to_seams((64, 160), tile, overlap, 1) >= radius
     assert far.mean() > 0.2 and unaligned[far].max() > 1e-2
+
+
+def _seen_inputs(seen):
+    """Returns a scorer recording each input and returning it, float32, as its "probabilities"."""
+    def score(pixels):
+        seen.append(np.asarray(pixels))
+        return tf.cast(pixels, tf.float32)
+    return score
+
+
+@pytest.mark.parametrize("shape, padded_shape", [((5, 7), (9, 8)), ((9, 11), (9, 11)), ((3, 10), (9, 10))])
+def test_padded_pads_bottom_right_with_the_pixel_and_crops_back(shape, padded_shape):
+    image = pixels((2, *shape, 3))
+    seen = []
+    result = padded(_seen_inputs(seen), (9, 8), (127.5, 0.0, 255.0))(image)
+    (inner,) = seen
+    assert inner.shape == (2, *padded_shape, 3)
+    np.testing.assert_array_equal(inner[:, :shape[0], :shape[1]], image)
+    below_or_right = np.ones(padded_shape, bool)
+    below_or_right[:shape[0], :shape[1]] = False
+    np.testing.assert_array_equal(inner[:, below_or_right], np.broadcast_to([127.5, 0.0, 255.0], inner[:, below_or_right].shape))
+    np.testing.assert_array_equal(result, image.astype(np.float32))
+
+
+def test_padded_works_at_unknown_sizes_and_is_the_scorer_itself_without_a_size():
+    scorer = scorer_of(tiny_model(symmetric=False))
+    assert padded(scorer, (0, 0), (127.5,) * 3) is scorer
+    score = tf.function(padded(scorer, (16, 16), (127.5,) * 3), input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    image = pixels((1, 11, 13, 3)).astype(np.float32)
+    padded_image = np.full((1, 16, 16, 3), 127.5, np.float32)
+    padded_image[:, :11, :13] = image
+    np.testing.assert_allclose(score(image), np.asarray(scorer(padded_image))[:, :11, :13], atol=1e-6)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import experiments
 from deeplab_tf.assembly import assemble
-from deeplab_tf.config import apply_overrides
+from deeplab_tf.config import EvalConfig, apply_overrides
 from deeplab_tf.evaluation.inference import keras_scorer, multi_scale
 from deeplab_tf.training.checkpoints import model_weights
 from export.export_saved_model import export_saved_model
@@ -70,5 +70,7 @@ def test_export_cli_takes_the_experiments_fusion():
     values = types.SimpleNamespace(input_type=["image_tensor"], outputs=[], batch_size=None, input_size="",
                                    scales=["0.5", "1"], flip=False, fusion=None, crf=False, crf_params="",
                                    checkpoint="", max_pixels=100)
-    assert serving_options(values, "max").fusion == "max"
-    assert serving_options(types.SimpleNamespace(**{**vars(values), "fusion": "mean"}), "max").fusion == "mean"
+    evaluation = EvalConfig(fusion="max", pad_to_size=(513, 513))
+    options = serving_options(values, evaluation)
+    assert (options.fusion, options.pad_to_size, options.pad_value) == ("max", (513, 513), evaluation.pad_value)
+    assert serving_options(types.SimpleNamespace(**{**vars(values), "fusion": "mean"}), evaluation).fusion == "mean"

@@ -35,3 +35,24 @@ def bird():
     image = np.asarray(Image.open(_official_path("images/bird_segmentation.bmp")).convert("RGB"))
     mask = np.asarray(Image.open(_official_path("images/bird_segmentation_mask.bmp")))
     return image, mask
+
+
+CAMVID_IMAGES = 4
+"""How many CamVid val images the parity tests compare on."""
+
+
+@pytest.fixture(scope="session")
+def voc_photos():
+    """[(name, RGB uint8 [H, W, 3])]: the bird (513x513) and dog (128x128) photos (BMP stores BGR;
+    PIL decodes it to RGB)."""
+    return [(name, np.asarray(Image.open(_official_path(f"images/{name}_segmentation.bmp")).convert("RGB")))
+            for name in ("bird", "dog")]
+
+
+@pytest.fixture(scope="session")
+def camvid_photos(camvid_dir):
+    """[(file name, PIL RGB image at its own size)]: `CAMVID_IMAGES` evenly spaced val images."""
+    with open(os.path.join(camvid_dir, "val.txt")) as f:
+        lines = [line.split()[0] for line in f if line.strip()]
+    return [(os.path.basename(path), Image.open(os.path.join(camvid_dir, path)).convert("RGB"))
+            for path in lines[:: len(lines) // CAMVID_IMAGES][:CAMVID_IMAGES]]

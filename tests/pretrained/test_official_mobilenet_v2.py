@@ -1,23 +1,28 @@
-"""The official TF.js DeepLabv3 MobileNetV2 imported into deeplab-tf's Keras parts computes the
-official graph: same 65x65 logits (`logits/semantic/BiasAdd`), same labels, on the two VOC photos
-and four CamVid val images; and the loader fails in one line on a tensor it cannot place."""
-
-import os
+"""The official TF.js DeepLabv3 MobileNetV2 imported into the `voc_v3_mnv2_official` experiment's
+model computes the official graph: same 65x65 logits (`logits/semantic/BiasAdd`), and the
+experiment's evaluation scorer (`eval.pad_to_size` padding, softmax, argmax) gives the same labels,
+on the two VOC photos and four CamVid val images; the loader fails in one line on a tensor it
+cannot place."""
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+import experiments
+from deeplab_tf.backbones import get_normalizer
+from deeplab_tf.evaluation.inference import keras_scorer, padded
 from deeplab_tf.models.fold_batch_norm import count_batch_norms
 from deeplab_tf.pretrained.frozen_graph import run_image_graph
-from deeplab_tf.pretrained.official_mobilenet_v2 import (CROP_SIZE, LOGITS_LAYER, build_official_mobilenet_v2,
-                                                         predict_labels, preprocess)
-from deeplab_tf.pretrained.source_tensors import MissingTensorError, SourceFileError, SourceTensors, TensorShapeError
+from deeplab_tf.pretrained.official_mobilenet_v2 import CROP_SIZE, LOGITS_LAYER, build_official_mobilenet_v2, preprocess
+from deeplab_tf.pretrained.source_tensors import MissingTensorError, SourceFileError, TensorShapeError
 from deeplab_tf.pretrained.tfjs_graph import read_tfjs_graph_model
 from deeplab_tf.pretrained.tfjs_mobilenet_v2 import UnusedTensorError, load_tfjs_mobilenet_v2
 
-CAMVID_IMAGES = 4
+from tests.pretrained.conftest import CAMVID_IMAGES
+from tests.pretrained.weight_edits import edited, fails_and_sets_nothing
+
+EXPERIMENT = experiments.get_experiment("voc_v3_mnv2_official")
 OFFICIAL_FETCHES = ("logits/semantic/BiasAdd:0", "ResizeBilinear_3:0", "SemanticPredictions:0", "sub_7:0")
 
 
@@ -28,47 +33,40 @@ def official(tfjs_model_dir):
 
 @pytest.fixture(scope="module")
 def model(official):
-    model = build_official_mobilenet_v2()
+    model = build_official_mobilenet_v2(EXPERIMENT.model)
     load_tfjs_mobilenet_v2(model, official.weights)
     return model
 
 
-def _voc_photo(tfjs_model_dir, name):
-    """Returns the photo `images/{name}_segmentation.bmp` beside the TF.js model, RGB uint8 [H, W, 3]
-    (BMP stores BGR; PIL decodes it to RGB)."""
-    path = os.path.join(os.path.dirname(tfjs_model_dir), "images", f"{name}_segmentation.bmp")
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def _camvid_images(camvid_dir):
-    """Returns [(name, uint8 [384, 513, 3])]: evenly spaced val images, the larger side resized to
-    513 as the official demo does (`resize_ratio = 513 / max(w, h)`, PIL antialias)."""
-    with open(os.path.join(camvid_dir, "val.txt")) as f:
-        lines = [line.split()[0] for line in f if line.strip()]
-    images = []
-    for path in lines[:: len(lines) // CAMVID_IMAGES][:CAMVID_IMAGES]:
-        image = Image.open(os.path.join(camvid_dir, path)).convert("RGB")
-        ratio = CROP_SIZE / max(image.size)
-        size = (int(ratio * image.size[0]), int(ratio * image.size[1]))
-        images.append((os.path.basename(path), np.asarray(image.resize(size, Image.LANCZOS))))
-    return images
+def _resized_to_513(image):
+    """Returns the PIL `image` with its larger side resized to 513 as the official demo does
+    (`resize_ratio = 513 / max(w, h)`, PIL antialias), as uint8 [H, W, 3]."""
+    ratio = CROP_SIZE / max(image.size)
+    return np.asarray(image.resize((int(ratio * image.size[0]), int(ratio * image.size[1])), Image.LANCZOS))
 
 
 @pytest.fixture(scope="module")
-def images(tfjs_model_dir, camvid_dir):
+def images(voc_photos, camvid_photos):
     """[(name, RGB uint8 [H, W, 3], H, W <= 513)]: bird (513x513), dog (128x128), 4 CamVid (384x513)."""
-    photos = [(name, _voc_photo(tfjs_model_dir, name)) for name in ("bird", "dog")]
-    return photos + _camvid_images(camvid_dir)
+    return voc_photos + [(name, _resized_to_513(image)) for name, image in camvid_photos]
+
+
+def _labels(scorer, image):
+    """Returns the argmax [H, W] of `scorer`'s probabilities for one uint8 image [H, W, 3]."""
+    return np.argmax(np.asarray(scorer(image[None]))[0], axis=-1)
 
 
 @pytest.fixture(scope="module")
 def comparisons(official, model, images):
-    """{name: (official fetches, our 65x65 logits [1, 65, 65, 21], our labels [H, W])}."""
+    """{name: (official fetches, our 65x65 logits [1, 65, 65, 21], our labels [H, W])}: the labels
+    of the experiment's evaluation scorer (`keras_scorer` on 513x513 mean-padded images)."""
     logits_model = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
+    scorer = padded(keras_scorer(model, get_normalizer(EXPERIMENT.model.backbone)), EXPERIMENT.eval.pad_to_size,
+                    EXPERIMENT.eval.pad_value)
     results = {}
     for name, image in images:
         reference = run_image_graph(official.graph_def, image, OFFICIAL_FETCHES, source="official TF.js")
-        results[name] = (reference, np.asarray(logits_model(preprocess(image))), predict_labels(model, image))
+        results[name] = (reference, np.asarray(logits_model(preprocess(image))), _labels(scorer, image))
     return results
 
 
@@ -114,40 +112,25 @@ def test_bird_labels_agree_with_its_voc_mask(comparisons, bird):
     assert (comparisons["bird"][2] == mask).mean() >= 0.95
 
 
-def _edited(tensors, remove=(), add=None):
-    """Returns a copy of `tensors` without `remove`, with `add` ({name: array}) set."""
-    edited = {name: value for name, value in tensors.items() if name not in remove}
-    edited.update(add or {})
-    return SourceTensors(edited, tensors.path)
-
-
-def _fails_and_sets_nothing(model, tensors, error, match):
-    before = model.get_layer(LOGITS_LAYER).get_weights()[0].copy()
-    with pytest.raises(error, match=match) as raised:
-        load_tfjs_mobilenet_v2(model, tensors)
-    assert "\n" not in str(raised.value)
-    np.testing.assert_array_equal(model.get_layer(LOGITS_LAYER).get_weights()[0], before)
-
-
 def test_a_missing_tensor_fails_naming_it(model, official):
     name = "MobilenetV2/expanded_conv_7/depthwise/BatchNorm/FusedBatchNorm/Scaled"
-    _fails_and_sets_nothing(model, _edited(official.weights, remove=[name]), MissingTensorError, f"no tensor '{name}'")
+    fails_and_sets_nothing(load_tfjs_mobilenet_v2, model, edited(official.weights, remove=[name]), MissingTensorError, f"no tensor '{name}'")
 
 
 def test_a_wrongly_shaped_tensor_fails_naming_both_shapes(model, official):
     name = "concat_projection/Conv2D/merged_input"
-    tensors = _edited(official.weights, add={name: np.zeros((1, 1, 256, 512), np.float32)})
-    _fails_and_sets_nothing(model, tensors, TensorShapeError, r"\(1, 1, 256, 512\), expected \(1, 1, 512, 256\)")
+    tensors = edited(official.weights, add={name: np.zeros((1, 1, 256, 512), np.float32)})
+    fails_and_sets_nothing(load_tfjs_mobilenet_v2, model, tensors, TensorShapeError, r"\(1, 1, 256, 512\), expected \(1, 1, 512, 256\)")
 
 
 def test_a_float_tensor_with_no_place_in_the_model_fails(model, official):
-    tensors = _edited(official.weights, add={"aspp1/Conv2D/merged_input": np.zeros((3, 3, 320, 256), np.float32)})
-    _fails_and_sets_nothing(model, tensors, UnusedTensorError, "1 float tensors .* no place in the model: 'aspp1/")
+    tensors = edited(official.weights, add={"aspp1/Conv2D/merged_input": np.zeros((3, 3, 320, 256), np.float32)})
+    fails_and_sets_nothing(load_tfjs_mobilenet_v2, model, tensors, UnusedTensorError, "1 float tensors .* no place in the model: 'aspp1/")
 
 
 def test_other_preprocessing_fails(model, official):
-    tensors = _edited(official.weights, add={"Reshape": np.full((1, 1, 3), 128.0, np.float32)})
-    _fails_and_sets_nothing(model, tensors, SourceFileError, "preprocessing constant 'Reshape'")
+    tensors = edited(official.weights, add={"Reshape": np.full((1, 1, 3), 128.0, np.float32)})
+    fails_and_sets_nothing(load_tfjs_mobilenet_v2, model, tensors, SourceFileError, "preprocessing constant 'Reshape'")
 
 
 def test_preprocess_rejects_images_larger_than_513():

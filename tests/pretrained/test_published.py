@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 import pytest
 from PIL import Image
 
@@ -62,3 +63,50 @@ def test_transfer_experiment_starts_from_the_voc_weights(tfjs_dir):
     np.testing.assert_array_equal(first, official["MobilenetV2/Conv/Conv2D/merged_input"])
     beta = parts.model.get_layer("mobilenet_v2_os16").get_layer("bn_Conv1").beta.numpy()
     np.testing.assert_array_equal(beta, official["MobilenetV2/Conv/BatchNorm/FusedBatchNorm/Offset"])
+
+
+def test_official_tflite_file_loads_into_its_experiment():
+    """The dm 0.5 TFLite file into `voc_v3_mnv2_dm05_official`'s model (batch norms included):
+    its logits at 257x257 equal the interpreter's (1e-4 of the largest)."""
+    path = os.path.join(OFFICIAL, "tflite_mnv2_dm05_voc", "deeplabv3_257_mv_gpu.tflite")
+    if not os.path.isfile(path):
+        pytest.skip(f"official TFLite model not found at {os.path.abspath(path)}")
+    from deeplab_tf.pretrained.tflite_file import run_tflite
+
+    model = build_model(experiments.get_experiment("voc_v3_mnv2_dm05_official").model, 21).model
+    assert is_published_model(path) and "TFLite model" in restore_model(model, path)
+    image = np.array(Image.open(os.path.join(OFFICIAL, "images", "bird_segmentation.bmp")).convert("RGB").resize((257, 257)))
+    inputs = (image[None].astype(np.float32) - 127.5) / 127.5
+    (expected,) = run_tflite(path, inputs).values()
+    actual = model(inputs, training=False).numpy()
+    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("layout", ["prefix", "folder"])
+def test_tf1_checkpoint_of_official_names_loads_into_the_transfer_model(tmp_path, layout):
+    """A zoo-style TF1 checkpoint (official variable names, written here: no official one is
+    available) passed as `init_checkpoint`: every weight but the 21-class classifier is set."""
+    from tests.pretrained.test_tf1_deeplab import _random_official, write_checkpoint
+
+    official_model = build_model(ModelConfig(arch="deeplab_v3", backbone="mobilenet_v2", output_stride=16,
+                                             atrous_rates=(), aspp_filters=256), 21).model
+    official = _random_official(official_model, seed=3)
+    prefix = write_checkpoint(str(tmp_path / "model.ckpt"), official)
+    model = build_model(ModelConfig(arch="deeplab_v3", backbone="mobilenet_v2", output_stride=8, atrous_rates=(),
+                                    aspp_filters=256), 5).model
+    lines = []
+    loaded = restore_model(model, prefix if layout == "prefix" else str(tmp_path), log=lines.append)
+    assert loaded == f"TF1 checkpoint {prefix} (270 tensors)"
+    assert lines == ["Classifier 'logits' left at its initialisation: 21 pretrained classes, 5 here"]
+    kernel = model.get_layer("mobilenet_v2_os8").get_layer("block_3_depthwise").get_weights()[0]
+    np.testing.assert_array_equal(kernel, official["MobilenetV2/expanded_conv_3/depthwise/depthwise_weights"])
+
+
+def test_our_own_checkpoints_are_not_taken_for_published_ones(tmp_path):
+    from deeplab_tf.training.checkpoints import model_weights
+
+    model = build_model(ModelConfig(arch="deeplab_v3", backbone="mobilenet_v2", backbone_alpha=0.35,
+                                    atrous_rates=(), aspp_filters=8), 3).model
+    prefix = tf.train.Checkpoint(model_weights=model_weights(model)).write(str(tmp_path / "ckpt"))
+    assert not is_published_model(prefix) and not is_published_model(str(tmp_path))
+    assert restore_model(model, prefix) == prefix
