@@ -89,7 +89,8 @@ def export_saved_model(
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and not overwrite:
         raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
-    parts = assemble(experiment, output_stride=output_stride, dtype_policy=PRECISION_POLICIES[precision])
+    parts = assemble(experiment, output_stride=output_stride, dtype_policy=PRECISION_POLICIES[precision],
+                     with_data=False)
     prefix = restore_model(parts.model, checkpoint)
     model = parts.model
     folded_count = 0
