@@ -13,6 +13,8 @@ from deeplab_tf.layers.deeplab_v3_plus_decoder import DeepLabV3PlusDecoder
 from deeplab_tf.layers.resize import ResizeToMatch
 
 V3_ARCHITECTURES = ("deeplab_v3", "deeplab_v3_plus")
+CLASSIFIER_LAYER = "logits"
+"""Name of the final 1x1 classifier (what transfer to another number of classes replaces)."""
 
 
 def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
@@ -60,7 +62,7 @@ def build_deeplab(config: ModelConfig, num_classes: int) -> keras.Model:
             batch_norm_momentum=config.batch_norm_momentum,
             align_corners=config.align_corners,
         )([x, features["P2"]])
-    logits = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    logits = keras.layers.Conv2D(num_classes, 1, name=CLASSIFIER_LAYER)(x)
     logits = ResizeToMatch(align_corners=config.align_corners, name="upsample_logits")([logits, images])
     model = keras.Model(images, logits, name=f"{config.arch}_{config.backbone}")
     _set_batch_norm_momentum(model, config.batch_norm_momentum)

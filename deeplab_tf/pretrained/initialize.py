@@ -12,9 +12,8 @@ import keras
 import numpy as np
 
 from deeplab_tf.models.fold_batch_norm import foldable_pairs
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
 
-CLASSIFIER = "logits"
-"""Name of the final classifier layer of deeplab-tf's v3 / v3+ models."""
 
 
 def weighted_layers(model: keras.Model) -> dict:
@@ -31,7 +30,7 @@ def initialize_from_folded(model: keras.Model, folded: keras.Model, log=None) ->
     Every weighted layer of `folded` must exist in `model` with the same kernel shape. A
     convolution that `model` follows by a batch norm takes the kernel, and the batch norm the
     identity plus the folded bias (module docstring); any other layer takes the weights as they
-    are. The classifier `CLASSIFIER` is skipped (left as initialised, and logged) when its
+    are. The classifier `CLASSIFIER_LAYER` is skipped (left as initialised, and logged) when its
     number of classes differs: a new classifier for another dataset. Layers of `model` that
     `folded` lacks (e.g. a v3+ decoder) keep their initialisation.
 
@@ -46,7 +45,7 @@ def initialize_from_folded(model: keras.Model, folded: keras.Model, log=None) ->
             raise ValueError(f"the pretrained layer {name!r} has no counterpart in model {model.name!r}")
         kernel, bias = source.get_weights()
         target_kernel = tuple(targets[name].weights[0].shape)
-        if name == CLASSIFIER and target_kernel[-1] != kernel.shape[-1]:
+        if name == CLASSIFIER_LAYER and target_kernel[-1] != kernel.shape[-1]:
             if log:
                 log(f"Classifier {name!r} left at its initialisation: {kernel.shape[-1]} pretrained classes, "
                     f"{target_kernel[-1]} here")

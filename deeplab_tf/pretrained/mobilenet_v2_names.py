@@ -8,10 +8,10 @@ it `bn_Conv1` or `<conv>_BN`; slim names the scope `MobilenetV2/Conv`,
 `MobilenetV2/expanded_conv/depthwise`, `MobilenetV2/expanded_conv_N/expand|depthwise|project`.
 """
 
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
+
 BLOCKS = 16
 """Inverted residual blocks after the first (`expanded_conv_1` ... `expanded_conv_16`)."""
-LOGITS_LAYER = "logits"
-"""The classifier of deeplab-tf's DeepLab models (official scope `logits/semantic`)."""
 
 
 def backbone_layers() -> list[tuple[str, str, str]]:
@@ -35,7 +35,7 @@ def official_layers() -> list[tuple[str, str, str]]:
     return backbone_layers() + [("aspp0", "aspp_1x1_conv", "conv"),
                                 ("image_pooling", "aspp_pool_conv", "conv"),
                                 ("concat_projection", "aspp_project_conv", "projection"),
-                                ("logits/semantic", LOGITS_LAYER, "logits")]
+                                ("logits/semantic", CLASSIFIER_LAYER, "logits")]
 
 
 def batch_norm_layer(conv_layer: str) -> str:

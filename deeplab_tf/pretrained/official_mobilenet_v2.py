@@ -15,6 +15,7 @@ import numpy as np
 from deeplab_tf.backbones.normalization import tf_normalize
 from deeplab_tf.config import ModelConfig
 from deeplab_tf.models import build_model
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
 from deeplab_tf.models.fold_batch_norm import fold_batch_norm
 from deeplab_tf.pretrained.official_config import official_model_config
 
@@ -22,15 +23,13 @@ CROP_SIZE = 513
 """Side of the padded square image the official graph always runs on."""
 MEAN_PIXEL = 127.5
 """The official pad value (`mean_pixel` of mobilenet_v2); 0.0 after normalisation."""
-LOGITS_LAYER = "logits"
-"""The classifier layer: its output is the official `logits/semantic/BiasAdd`."""
 
 
 def build_official_mobilenet_v2(config: ModelConfig = official_model_config(), num_classes: int = 21) -> keras.Model:
     """Returns `build_model(config, num_classes).model` with every batch norm folded and random
     weights (load them with `tfjs_mobilenet_v2.load_tfjs_mobilenet_v2` or
     `tflite_mobilenet_v2.load_tflite_mobilenet_v2`): normalised float32 images [B, H, W, 3] ->
-    logits float32 [B, H, W, num_classes]. The layer `LOGITS_LAYER` outputs the logits at the
+    logits float32 [B, H, W, num_classes]. The layer `CLASSIFIER_LAYER` outputs the logits at the
     output stride (65x65 at OS 8 for a 513x513 input)."""
     return fold_batch_norm(build_model(config, num_classes).model)
 

@@ -22,7 +22,8 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.pretrained.frozen_graph import frozen_variables, read_frozen_graph
-from deeplab_tf.pretrained.initialize import CLASSIFIER, initialize_from_folded
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
+from deeplab_tf.pretrained.initialize import initialize_from_folded
 from deeplab_tf.pretrained.official_config import official_model_config
 from deeplab_tf.pretrained.official_mobilenet_v2 import build_official_mobilenet_v2
 from deeplab_tf.pretrained.tf1_checkpoint import read_tf1_checkpoint
@@ -104,9 +105,9 @@ def load_published_model(model: keras.Model, path: str, log=None) -> str:
 
 def _classes_differ(model: keras.Model, tensors, log) -> bool:
     """Returns True (and logs it) when the source's classifier scores another number of classes
-    than `model`'s classifier `CLASSIFIER`."""
-    ours = model.get_layer(CLASSIFIER).weights[0].shape[-1]
+    than `model`'s classifier `CLASSIFIER_LAYER`."""
+    ours = model.get_layer(CLASSIFIER_LAYER).weights[0].shape[-1]
     theirs = tensors[TF1_CLASSIFIER_KERNEL].shape[-1] if TF1_CLASSIFIER_KERNEL in tensors else ours
     if theirs != ours and log:
-        log(f"Classifier {CLASSIFIER!r} left at its initialisation: {theirs} pretrained classes, {ours} here")
+        log(f"Classifier {CLASSIFIER_LAYER!r} left at its initialisation: {theirs} pretrained classes, {ours} here")
     return theirs != ours

@@ -134,4 +134,4 @@ def _head_units(layer_names) -> list[tuple[str, str, str | None]]:
                ("decoder/feature_projection0", "decoder_low_level_conv", "decoder_low_level_bn"),
                ("decoder/decoder_conv0", "decoder_conv1_conv", "decoder_conv1_bn"),
                ("decoder/decoder_conv1", "decoder_conv2_conv", "decoder_conv2_bn"),
-               (CLASSIFIER_SCOPE, mobilenet_v2_names.LOGITS_LAYER, None)])
+               (CLASSIFIER_SCOPE, mobilenet_v2_names.CLASSIFIER_LAYER, None)])

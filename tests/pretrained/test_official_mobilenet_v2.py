@@ -14,7 +14,8 @@ from deeplab_tf.backbones import get_normalizer
 from deeplab_tf.evaluation.inference import keras_scorer, padded
 from deeplab_tf.models.fold_batch_norm import count_batch_norms
 from deeplab_tf.pretrained.frozen_graph import run_image_graph
-from deeplab_tf.pretrained.official_mobilenet_v2 import CROP_SIZE, LOGITS_LAYER, build_official_mobilenet_v2, preprocess
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
+from deeplab_tf.pretrained.official_mobilenet_v2 import CROP_SIZE, build_official_mobilenet_v2, preprocess
 from deeplab_tf.pretrained.source_tensors import MissingTensorError, SourceFileError, TensorShapeError
 from deeplab_tf.pretrained.tfjs_graph import read_tfjs_graph_model
 from deeplab_tf.pretrained.tfjs_mobilenet_v2 import UnusedTensorError, load_tfjs_mobilenet_v2
@@ -60,7 +61,7 @@ def _labels(scorer, image):
 def comparisons(official, model, images):
     """{name: (official fetches, our 65x65 logits [1, 65, 65, 21], our labels [H, W])}: the labels
     of the experiment's evaluation scorer (`keras_scorer` on 513x513 mean-padded images)."""
-    logits_model = keras.Model(model.input, model.get_layer(LOGITS_LAYER).output)
+    logits_model = keras.Model(model.input, model.get_layer(CLASSIFIER_LAYER).output)
     scorer = padded(keras_scorer(model, get_normalizer(EXPERIMENT.model.backbone)), EXPERIMENT.eval.pad_to_size,
                     EXPERIMENT.eval.pad_value)
     results = {}

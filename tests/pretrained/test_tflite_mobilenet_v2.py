@@ -13,7 +13,8 @@ from PIL import Image
 import experiments
 from deeplab_tf.backbones import get_normalizer
 from deeplab_tf.models.fold_batch_norm import count_batch_norms
-from deeplab_tf.pretrained.official_mobilenet_v2 import LOGITS_LAYER, build_official_mobilenet_v2
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
+from deeplab_tf.pretrained.official_mobilenet_v2 import build_official_mobilenet_v2
 from deeplab_tf.pretrained.source_tensors import MissingTensorError, TensorShapeError
 from deeplab_tf.pretrained.tflite_file import read_tflite_model, run_tflite
 from deeplab_tf.pretrained.tflite_mobilenet_v2 import INPUT_SIZE, load_tflite_mobilenet_v2
@@ -52,7 +53,7 @@ def inputs(voc_photos, camvid_photos):
 @pytest.fixture(scope="module")
 def comparisons(tflite_path, model, inputs):
     """{name: (interpreter fetches, our 33x33 logits, our 257x257 logits)}."""
-    logits_model = keras.Model(model.input, [model.get_layer(LOGITS_LAYER).output, model.output])
+    logits_model = keras.Model(model.input, [model.get_layer(CLASSIFIER_LAYER).output, model.output])
     return {name: (run_tflite(tflite_path, x, FETCHES), *(np.asarray(y) for y in logits_model(x)))
             for name, x in inputs}
 

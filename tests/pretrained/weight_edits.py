@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from deeplab_tf.pretrained.official_mobilenet_v2 import LOGITS_LAYER
+from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
 from deeplab_tf.pretrained.source_tensors import SourceTensors
 
 
@@ -18,8 +18,8 @@ def edited(tensors, remove=(), add=None):
 def fails_and_sets_nothing(load, model, tensors, error, match):
     """Asserts that `load(model, tensors)` raises `error` matching `match` in one line and leaves
     the classifier's kernel as it was."""
-    before = model.get_layer(LOGITS_LAYER).get_weights()[0].copy()
+    before = model.get_layer(CLASSIFIER_LAYER).get_weights()[0].copy()
     with pytest.raises(error, match=match) as raised:
         load(model, tensors)
     assert "\n" not in str(raised.value)
-    np.testing.assert_array_equal(model.get_layer(LOGITS_LAYER).get_weights()[0], before)
+    np.testing.assert_array_equal(model.get_layer(CLASSIFIER_LAYER).get_weights()[0], before)
