@@ -37,12 +37,11 @@ def apply_speed_choices(model: keras.Model, atrous_implementation: str, fused_ba
 def speed_choices_of(model: keras.Model) -> dict:
     """Returns {"atrous_implementation": str or None, "fused_batch_norm": bool}: what is set on
     `model`'s layers (None when it has no atrous layer), for `apply_speed_choices`."""
-    layers = model._flatten_layers(include_self=False, recursive=True)
+    layers = list(model._flatten_layers(include_self=False, recursive=True))
     implementations = [layer.implementation for layer in layers if isinstance(layer, ATROUS_LAYERS)]
     return {
         "atrous_implementation": implementations[0] if implementations else None,
-        "fused_batch_norm": any(isinstance(layer, FusedBatchNormalization) for layer in
-                                model._flatten_layers(include_self=False, recursive=True)),
+        "fused_batch_norm": any(isinstance(layer, FusedBatchNormalization) for layer in layers),
     }
 
 

@@ -24,13 +24,6 @@ class UnusedTensorError(SourceTensorError, ValueError):
     """Float tensors of the file that have no place in the model (names them and the file)."""
 
 
-def swap_projection_halves(kernel: np.ndarray) -> np.ndarray:
-    """Returns the ASPP projection kernel [1, 1, 2C, F] with its input-channel halves swapped:
-    the official head concatenates [image_pooling, aspp0], `ASPP` [1x1, image pooling]."""
-    half = kernel.shape[2] // 2
-    return np.concatenate([kernel[:, :, half:], kernel[:, :, :half]], axis=2)
-
-
 def set_official_weights(model: keras.Model, tensors: SourceTensors, layer_weights: LayerWeights,
                          other_used=()) -> int:
     """Sets every weighted layer of `model` from `tensors` through `layer_weights`, once all fit.

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 
 from deeplab_tf.pretrained import official_mobilenet_v2 as official
-from deeplab_tf.pretrained.official_weights import (UnusedTensorError, set_official_weights,  # noqa: F401
-                                                    swap_projection_halves)
+from deeplab_tf.pretrained.official_weights import UnusedTensorError, set_official_weights  # noqa: F401
+from deeplab_tf.pretrained.tf1_names import projection_to_keras
 from deeplab_tf.pretrained.source_tensors import SourceFileError, SourceTensors
 
 PREPROCESSING_CONSTANTS = {
@@ -58,7 +58,7 @@ def _layer_weights(kernel_shape, bias_shape, scope: str, kind: str, tensors: Sou
     names = [f"{scope}/Conv2D/merged_input", offset]
     kernel = np.array(tensors.tensor(names[0], kernel_shape))
     if kind == "projection":
-        kernel = swap_projection_halves(kernel)
+        kernel = projection_to_keras(kernel, kernel.shape[2] // 2)  # [pooling, 1x1] -> ours
     return [kernel, np.array(tensors.tensor(offset, bias_shape))], names
 
 

@@ -18,7 +18,8 @@ and feeds x / 127.5 - 1.
 import keras
 import numpy as np
 
-from deeplab_tf.pretrained.official_weights import set_official_weights, swap_projection_halves
+from deeplab_tf.pretrained.official_weights import set_official_weights
+from deeplab_tf.pretrained.tf1_names import projection_to_keras
 from deeplab_tf.pretrained.source_tensors import SourceTensors
 
 INPUT_SIZE = 257
@@ -45,5 +46,5 @@ def _layer_weights(kernel_shape, bias_shape, scope: str, kind: str, tensors: Sou
     stored_shape = (kernel_shape[3],) + tuple(kernel_shape[:3])  # out (or 1) first
     kernel = np.transpose(tensors.tensor(names[0], stored_shape), (1, 2, 3, 0))
     if kind == "projection":
-        kernel = swap_projection_halves(kernel)
+        kernel = projection_to_keras(kernel, kernel.shape[2] // 2)  # [pooling, 1x1] -> ours
     return [np.array(kernel), np.array(tensors.tensor(names[1], bias_shape))], names
