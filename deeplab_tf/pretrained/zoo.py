@@ -1,9 +1,14 @@
 """The registry of pretrained models deeplab-tf knows: what each is, where it was published, how
 it scored, which experiment builds it and which files it needs.
 
-Nothing is downloaded: a user fetches the files once and passes their local path, e.g.
-`--override=train.init_checkpoint=PATH` (training), `--checkpoint=PATH` (evaluate, export; see
-`deeplab_tf.training.checkpoints.restore_model`). `python -m deeplab_tf.cli.zoo` lists them.
+Two kinds of entries:
+- official models (importer "tfjs_graph", "tflite", "tf1_checkpoint"): nothing is downloaded; a
+  user fetches the files once and passes their local path, e.g.
+  `--override=train.init_checkpoint=PATH` (training), `--checkpoint=PATH` (evaluate, export; see
+  `deeplab_tf.training.checkpoints.restore_model`);
+- models deeplab-tf trained and ships (importer "weights_file"): a file in the repository's
+  `weights/` folder (`deeplab_tf.models.weights_file`), taken by name: `--checkpoint=NAME`.
+`python -m deeplab_tf.cli.zoo` lists them.
 """
 
 import dataclasses
@@ -46,6 +51,9 @@ class PretrainedModel:
     imports_here: bool
 
 
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "weights")
+"""The repository's folder of shipped weights files (present in a clone or an editable install)."""
+SHIPPED_IMPORTER = "weights_file"
 MODEL_ZOO_DOC = "tensorflow/models research/deeplab/g3doc/model_zoo.md"
 ZOO_URL = "http://download.tensorflow.org/models/"
 
@@ -97,7 +105,7 @@ PRETRAINED_MODELS = {
         ),
         PretrainedModel(
             name="deeplabv3_pascal_train_aug",
-            experiment="voc_v3plus_xception65",
+            experiment="voc_v3plus_xception65_official",
             published_as="deeplabv3_pascal_train_aug_2018_01_04.tar.gz (Xception-65 DeepLabv3+)",
             url=ZOO_URL + "deeplabv3_pascal_train_aug_2018_01_04.tar.gz",
             files=("model.ckpt*.index", "model.ckpt*.data-00000-of-00001"),
@@ -109,7 +117,7 @@ PRETRAINED_MODELS = {
         ),
         PretrainedModel(
             name="deeplabv3_cityscapes_train",
-            experiment="cityscapes_v3plus_xception65",
+            experiment="cityscapes_v3plus_xception65_official",
             published_as="deeplabv3_cityscapes_train_2018_02_06.tar.gz (Xception-65 DeepLabv3+)",
             url=ZOO_URL + "deeplabv3_cityscapes_train_2018_02_06.tar.gz",
             files=("model.ckpt*.index", "model.ckpt*.data-00000-of-00001"),
@@ -154,3 +162,24 @@ def check_files(model: PretrainedModel, path: str) -> list[str]:
         elif name in model.sha256 and file_sha256(matches[0]) != model.sha256[name]:
             problems.append(f"{matches[0]} has sha256 {file_sha256(matches[0])}, published {model.sha256[name]}")
     return problems
+
+
+def is_shipped(name: str) -> bool:
+    """Returns True if `name` is a registered model that deeplab-tf ships as a weights file."""
+    return name in PRETRAINED_MODELS and PRETRAINED_MODELS[name].importer == SHIPPED_IMPORTER
+
+
+def shipped_file(name: str) -> str:
+    """Returns the path of the weights file of the shipped model `name` in `WEIGHTS_DIR`.
+
+    Raises ValueError for a name that is not a shipped model, FileNotFoundError naming the path
+    when the file is not there (an install without the repository's `weights/` folder).
+    """
+    if not is_shipped(name):
+        raise ValueError(f"{name!r} is not a model deeplab-tf ships; shipped: "
+                         f"{', '.join(n for n in sorted(PRETRAINED_MODELS) if is_shipped(n)) or 'none'}")
+    path = os.path.join(WEIGHTS_DIR, PRETRAINED_MODELS[name].files[0])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} (the weights of {name}) is missing: shipped weights live in the "
+                                f"repository's weights/ folder; use a clone or `pip install -e .`")
+    return path

@@ -10,7 +10,8 @@ import os
 
 import tensorflow as tf
 
-from deeplab_tf.pretrained import published
+from deeplab_tf.models import weights_file
+from deeplab_tf.pretrained import published, zoo
 
 CHECKPOINT_SUBDIR = "checkpoints"
 
@@ -53,15 +54,23 @@ def resolve_checkpoint(path: str) -> str:
 
 
 def restore_model(model, path: str, log=None) -> str:
-    """Restores every weight of `model` (not the optimizer) from the checkpoint at `path`, or
-    imports a published model there (`deeplab_tf.pretrained.published`, e.g. the official
-    TF.js DeepLabv3 MobileNetV2 folder; a classifier of another number of classes is then left
-    at its initialisation, logged with `log`).
+    """Restores every weight of `model` (not the optimizer) from `path`, which is one of:
+    - a training checkpoint (prefix, checkpoint dir or model dir);
+    - a weights file (`*.npz`, `deeplab_tf.models.weights_file`), or the name of a model the
+      zoo ships as one (e.g. "camvid_mnv2_voc_transfer", when no file or folder has that name);
+    - a published model (`deeplab_tf.pretrained.published`, e.g. the official TF.js DeepLabv3
+      MobileNetV2 folder; a classifier of another number of classes is then left at its
+      initialisation, logged with `log`).
 
-    Returns the checkpoint prefix used (or what was imported). Raises FileNotFoundError as
+    Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
     `resolve_checkpoint`, and ValueError naming the first missing weights when the checkpoint
     does not hold every weight of `model` (another architecture or number of classes).
     """
+    if not os.path.exists(path) and zoo.is_shipped(path):
+        path = zoo.shipped_file(path)
+    if weights_file.is_weights_file(path):
+        weights_file.load_weights_file(model, path)
+        return path
     if published.is_published_model(path):
         return published.load_published_model(model, path, log=log)
     prefix = resolve_checkpoint(path)
