@@ -46,7 +46,9 @@ class ModelConfig:
     `aspp_image_pooling`: False drops ASPP's image-pooling branch.
     `backbone_padding`: "keras" (Keras Applications' explicit padding before strided convs,
     (0, 1) at unknown sizes) or "tf_same" (TF's run-time "SAME", as TF1 slim: (1, 1) at odd
-    sizes; Keras Applications backbones, `deeplab_tf.backbones.tf_same_padding`).
+    sizes; Keras Applications backbones, `deeplab_tf.backbones.tf_same_padding`). Xception-65
+    takes "keras" only: its strided convs always pad as the official `xception.py`'s
+    `fixed_padding` ((1, 1) at every size, then "VALID"), which is already the TF1 convention.
     `backbone_channel_divisor`: MobileNetV2 widths `base * backbone_alpha` rounded to multiples
     of this (slim's `divisible_by`); 8 is Keras Applications' model, the official depth 0.5
     uses 1 (random init: no ImageNet file has those widths).

@@ -9,7 +9,7 @@ models `deeplab_tf.models.build_model` builds for
   backbone_alpha=1.0, output_stride=8 or 16, atrous_rates=(), aspp_filters=256)`;
 - DeepLabv3+ Xception-65: `ModelConfig(arch="deeplab_v3_plus", backbone="xception65",
   separable=True, output_stride=16, atrous_rates=(6, 12, 18), aspp_filters=256,
-  low_level_filters=48, decoder_filters=256)` (the `voc_v3plus_xception65` experiment).
+  low_level_filters=48, decoder_filters=256)` (the `voc_v3plus_xception65_official` and `cityscapes_v3plus_xception65_official` experiments).
 Names: `tf1_names`. Every layout is the same in both (HWIO kernels, depthwise [k, k, C, 1]);
 only the ASPP projection's input channels are reordered (`tf1_names.projection_to_keras`).
 
