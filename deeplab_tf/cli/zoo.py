@@ -2,11 +2,13 @@
 
     python -m deeplab_tf.cli.zoo [PATTERN]                  # the registry (names matching the glob)
     python -m deeplab_tf.cli.zoo --check=NAME --path=PATH   # files present, sha256 as published
+    python -m deeplab_tf.cli.zoo --check=NAME               # a model deeplab-tf ships (weights/)
 
 Each entry names the experiment that builds it, the published file and URL, its sha256 where
-known, the official mIoU with its protocol, and the files it needs. Nothing is downloaded: fetch
-the files, then pass the path, e.g. `--override=train.init_checkpoint=PATH` to train from it or
-`--checkpoint=PATH` to evaluate or export it.
+known, the mIoU with its protocol, and the files it needs. Nothing is downloaded: fetch an
+official model's files, then pass the path, e.g. `--override=train.init_checkpoint=PATH` to train
+from it or `--checkpoint=PATH` to evaluate or export it. A model deeplab-tf ships is taken by
+name: `--checkpoint=NAME`.
 """
 
 import fnmatch
@@ -16,7 +18,8 @@ from absl import flags
 from deeplab_tf.cli.flags import run
 
 flags.DEFINE_string("check", None, "Name of a pretrained model whose local files --path holds.")
-flags.DEFINE_string("path", None, "With --check: the folder (or file) holding the model's files.")
+flags.DEFINE_string("path", None, "With --check: the folder (or file) holding the model's files "
+                    "(default for a shipped model: the repository's weights/ folder).")
 
 
 def describe(model) -> str:
@@ -30,16 +33,18 @@ def describe(model) -> str:
 
 
 def main(argv):
-    from deeplab_tf.pretrained.zoo import PRETRAINED_MODELS, check_files, get_pretrained
+    from deeplab_tf.pretrained.zoo import PRETRAINED_MODELS, WEIGHTS_DIR, check_files, get_pretrained, is_shipped
 
     values = flags.FLAGS
     if values.check:
-        if not values.path:
+        model = get_pretrained(values.check)
+        path = values.path or (WEIGHTS_DIR if is_shipped(model.name) else None)
+        if not path:
             raise ValueError("--check needs --path, the folder holding the model's files")
-        problems = check_files(get_pretrained(values.check), values.path)
+        problems = check_files(model, path)
         if problems:
-            raise ValueError(f"{values.check} at {values.path}: " + "; ".join(problems))
-        print(f"{values.check}: every file present at {values.path}, published sha256 matched where known")
+            raise ValueError(f"{values.check} at {path}: " + "; ".join(problems))
+        print(f"{values.check}: every file present at {path}, published sha256 matched where known")
         return
     pattern = argv[1] if len(argv) > 1 else "*"
     names = [name for name in sorted(PRETRAINED_MODELS) if fnmatch.fnmatch(name, pattern)]
