@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# No speed tuning in tests (subprocesses inherit it): models build with the fixed rules that
+# tests assert, without timing candidates; tests/layers/test_autotune.py turns it on to test it.
+os.environ["DEEPLAB_TF_AUTOTUNE"] = "0"
 CAMVID_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 
 

@@ -15,10 +15,20 @@ synchronized statistics, an axis other than the last of a 4-D input, float64, wh
 kernel would round to float32) fall back to Keras' code. Under a mixed policy (float16 or
 bfloat16 maps) the map enters the kernel in its own type and is normalised with float32
 statistics, where Keras casts it to float32 and back.
+
+In a training step (`training=True`, a gradient tape recording, static shapes, no distribution
+strategy) with tuning on (`deeplab_tf.layers.autotune`), each layer runs whichever of the fused
+kernel and Keras' ops took less time for its input shape and dtype on this machine, forward +
+gradients timed once on a copy of the layer (key "batch_norm train <dtype> input=<shape>",
+picks "fused" or "keras"). At inference the fused kernel always runs: grappler folds it into the
+convolution before it, which a batch norm timed alone would not show.
 """
 
 import keras
 import tensorflow as tf
+from tensorflow.python.eager import record  # could_possibly_record: not public in 2.21
+
+from deeplab_tf.layers import autotune
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -42,8 +52,33 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 and self.axis in (-1, 3) and inputs.dtype != tf.float64)
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fusable(inputs, mask):
+        if not self._fusable(inputs, mask) or not self._fused_is_faster(inputs, training):
             return super().call(inputs, training=training, mask=mask)
+        return self._fused(inputs, training)
+
+    def _fused_is_faster(self, inputs, training):
+        """Whether the fused kernel runs this call: False only where tuning (module docstring)
+        found Keras' ops faster for a training step of this shape and dtype."""
+        if not (training and self.trainable and record.could_possibly_record()
+                and inputs.shape.is_fully_defined() and not tf.distribute.has_strategy()
+                and autotune.enabled()):
+            return True
+        key = autotune.key("batch_norm", True, inputs.dtype.name, input=inputs.shape)
+        return autotune.pick(key, ("fused", "keras"), lambda: self._timed_runs(inputs)) == "fused"
+
+    def _timed_runs(self, inputs):
+        """{"fused": run, "keras": run}: a training step's forward + gradients of a copy of this
+        layer on a random map of `inputs`' shape and dtype (the copy's statistics take the updates)."""
+        copy = FusedBatchNormalization.from_config(self.get_config())
+        copy.build(tuple(inputs.shape))
+        maps = autotune.random_tensors([inputs.shape], inputs.dtype.name)
+        return {"fused": autotune.timed_step(lambda x: copy._fused(x, True), maps, True),
+                "keras": autotune.timed_step(
+                    lambda x: keras.layers.BatchNormalization.call(copy, x, training=True), maps, True)}
+
+    def _fused(self, inputs, training):
+        """The batch norm of `inputs` by `FusedBatchNormV3`, moving statistics updated when
+        `training` (and trainable); returns the normalised map in the compute dtype."""
         # float16 / bfloat16 maps go to the kernel as they are: it normalises them with float32
         # statistics, scale and offset, as Keras does after casting them to float32, without the
         # casts of the whole map forward and backward.

@@ -3,7 +3,9 @@
 Builders create atrous layers with their default implementation and Keras batch norms; the
 experiment's `model.atrous_implementation` and `model.fused_batch_norm` are set by
 `apply_speed_choices` after the model is built (`deeplab_tf.models.build_model`), so no
-builder passes them along.
+builder passes them along. With `"auto"` and with the fused batch norm, each layer then picks,
+when it is traced, what ran fastest for its shape on this machine (timed once and cached:
+`deeplab_tf.layers.autotune`), or follows a fixed rule where tuning is off.
 """
 
 import keras

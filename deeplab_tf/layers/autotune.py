@@ -1,0 +1,244 @@
+"""Speed choices timed on the machine in use, as cuDNN's benchmark mode does, cached on disk.
+
+A choice that only changes speed calls `pick(key, names, prepare)` while its layer is traced:
+`implementation="auto"` of the atrous convolutions (`deeplab_tf.layers.atrous_auto`: native,
+space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise) and the batch norm of a
+training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops).
+The first time a key is seen on a machine, `prepare()` builds one run per candidate (one
+`tf.function`, `timed_step`: the forward pass, plus the gradients where a gradient tape records
+the call, i.e. in a training step), each run is timed (`measure`: a warm-up, then at least
+`MIN_RUNS` runs and `BUDGET_SECONDS`, the least time counts), and the fastest (the first listed
+on a tie) is written to the cache file. Later builds, in this process or another, read it and
+time nothing. Candidates are exact implementations only (equal outputs to float rounding), so a
+pick never changes what a model computes beyond rounding.
+
+Switches:
+- `DEEPLAB_TF_AUTOTUNE`: "1" turns tuning on; "0" or unset: off, for now: tuning becomes the
+  default once `bench/peers_compare.py` shows it no slower than the fixed rules on the CPUs of
+  BENCHMARKS.md (not yet measured). The test suite sets "0" (tests/conftest.py); tests that tune
+  set "1".
+- Op determinism (`tf.config.experimental.enable_op_determinism()`, the trainer's
+  `--deterministic`) turns it off: a pick timed on a busy machine could differ between runs.
+When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel).
+
+Cache file: `$XDG_CACHE_HOME/deeplab_tf/autotune.json` (`~/.cache/deeplab_tf/autotune.json`
+when XDG_CACHE_HOME is unset or empty), JSON, written atomically (a temporary file in the same
+folder, then `os.replace`), format 1:
+
+    {
+      "format": 1,
+      "machine": {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx", "avx2", "fma"], "threads": 2,
+                  "tensorflow": "2.21.0", "TF_ENABLE_ONEDNN_OPTS": ""},
+      "choices": {
+        "atrous_conv2d train float32 input=8x33x33x320 kernel=3x3x320x256 rate=12 padding=same":
+            {"pick": "tap_gradient",
+             "ms": {"native": 41.2, "space_to_batch": 55.0, "shifted_gemm": 48.3, "tap_gradient": 30.9}},
+        "batch_norm train bfloat16 input=8x33x33x256": {"pick": "fused", "ms": {"fused": 1.9, "keras": 2.6}}
+      }
+    }
+
+`machine` is what the times depend on (`machine()`): the CPU's "model name" and the vector and
+matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo), the threads TensorFlow runs ops on, TF's
+version and its oneDNN switch. A key (`key`) is "<op> <train|infer> <dtype> <field>=<value>...",
+shapes written `8x33x33x320`; "train" times forward + gradients, "infer" the forward pass. `ms`
+holds each candidate's least time in milliseconds, for reading only. A file of another format
+or machine, or one that is not this JSON, is ignored with a warning and replaced at the next
+write, never an error; an entry whose pick is not a candidate of its call is timed again. Delete
+the file to time again (e.g. after tuning on a busy machine). Two processes tuning at once may
+each drop the other's new entries (they are timed again later); the file is never torn.
+"""
+
+import concurrent.futures
+import functools
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled: not public in 2.21
+
+FORMAT = 1
+SWITCH = "DEEPLAB_TF_AUTOTUNE"
+# The /proc/cpuinfo flags that select TensorFlow's (oneDNN's) float kernels.
+CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl",
+             "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_ne_convert",
+             "amx_tile", "amx_bf16", "amx_fp16", "amx_int8")
+BUDGET_SECONDS = 0.02
+MIN_RUNS = 3
+
+_lock = threading.Lock()  # one pick at a time (replicas may trace in threads)
+
+
+def enabled() -> bool:
+    """Returns True if choices are timed: `DEEPLAB_TF_AUTOTUNE` is "1" and op determinism is
+    off. Raises ValueError naming the variable for a value other than "0"/"1"."""
+    value = os.environ.get(SWITCH, "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"{SWITCH}={value!r}; allowed: 0 (tuning off, the default) or 1 (on)")
+    return value == "1" and not tf_config.is_op_determinism_enabled()
+
+
+def cache_path() -> str:
+    """Returns the cache file's path (see the module docstring); the folder may not exist yet."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "deeplab_tf", "autotune.json")
+
+
+@functools.cache
+def _cpu() -> tuple:
+    """(model name, sorted flags of `CPU_FLAGS`) of the first CPU in /proc/cpuinfo; elsewhere
+    (no such file) `platform.processor()` and no flags."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split()) & set(CPU_FLAGS)
+    return fields.get("model name") or platform.processor() or platform.machine(), sorted(flags)
+
+
+def machine() -> dict:
+    """Returns the `machine` record of the cache file for this process (JSON values)."""
+    cpu, flags = _cpu()
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    return {"cpu": cpu, "cpu_flags": flags, "threads": threads, "tensorflow": tf.__version__,
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
+
+
+def key(op: str, training: bool, dtype: str, **fields) -> str:
+    """Returns the cache key of one choice, e.g. `key("batch_norm", True, "float32",
+    input=(8, 33, 33, 256))` -> "batch_norm train float32 input=8x33x33x256" (shapes: sequences
+    of ints, e.g. a `tf.TensorShape`, joined by "x"; other values as `str`)."""
+    def text(value):
+        if isinstance(value, (tuple, list, tf.TensorShape)):
+            return "x".join(str(int(size)) for size in value)
+        return str(value)
+
+    return " ".join([op, "train" if training else "infer", dtype,
+                     *(f"{name}={text(value)}" for name, value in fields.items())])
+
+
+def random_tensors(shapes, dtype: str) -> list:
+    """Returns one fixed-seed standard normal tensor of `dtype` per shape in `shapes`."""
+    return [tf.random.stateless_normal([int(size) for size in shape], seed=[index, 0], dtype=dtype)
+            for index, shape in enumerate(shapes)]
+
+
+def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], object]:
+    """Returns a run of `fn(*inputs)` as one `tf.function` of no arguments: the forward pass,
+    and with `training` also the gradients (of the sum of the outputs) with respect to `inputs`
+    and to the trainable variables `fn` reads, as a training step computes them."""
+    inputs = list(inputs)
+
+    def forward():
+        return fn(*inputs)
+
+    def forward_and_gradients():
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = fn(*inputs)
+        return tape.gradient(outputs, [*inputs, *tape.watched_variables()])
+
+    return tf.function(forward_and_gradients if training else forward, autograph=False)
+
+
+@tf.autograph.experimental.do_not_convert
+def eagerly(fn: Callable[[], object]) -> object:
+    """Returns `fn()`, run in a thread of its own: eagerly, and outside what is local to the
+    caller's thread (a function being traced, a recording gradient tape, Keras' scopes), so it
+    can run while a model is traced and nothing it runs is recorded. `tf.init_scope` would not
+    do: it stops every gradient tape of the thread, also those `fn` opens. Exceptions propagate."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(fn).result()
+
+
+def measure(run: Callable[[], object]) -> float:
+    """Returns the least wall time in seconds of `run()` over at least `MIN_RUNS` runs and
+    `BUDGET_SECONDS` in all, after one untimed warm-up run (tracing, first allocations)."""
+    run()
+    times = []
+    while len(times) < MIN_RUNS or sum(times) < BUDGET_SECONDS:
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Callable]]) -> str:
+    """Returns the fastest of `names` (the exact candidates of the call `key` describes) on this
+    machine: the pick cached for `key`, or, at its first build here, the one whose run takes the
+    least time (`measure` of each run `prepare()` returns, a dict name -> run, called only then);
+    that pick and the times are written to the cache file. A single name is returned untimed.
+    Times `eagerly`, so it can be called while a function is traced. Call where `enabled()`."""
+    if len(names) == 1:
+        return names[0]
+    with _lock:
+        path, current = cache_path(), machine()
+        choices = _read(path, current)
+        if choices.get(key, {}).get("pick") in names:
+            return choices[key]["pick"]
+        seconds = eagerly(lambda: {name: measure(run) for name, run in prepare().items()})
+        best = min(names, key=seconds.__getitem__)
+        choices[key] = {"pick": best, "ms": {name: round(value * 1e3, 4) for name, value in seconds.items()}}
+        _write(path, {"format": FORMAT, "machine": current, "choices": choices})
+        return best
+
+
+def _read(path: str, current: dict) -> dict:
+    """Returns the `choices` of the cache file at `path`; {} when there is none, and {} with a
+    warning when it is not format-`FORMAT` JSON of `current`'s machine."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            content = json.load(file)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8
+        warnings.warn(f"ignoring the unreadable autotune cache {path} ({error}); it is replaced "
+                      "at the next write", stacklevel=3)
+        return {}
+    problem = _problem(content, current)
+    if problem:
+        warnings.warn(f"ignoring the autotune cache {path}: {problem}; it is replaced at the next "
+                      "write", stacklevel=3)
+        return {}
+    return content["choices"]
+
+
+def _problem(content, current: dict) -> str:
+    """Why `content` (parsed JSON) is not a cache file of `current`'s machine, or ""."""
+    if not isinstance(content, dict):
+        return "corrupt: not a deeplab_tf autotune file"
+    if content.get("format") != FORMAT:
+        return f"stale: format {content.get('format')!r}, this version writes {FORMAT}"
+    choices, theirs = content.get("choices"), content.get("machine")
+    if not isinstance(choices, dict) or not isinstance(theirs, dict) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("pick"), str) for entry in choices.values()):
+        return "corrupt: not a deeplab_tf autotune file"
+    changed = [f"{name} {theirs.get(name)!r} (now {value!r})" for name, value in current.items()
+               if theirs.get(name) != value]
+    return f"stale: timed with {', '.join(changed)}" if changed else ""
+
+
+def _write(path: str, content: dict) -> None:
+    """Replaces the file at `path` by `content` atomically; warns (never raises) if it cannot."""
+    folder, temporary = os.path.dirname(path), None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".autotune-", suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(content, file, indent=1, sort_keys=True)
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary and os.path.exists(temporary):
+            os.remove(temporary)
+        warnings.warn(f"cannot write the autotune cache {path} ({error}): picks not cached are "
+                      f"timed again at the next build; {SWITCH}=0 turns tuning off", stacklevel=3)

@@ -1,0 +1,319 @@
+"""Speed tuning (deeplab_tf.layers.autotune): `auto` and the fused batch norm pick, among exact
+candidates only, what ran fastest here, cache it in a JSON file and read it back; stale or
+corrupt files are ignored with a warning; tuning is off by switch and under op determinism."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab_tf.layers import AtrousConv2D
+from deeplab_tf.layers import atrous_auto
+from deeplab_tf.layers import atrous_conv
+from deeplab_tf.layers import atrous_conv2d
+from deeplab_tf.layers import atrous_depthwise_conv2d
+from deeplab_tf.layers import autotune
+from deeplab_tf.layers.atrous_implementations import IMPLEMENTATIONS
+from deeplab_tf.layers.atrous_implementations import conv2d
+from deeplab_tf.layers.atrous_implementations import depthwise_conv2d
+from deeplab_tf.layers.fused_batch_norm import FusedBatchNormalization
+from tests.cpu_capabilities import has_dilated_conv2d_gradients
+from tests.layers.test_atrous_conv import assert_close
+from tests.layers.test_atrous_conv import random_case
+from tests.layers.test_atrous_conv import reference
+from tests.layers.test_atrous_conv import reference_gradients
+from tests.layers.test_atrous_conv import tape_gradients
+
+SIZE = (9, 11)  # random_case: batch 2, 3 channels, 4 filters or multiplier 2
+CONV_KEY = "atrous_conv2d train float32 input=2x9x11x3 kernel=3x3x3x4 rate=2 padding=same"
+DEPTHWISE_KEY = "atrous_depthwise_conv2d train float32 input=2x9x11x3 kernel=3x3x3x2 rate=2 padding=same"
+NORM_KEY = "batch_norm train float32 input=2x9x11x4"
+
+
+@pytest.fixture
+def cache_file(tmp_path, monkeypatch):
+    """Tuning on, with its cache under `tmp_path`; returns the cache file's path (not written yet)."""
+    monkeypatch.setenv(autotune.SWITCH, "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "deeplab_tf" / "autotune.json"
+
+
+@pytest.fixture
+def timed(monkeypatch):
+    """Counts the candidates timed: returns a list that gets one entry per run `autotune.measure`
+    times. Runs are not run: each takes "1 ms", so a pick is the first candidate (ties)."""
+    runs = []
+    monkeypatch.setattr(autotune, "measure", lambda run: runs.append(run) or 1e-3)
+    return runs
+
+
+@pytest.fixture
+def picks(monkeypatch):
+    """Returns the list of the implementations `auto` picks, one per call."""
+    picked, select = [], atrous_conv.select_implementation
+    monkeypatch.setattr(atrous_conv, "select_implementation", lambda *args: picked.append(select(*args)) or picked[-1])
+    return picked
+
+
+def write_cache(path, choices, **changes):
+    """Writes a cache file of this machine holding `choices` ({key: pick}), with `changes` to its
+    top-level fields (e.g. `format=0`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"format": 1, "machine": autotune.machine(),
+               "choices": {key: {"pick": pick, "ms": {}} for key, pick in choices.items()}, **changes}
+    path.write_text(json.dumps(content))
+
+
+def train_conv_and_norm(x, batch=2):
+    """A training step of a new AtrousConv2D(4, 3, rate=2) and a new fused batch norm on `x`
+    [2, 9, 11, 3], traced for a batch of size `batch` (None: unknown): returns their gradients."""
+    conv, norm = AtrousConv2D(4, 3, rate=2), FusedBatchNormalization()
+
+    @tf.function(input_signature=[tf.TensorSpec([batch, *SIZE, 3])])
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = norm(conv(x), training=True)
+        return tape.gradient(y, conv.trainable_weights + norm.trainable_weights)
+
+    return step(x)
+
+
+CASES = [("conv", 1, "same"), ("conv", 2, "same"), ("conv", 4, "valid"), ("depthwise", 2, "same"),
+         ("depthwise", 4, "valid")]
+
+
+@pytest.mark.parametrize("op, rate, padding", CASES)
+def test_auto_picks_only_among_exact_candidates(op, rate, padding, cache_file, picks):
+    """Every candidate of the tuned shape gives the NumPy reference's outputs and gradients; the
+    tuner (timing for real) picks one of them, in a training step and at inference."""
+    depthwise = op == "depthwise"
+    function = atrous_depthwise_conv2d if depthwise else atrous_conv2d
+    x, w = random_case(SIZE, 3, depthwise, seed=rate)
+    expected = reference(x, w, rate, padding, depthwise)
+    g = np.random.default_rng(rate).standard_normal(expected.shape).astype(np.float32)
+    expected_gradients = reference_gradients(x, w, g, rate, padding, depthwise)
+    candidates = {training: atrous_auto.candidates(w.shape, rate, depthwise, "float32", training)
+                  for training in (True, False)}
+    for name in set(candidates[True]) | set(candidates[False]):
+        run = lambda x, w, name=name: IMPLEMENTATIONS[name](depthwise_conv2d if depthwise else conv2d,
+                                                            tf.constant(x), tf.constant(w), rate, padding)
+        assert_close(run(x, w), expected)
+        for gradient, want in zip(tape_gradients(run, x, w, g), expected_gradients):
+            assert_close(gradient, want)
+
+    gradients = tape_gradients(lambda x, w: function(x, w, rate, padding, "auto"), x, w, g)  # train
+    assert_close(function(x, w, rate, padding, "auto"), expected)  # infer
+    assert picks[0] in candidates[True] and picks[1] in candidates[False]
+    for gradient, want in zip(gradients, expected_gradients):
+        assert_close(gradient, want)
+    choices = json.loads(cache_file.read_text())["choices"]
+    assert {entry["pick"] for entry in choices.values()} == set(picks)
+
+
+@pytest.mark.parametrize("dtype", ("float32", "bfloat16", "float16", "float64"))
+def test_candidates_leave_out_what_this_cpu_cannot_run(dtype):
+    """`native` is a training candidate of a dilated convolution only where this CPU has its
+    gradients in the type (probed here independently); what cannot run is left out, not timed."""
+    for rate in (2, 6):
+        train = atrous_auto.candidates((3, 3, 8, 8), rate, False, dtype, True)
+        assert ("native" in train) == has_dilated_conv2d_gradients(dtype)
+        assert {"space_to_batch", "shifted_gemm", "tap_gradient"} <= set(train)
+        depthwise = atrous_auto.candidates((3, 3, 8, 1), rate, True, dtype, True)
+        assert "shifted_gemm" in depthwise and "tap_gradient" not in depthwise  # it runs native
+    assert "space_to_batch" not in atrous_auto.candidates((3, 3, 8, 8), 1, False, dtype, True)  # = native
+    assert "space_to_batch" not in atrous_auto.candidates((1, 1, 8, 8), 6, False, dtype, False)
+
+
+def test_cache_file_format_and_a_second_build_reads_it(cache_file, monkeypatch):
+    """The first build of a training step times every candidate (for real) and writes the file;
+    a second build of the same shapes times nothing and picks the same."""
+    timed, measure = [], autotune.measure
+    monkeypatch.setattr(autotune, "measure", lambda run: timed.append(run) or measure(run))
+    x = tf.random.stateless_normal([2, *SIZE, 3], seed=[1, 2])
+    train_conv_and_norm(x)
+    conv_candidates = atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True)
+    assert len(timed) == len(conv_candidates) + 2  # + fused and Keras batch norm
+    content = json.loads(cache_file.read_text())
+    assert content["format"] == 1
+    assert content["machine"] == autotune.machine()
+    assert content["machine"]["tensorflow"] == tf.__version__
+    assert set(content["machine"]["cpu_flags"]) <= set(autotune.CPU_FLAGS)
+    assert sorted(content["choices"]) == [CONV_KEY, NORM_KEY]
+    assert set(content["choices"][CONV_KEY]["ms"]) == set(conv_candidates)
+    assert content["choices"][CONV_KEY]["pick"] in conv_candidates
+    assert content["choices"][NORM_KEY]["pick"] in ("fused", "keras")
+    assert sorted(path.name for path in cache_file.parent.iterdir()) == ["autotune.json"]  # no temporary left
+
+    train_conv_and_norm(x)
+    assert len(timed) == len(conv_candidates) + 2
+    assert json.loads(cache_file.read_text()) == content
+
+
+def test_pick_is_the_fastest_first_on_ties_and_then_cached(cache_file, monkeypatch):
+    runs = {name: object() for name in "abc"}
+    seconds = {runs["a"]: 3.0, runs["b"]: 1.0, runs["c"]: 1.0}
+    monkeypatch.setattr(autotune, "measure", seconds.__getitem__)
+    assert autotune.pick("some op", ("a", "b", "c"), lambda: runs) == "b"
+
+    def fail():
+        raise AssertionError("timed again")
+
+    assert autotune.pick("some op", ("a", "b", "c"), fail) == "b"
+    assert autotune.pick("single", ("a",), fail) == "a"
+    assert json.loads(cache_file.read_text())["choices"]["some op"] == {
+        "pick": "b", "ms": {"a": 3000.0, "b": 1000.0, "c": 1000.0}}
+
+
+def test_measure_takes_the_least_time_after_a_warm_up(monkeypatch):
+    clock, durations, calls = [0.0], iter([9.0, 0.005, 0.002, 0.007, 0.004, 0.006, 0.003]), []
+
+    def run():
+        calls.append(1)
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(autotune.time, "perf_counter", lambda: clock[0])
+    # the warm-up's 9 s is not counted; runs go on to 3 runs and 0.02 s
+    assert autotune.measure(run) == pytest.approx(0.002)
+    assert len(calls) == 1 + 5
+
+
+@pytest.mark.parametrize("pick", ["shifted_gemm", "space_to_batch"])
+def test_the_pick_is_deterministic_given_a_cache_file(pick, cache_file, timed, monkeypatch):
+    write_cache(cache_file, {CONV_KEY: pick})
+    ran = []
+    for name in IMPLEMENTATIONS:
+        real = atrous_conv._IMPLEMENTATIONS[name]
+        monkeypatch.setitem(atrous_conv._IMPLEMENTATIONS, name,
+                            lambda *args, real=real, name=name: ran.append(name) or real(*args))
+    x, w = random_case(SIZE, 3, depthwise=False)
+    g = np.ones((2, *SIZE, 4), np.float32)
+    for _ in range(3):
+        tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), x, w, g)
+    assert ran == [pick] * 3 and not timed
+
+
+def test_a_cached_pick_that_is_no_candidate_is_timed_again(cache_file, timed):
+    write_cache(cache_file, {DEPTHWISE_KEY: "tap_gradient"})  # depthwise: tap_gradient is native
+    x, w = random_case(SIZE, 3, depthwise=True)
+    tape_gradients(lambda x, w: atrous_depthwise_conv2d(x, w, 2, "same", "auto"), x, w, np.ones((2, *SIZE, 6)))
+    assert len(timed) == 3
+    assert json.loads(cache_file.read_text())["choices"][DEPTHWISE_KEY]["pick"] == "native"
+
+
+@pytest.mark.parametrize("pick", ["fused", "keras"])
+def test_batch_norm_picks_compute_the_numpy_batch_norm(pick, cache_file, timed, monkeypatch):
+    write_cache(cache_file, {NORM_KEY: pick})
+    fused_calls = []
+    fused = FusedBatchNormalization._fused
+    monkeypatch.setattr(FusedBatchNormalization, "_fused",
+                        lambda self, *args: fused_calls.append(1) or fused(self, *args))
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.0, 3.0, (2, *SIZE, 4)).astype(np.float32)
+    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-3)
+    layer.build(x.shape)
+    gamma, beta = rng.uniform(0.5, 2.0, 4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    layer.set_weights([gamma, beta, np.zeros(4, np.float32), np.ones(4, np.float32)])
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+        return y, tape.gradient(y, x)
+
+    outputs, _ = step(tf.constant(x))
+    mean, variance = x.astype(np.float64).mean((0, 1, 2)), x.astype(np.float64).var((0, 1, 2))
+    assert_close(outputs, (x - mean) / np.sqrt(variance + 1e-3) * gamma + beta)
+    assert_close(layer.moving_mean, 0.1 * mean)
+    assert_close(layer.moving_variance, 0.9 + 0.1 * variance)
+    assert bool(fused_calls) == (pick == "fused") and not timed
+
+
+STALE = {
+    "not_json": lambda path: path.write_text('{"format": 1, "choi'),
+    "not_an_object": lambda path: path.write_text("[1, 2]"),
+    "entry_without_pick": lambda path: path.write_text(json.dumps(
+        {"format": 1, "machine": autotune.machine(), "choices": {CONV_KEY: "native"}})),
+    "other_format": lambda path: write_cache(path, {CONV_KEY: "native"}, format=0),
+    "other_cpu": lambda path: write_cache(path, {CONV_KEY: "native"},
+                                          machine={**autotune.machine(), "cpu": "Another CPU"}),
+    "other_tensorflow": lambda path: write_cache(path, {CONV_KEY: "native"},
+                                                 machine={**autotune.machine(), "tensorflow": "2.0.0"}),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(STALE))
+def test_a_stale_or_corrupt_cache_file_is_ignored_with_a_warning(problem, cache_file, timed):
+    cache_file.parent.mkdir(parents=True)
+    STALE[problem](cache_file)
+    x, w = random_case(SIZE, 3, depthwise=False)
+    with pytest.warns(UserWarning, match=r"ignoring the (unreadable )?autotune cache"):
+        tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), x, w, np.ones((2, *SIZE, 4)))
+    assert len(timed) == len(atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True))
+    content = json.loads(cache_file.read_text())  # replaced by this machine's file
+    assert content["format"] == 1 and content["machine"] == autotune.machine()
+    assert list(content["choices"]) == [CONV_KEY]
+
+
+def test_an_unwritable_cache_warns_and_still_picks(tmp_path, monkeypatch, timed):
+    monkeypatch.setenv(autotune.SWITCH, "1")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a file: no folder in it
+    x, w = random_case(SIZE, 3, depthwise=False)
+    with pytest.warns(UserWarning, match="cannot write the autotune cache"):
+        grads = tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), x, w, np.ones((2, *SIZE, 4)))
+    assert timed and all(grad is not None for grad in grads)
+
+
+@pytest.mark.parametrize("switch", ["environment", "op_determinism", "unknown_batch"])
+def test_without_tuning_the_fixed_rules_apply(switch, cache_file, timed, picks, monkeypatch):
+    deterministic = switch == "op_determinism"
+    if switch == "environment":
+        monkeypatch.setenv(autotune.SWITCH, "0")
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()  # turned off after the test (conftest)
+    fused_calls = []
+    fused = FusedBatchNormalization._fused
+    monkeypatch.setattr(FusedBatchNormalization, "_fused",
+                        lambda self, *args: fused_calls.append(1) or fused(self, *args))
+    batch = None if switch == "unknown_batch" else 2
+    train_conv_and_norm(tf.zeros([2, *SIZE, 3]), batch)
+    assert not timed and not cache_file.exists()
+    assert picks and set(picks) == {atrous_auto.fixed_rule((batch, *SIZE, 3), (3, 3, 3, 4), 2, "same", False,
+                                                          "float32", deterministic)}
+    assert fused_calls  # the fused kernel, as without tuning
+
+
+def test_a_bad_switch_value_is_refused(monkeypatch):
+    monkeypatch.setenv(autotune.SWITCH, "yes")
+    with pytest.raises(ValueError, match="DEEPLAB_TF_AUTOTUNE='yes'; allowed: 0"):
+        autotune.enabled()
+
+
+def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
+    """A training run built and run from inside a traced function under a gradient tape (as in a
+    training step) computes the gradients, eagerly, and leaves the outer tape alone."""
+    x, w = random_case(SIZE, 3, depthwise=False)
+    g_ones = np.ones((2, *SIZE, 4))
+
+    def timed_gradients():
+        inputs = [tf.constant(x), tf.constant(w)]
+        run = autotune.timed_step(lambda x, w: conv2d(x, w, "same", 2), inputs, training=True)
+        return [gradient.numpy() for gradient in run()], tf.executing_eagerly()
+
+    results = []
+
+    @tf.function
+    def outer(v):
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            results.append(autotune.eagerly(timed_gradients))
+            y = 2 * v
+        return tape.gradient(y, v)
+
+    assert float(outer(tf.constant(1.0))) == 2.0
+    (gradients, eager), = results
+    assert eager
+    for gradient, want in zip(gradients, reference_gradients(x, w, g_ones, 2, "same", False)):
+        assert_close(gradient, want)
