@@ -127,6 +127,20 @@ PRETRAINED_MODELS = {
             importer="tf1_checkpoint",
             imports_here=True,
         ),
+        PretrainedModel(
+            name="camvid_mnv2_voc_transfer",
+            experiment="camvid_mnv2_voc_transfer",
+            published_as="deeplab-tf weights/camvid_mnv2_voc_transfer.npz (float16): DeepLabv3+ MobileNetV2 "
+                         "fine-tuned on CamVid train from deeplabv3_mnv2_pascal_trainval",
+            url="weights/camvid_mnv2_voc_transfer.npz in the deeplab-tf repository",
+            files=("camvid_mnv2_voc_transfer.npz",),
+            sha256={"camvid_mnv2_voc_transfer.npz": "6f3305b72ae58d9ec64106d4154fb628b24e7ef33d538a443ae600dac8f89ad7"},
+            miou=68.91,
+            protocol="CamVid val (101 images, 11 classes), OS 8, one scale, no flip; 67.54 at OS 16 "
+                     "(deeplab-tf, BENCHMARKS.md 'CamVid from the official VOC model')",
+            importer=SHIPPED_IMPORTER,
+            imports_here=True,
+        ),
     )
 }
 
