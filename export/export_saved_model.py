@@ -42,7 +42,8 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.")
 flags.DEFINE_list("input_type", ["image_bytes", "image_tensor"], f"Signatures, first = serving_default: {INPUT_TYPES}.")
 flags.DEFINE_integer("batch_size", None, "Fixed batch size of the signatures; unset = dynamic.")
 flags.DEFINE_string("input_size", "", "HxW: run the model at this size (image_tensor takes exactly it); unset = any size.")
-flags.DEFINE_integer("output_stride", 0, "Rebuild the model at this output stride (same weights); 0 = the experiment's.")
+flags.DEFINE_integer("output_stride", 0, "Rebuild the model at this output stride (same weights); 0 = the "
+                     "experiment's eval.output_stride (0 there: the training stride).")
 flags.DEFINE_list("scales", ["1.0"], "Test-time scales whose probabilities are fused in the graph.")
 flags.DEFINE_bool("flip", False, "Also fuse left-right flipped inputs in the graph.")
 flags.DEFINE_enum("fusion", None, ["mean", "max"], "Fusion of the test-time passes; unset = the experiment's eval.fusion.")
@@ -178,7 +179,8 @@ def main(argv):
     values = flags.FLAGS
     experiment = resolve_experiment()
     options = serving_options(values, experiment.eval)
-    export_saved_model(experiment, values.checkpoint, values.export_dir, values.overwrite, options, values.output_stride,
+    export_saved_model(experiment, values.checkpoint, values.export_dir, values.overwrite, options,
+                       values.output_stride or experiment.eval.output_stride,
                        fold_batch_norm=values.fold_batch_norm, precision=values.precision)
 
 
