@@ -205,8 +205,9 @@ def _problems(experiment: Experiment) -> list[str]:
     check(_is_number(m.dropout_rate) and 0 <= m.dropout_rate < 1, "model.dropout_rate", m.dropout_rate,
           "a dropout rate is a fraction", "0 <= rate < 1")
     scales = m.msc_scales
-    check(not scales or (len(scales) >= 2 and all(_is_number(s) and s > 0 for s in scales)), "model.msc_scales", scales,
-          "multi-scale inputs need at least two positive scales", "() (off) or >= 2 numbers > 0, e.g. (0.5, 0.75, 1.0)")
+    check(not scales or (len(set(scales)) == len(scales) >= 2 and all(_is_number(s) and s > 0 for s in scales)),
+          "model.msc_scales", scales, "multi-scale inputs need at least two distinct positive scales",
+          "() (off) or >= 2 distinct numbers > 0, e.g. (0.5, 0.75, 1.0)")
     choice("model.atrous_implementation", m.atrous_implementation, ATROUS_IMPLEMENTATIONS, "an atrous implementation")
     check(_is_number(m.batch_norm_momentum) and 0 <= m.batch_norm_momentum <= 1, "model.batch_norm_momentum",
           m.batch_norm_momentum, "a moving-average momentum is a fraction", "0 <= momentum <= 1")

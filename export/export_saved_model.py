@@ -7,7 +7,9 @@
         [--nofold_batch_norm] [--precision=bfloat16]
 
 The model is built from the same experiment config as training (at --output_stride if given, with
-the same weights) and restored from the checkpoint, so export cannot disagree with training. By
+the same weights) and restored from the checkpoint, so export cannot disagree with training. A
+training run's --checkpoint (its model dir, or a checkpoint in it) brings its experiment from its
+config.json: --experiment and the training's --override's need not be repeated. By
 default every batch norm directly after a convolution is folded into it
 (`deeplab_tf.models.fold_batch_norm`: the same inference function, fewer ops); `--nofold_batch_norm`
 exports the layers as trained. `--precision=bfloat16` computes the model in bfloat16 (Keras'
@@ -17,6 +19,8 @@ probabilities a few 1e-2 from float32's at most. The signatures are described in
 `serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
 `saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
 palette (used by `deeplab_tf.cli.predict`), the serving options and how many batch norms were folded.
+`deeplab_tf_export.json`, written last, marks the folder as an export and lists its files:
+`--overwrite` replaces only such a folder, holding nothing else (export/README.md).
 """
 
 import json
@@ -37,8 +41,8 @@ PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 define_experiment_flags()
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, or a model dir (its latest checkpoint).")
-flags.DEFINE_string("export_dir", None, "Folder to write the SavedModel into (must not exist).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.")
+flags.DEFINE_string("export_dir", None, "Folder to write the SavedModel into (must not exist, unless --overwrite).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir that this exporter wrote (never another folder).")
 flags.DEFINE_list("input_type", ["image_bytes", "image_tensor"], f"Signatures, first = serving_default: {INPUT_TYPES}.")
 flags.DEFINE_integer("batch_size", None, "Fixed batch size of the signatures; unset = dynamic.")
 flags.DEFINE_string("input_size", "", "HxW: run the model at this size (image_tensor takes exactly it); unset = any size.")
@@ -57,6 +61,8 @@ flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
 DATASET_INFO_FILE = os.path.join("assets.extra", "dataset_info.json")
 SIGNATURES_FILE = "signatures.txt"
+# Written last into every export, listing its files: --overwrite replaces only such a folder.
+EXPORT_MARKER = "deeplab_tf_export.json"
 
 
 def export_saved_model(
@@ -78,7 +84,9 @@ def export_saved_model(
     `PRECISION_POLICIES` ("float32" or "bfloat16"). The export is written
     to a temporary folder beside `export_dir` and moved into place, so a failed export never
     leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
-    `overwrite` is False.
+    `overwrite` is False, or is anything but an earlier export (`check_replaceable`: never a
+    model dir, the checkpoint's folder or a parent of it, a folder without `EXPORT_MARKER` or
+    holding files the marker does not list).
     """
     from deeplab_tf.assembly import assemble
     from deeplab_tf.training.checkpoints import restore_model
@@ -88,8 +96,7 @@ def export_saved_model(
     if precision not in PRECISION_POLICIES:
         raise ValueError(f"precision={precision!r}; known: {list(PRECISION_POLICIES)}")
     export_dir = os.path.abspath(export_dir)
-    if os.path.exists(export_dir) and not overwrite:
-        raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
+    check_replaceable(export_dir, [checkpoint], overwrite)
     parts = assemble(experiment, output_stride=output_stride, dtype_policy=PRECISION_POLICIES[precision],
                      with_data=False)
     prefix = restore_model(parts.model, checkpoint)
@@ -121,13 +128,100 @@ def export_saved_model(
             json.dump(info, f, indent=2)
         with open(os.path.join(staging, SIGNATURES_FILE), "w") as f:
             f.write(show_all(staging))
-        if os.path.exists(export_dir):
-            shutil.rmtree(export_dir)
-        os.replace(staging, export_dir)
+        _write_marker(staging)
+        check_replaceable(export_dir, [checkpoint, prefix], overwrite)
+        _move_into_place(staging, export_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(f"Exported {experiment.name} from {prefix} to {export_dir}")
     return prefix
+
+
+def check_replaceable(export_dir: str, sources: list[str], overwrite: bool) -> None:
+    """Returns when `export_dir` does not exist, or is an export this exporter wrote and
+    `overwrite` is True. Otherwise raises FileExistsError, in one line, saying why it is kept."""
+    if not os.path.lexists(export_dir):
+        return
+    reason = _why_not_replaceable(export_dir, sources)
+    if reason:
+        raise FileExistsError(f"--export_dir {export_dir} is not replaced: {reason}")
+    if not overwrite:
+        raise FileExistsError(f"{export_dir} exists; pass --overwrite to replace it")
+
+
+def _why_not_replaceable(export_dir: str, sources: list[str]) -> str | None:
+    """Returns why the existing `export_dir` must not be replaced, or None when it is a folder this
+    exporter wrote (`EXPORT_MARKER`) holding no other file and none of `sources` (the checkpoint
+    given and used: a path inside `export_dir` or `export_dir` itself)."""
+    from deeplab_tf.training.checkpoints import CHECKPOINT_SUBDIR
+    from deeplab_tf.training.resume import LOCK_FILE, STATE_FILE
+    from deeplab_tf.training.trainer import CONFIG_FILE
+
+    if os.path.islink(export_dir):
+        return f"it is a symbolic link (to {os.readlink(export_dir)})"
+    folder = os.path.realpath(export_dir)
+    for source in sources:
+        if os.path.lexists(source) or os.path.exists(source + ".index"):
+            if os.path.commonpath([os.path.realpath(source), folder]) == folder:
+                return f"it holds the checkpoint {source}"
+    if not os.path.isdir(folder):
+        return "it is not a folder"
+    training = [name for name in (CONFIG_FILE, CHECKPOINT_SUBDIR, STATE_FILE, LOCK_FILE)
+                if os.path.lexists(os.path.join(folder, name))]
+    if training:
+        return f"it holds a training run's files ({', '.join(training)})"
+    written = _marker_files(os.path.join(folder, EXPORT_MARKER))
+    if written is None:
+        return f"it has no readable {EXPORT_MARKER}, so this exporter did not write it"
+    foreign = sorted(_files_under(folder) - written - {EXPORT_MARKER})
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        return f"it holds files this exporter did not write: {', '.join(foreign[:5])}{more}"
+    return None
+
+
+def _marker_files(marker: str) -> set[str] | None:
+    """Returns the files the export marker `marker` lists, or None when it is missing or unreadable."""
+    try:
+        with open(marker) as f:
+            return set(json.load(f)["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _files_under(folder: str) -> set[str]:
+    """Returns the paths, relative to `folder`, of every file, symbolic link and empty folder under it."""
+    found = set()
+    for root, dirs, files in os.walk(folder):
+        relative = os.path.relpath(root, folder)
+        links = [name for name in dirs if os.path.islink(os.path.join(root, name))]
+        if not dirs and not files and relative != ".":
+            found.add(relative)
+        found.update(os.path.normpath(os.path.join(relative, name)) for name in files + links)
+    return found
+
+
+def _write_marker(folder: str) -> None:
+    """Writes `EXPORT_MARKER` into the export `folder`: what wrote it and the files it holds."""
+    listing = {"written_by": "export.export_saved_model", "files": sorted(_files_under(folder))}
+    with open(os.path.join(folder, EXPORT_MARKER), "w") as f:
+        json.dump(listing, f, indent=1)
+
+
+def _move_into_place(staging: str, export_dir: str) -> None:
+    """Renames the finished export `staging` to `export_dir`. A previous export there is renamed
+    aside first and deleted only once the new one is in place (and put back if that fails)."""
+    if not os.path.lexists(export_dir):
+        os.replace(staging, export_dir)
+        return
+    previous = staging + "-previous"
+    os.replace(export_dir, previous)
+    try:
+        os.replace(staging, export_dir)
+    except OSError:
+        os.replace(previous, export_dir)
+        raise
+    shutil.rmtree(previous)
 
 
 def show_all(saved_model_dir: str) -> str:
@@ -177,7 +271,7 @@ def serving_options(values, evaluation: EvalConfig = EvalConfig()) -> ServingOpt
 def main(argv):
     del argv
     values = flags.FLAGS
-    experiment = resolve_experiment()
+    experiment = resolve_experiment(values.checkpoint)
     options = serving_options(values, experiment.eval)
     export_saved_model(experiment, values.checkpoint, values.export_dir, values.overwrite, options,
                        values.output_stride or experiment.eval.output_stride,

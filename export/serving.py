@@ -15,9 +15,13 @@ Outputs: `labels` int32 [N, H, W] (the class map at the input's own resolution) 
 `labels` and `probabilities` for `image_tensor`. N is dynamic unless `batch_size` is set.
 
 Decoded images: grayscale is repeated to RGB, an alpha channel dropped, 16-bit PNG scaled to
-8 bits. A request fails with InvalidArgumentError for an empty batch, undecodable or empty bytes,
-images of different sizes in one request (`MIXED_SIZES_MESSAGE`), or an image of more than
-`max_pixels` pixels (`TOO_LARGE_MESSAGE`).
+8 bits. Every input is checked in the graph before anything is decoded or computed
+(`export.input_checks`): a request of the wrong rank, channels, batch size or input size, an
+empty batch or image, bytes that are not JPEG, PNG, GIF or BMP, images of different sizes
+(`MIXED_SIZES_MESSAGE`) or more than `max_pixels` pixels (`TOO_LARGE_MESSAGE`, read from the
+encoded headers by `export.image_header`) fail with an InvalidArgumentError saying what was
+expected and what came. Images smaller than `MIN_SIZE` are served: each pass of the model runs on
+them padded, as `pad_to_size` pads, and the labels come at the image's own size.
 """
 
 import dataclasses
@@ -27,6 +31,8 @@ import tensorflow as tf
 
 from deeplab_tf.config import EvalConfig
 from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale, padded
+from export.input_checks import (batch_checks, checked, decoded_checks, encoded_checks, image_tensor_checks,
+                                 read_headers, runtime_shape)
 
 INPUT_TYPES = ("image_bytes", "image_tensor", "tf_example")
 INPUT_NAMES = {"image_bytes": "image_bytes", "image_tensor": "images", "tf_example": "examples"}
@@ -34,8 +40,11 @@ OUTPUTS = ("labels", "probabilities")
 DEFAULT_OUTPUTS = {"image_bytes": ("labels",), "image_tensor": ("labels", "probabilities"), "tf_example": ("labels",)}
 IMAGE_FEATURE_KEY = "image/encoded"
 MAX_PIXELS = 2**23  # 8.4 MP: 4K UHD (3840x2160) and Cityscapes (2048x1024) fit, a 6000x8000 photo does not
-MIXED_SIZES_MESSAGE = "all images of one request must have the same height and width"
-TOO_LARGE_MESSAGE = "image too large: height * width must be at most max_pixels"
+MIN_SIZE = 16
+"""The least height and width every pass of the model runs at; smaller images (or scaled passes)
+are padded to it. DeepLab's output stride is at most 16: below it a backbone whose strided
+convolutions pad "valid" (Keras MobileNetV2: 15 pixels at output stride 16, 7 at 8) has an empty
+last feature map, which Eigen's kernels refuse and oneDNN's compute into wrong values."""
 
 
 def signature_name(input_type: str, index: int) -> str:
@@ -68,7 +77,11 @@ class ServingOptions:
             (the official mean pixel, 127.5 each).
         crf: `deeplab_tf.crf.DenseCRFParams` or None. Refine the probabilities with the dense
             CRF (TensorFlow backend) before taking labels. Defaults to None.
-        max_pixels: int. Largest height * width accepted per image. Defaults to `MAX_PIXELS`.
+        max_pixels: int. The most pixels one request may hold: N images times the larger of
+            height * width and the size the model computes at (`computed_size`: `input_size` or the
+            image's, sides raised to `pad_to_size` and `MIN_SIZE`), or, for encoded images, what
+            decoding holds (a GIF's frames all count), read from the headers before decoding.
+            Test-time scales above 1 cost more than that. Defaults to `MAX_PIXELS`.
     """
 
     input_types: tuple = ("image_bytes", "image_tensor")
@@ -121,30 +134,75 @@ class ServingOptions:
         return values
 
 
-def decode_images(image_bytes):
-    """Decodes a tf.string [N] batch of encoded images into uint8 [N, H, W, 3] (see the module
-    docstring for conversions and errors)."""
-    tf.debugging.assert_positive(tf.size(image_bytes), message="image_bytes holds no image")
+def computed_size(options: ServingOptions):
+    """Returns computed(size int64 [2]) -> int64 [2]: the (height, width) the model computes at,
+    at scale 1, for an image of `size`: `options.input_size` or the image's own, each side
+    raised to `options.pad_to_size` and `MIN_SIZE`."""
+    floor = tf.constant(_pass_floor(options), tf.int64)
 
-    def decode(data):
-        return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    def computed(size):
+        base = size if options.input_size is None else tf.constant(options.input_size, tf.int64)
+        return tf.maximum(base, floor)
 
-    first_size = tf.shape(decode(image_bytes[0]))[:2]
-
-    def decode_same_size(data):
-        image = decode(data)
-        check = tf.debugging.assert_equal(tf.shape(image)[:2], first_size, message=MIXED_SIZES_MESSAGE)
-        with tf.control_dependencies([check]):
-            return tf.identity(image)
-
-    return tf.map_fn(decode_same_size, image_bytes, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    return computed
 
 
-def parse_examples(examples):
+def _pass_floor(options: ServingOptions) -> tuple:
+    """Returns (height, width): the least size of every model pass, `pad_to_size` raised to `MIN_SIZE`."""
+    return tuple(max(side, MIN_SIZE) for side in options.pad_to_size)
+
+
+def at_least(scorer, size: int, value):
+    """Returns a scorer running `scorer` on the pixels padded bottom/right with the RGB pixel
+    `value` to at least `size` x `size` and returning its probabilities cropped back to the input:
+    float32 [B, H, W, C]. Pixels already that large reach `scorer` unchanged, bit for bit (unlike
+    `inference.padded`, which computes the official graphs' `pad(pixels - value) + value`)."""
+    fill = tf.constant(value, tf.float32)
+
+    def score(pixels):
+        height, width = tf.shape(pixels)[1], tf.shape(pixels)[2]
+        paddings = [[0, 0], [0, tf.maximum(size - height, 0)], [0, tf.maximum(size - width, 0)], [0, 0]]
+        border = tf.pad(tf.zeros_like(pixels[..., :1]), paddings, constant_values=1.0)
+        return scorer(tf.pad(pixels, paddings) + border * fill)[:, :height, :width]
+
+    return score
+
+
+def checked_batch(values, name: str, content: str, options: ServingOptions):
+    """Returns the string input `values` (signature input `name`) once it is a vector of
+    `options.batch_size` (any if None, at least one) `content` items, else raises
+    InvalidArgumentError (`input_checks.batch_checks`)."""
+    expected = f"a vector [{options.batch_size or 'N'}] of {content}"
+    return checked(values, batch_checks(runtime_shape(values), name, expected, 1, options.batch_size))
+
+
+def checked_images(images, options: ServingOptions):
+    """Returns the `images` input once it is uint8 [N, H, W, 3] within `options` (batch size,
+    input size, max_pixels), else raises InvalidArgumentError (`input_checks.image_tensor_checks`)."""
+    return checked(images, image_tensor_checks(runtime_shape(images), "images", options, computed_size(options)))
+
+
+def decode_images(encoded, name: str, options: ServingOptions):
+    """Returns the uint8 [N, H, W, 3] images of the encoded images tf.string [N] (signature
+    input `name`), decoded only after their headers passed `input_checks.encoded_checks` (see
+    the module docstring for conversions and errors)."""
+    headers = read_headers(encoded)
+    encoded = checked(encoded, encoded_checks(encoded, headers, name, options, computed_size(options)))
+
+    def decode(item):
+        data, size, index = item
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        return checked(image, decoded_checks(tf.shape(image, out_type=tf.int64), size, name, index))
+
+    items = (encoded, headers["size"], tf.range(tf.size(encoded, out_type=tf.int64)))
+    return tf.map_fn(decode, items, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+
+
+def parse_examples(examples, options: ServingOptions):
     """Returns the uint8 [N, H, W, 3] images encoded under `IMAGE_FEATURE_KEY` in serialized
-    tf.Example protos [N]; a missing key fails with InvalidArgumentError naming it."""
+    tf.Example protos [N] (`decode_images`); a missing key fails with InvalidArgumentError naming it."""
     features = tf.io.parse_example(examples, {IMAGE_FEATURE_KEY: tf.io.FixedLenFeature([], tf.string)})
-    return decode_images(features[IMAGE_FEATURE_KEY])
+    return decode_images(features[IMAGE_FEATURE_KEY], "examples", options)
 
 
 def make_predict(model: keras.Model, normalize, options: ServingOptions):
@@ -152,23 +210,17 @@ def make_predict(model: keras.Model, normalize, options: ServingOptions):
     float32 [N, H, W, C]}: the evaluator's test-time augmentation
     (`deeplab_tf.evaluation.inference.multi_scale` over `options.scales`, flips and `fusion`,
     at `options.input_size`) of the model's softmax probabilities on images padded to
-    `options.pad_to_size` (`inference.padded`), optionally CRF-refined.
+    `options.pad_to_size` (`inference.padded`) and `MIN_SIZE` (`at_least`), optionally CRF-refined.
 
     `normalize` maps float32 pixels 0..255 to the model input (the backbone's normaliser).
     """
     scorer = padded(lambda pixels: model_probabilities(model, normalize, pixels), options.pad_to_size,
                     options.pad_value)
+    scorer = at_least(scorer, MIN_SIZE, options.pad_value)
     scorer = multi_scale(scorer, options.scales, options.flip, options.fusion, base_size=options.input_size)
 
     def predict(images):
-        size = tf.shape(images)[1:3]
-        pixel_count = tf.cast(size[0], tf.int64) * tf.cast(size[1], tf.int64)
-        check = tf.debugging.assert_less_equal(
-            pixel_count, tf.constant(options.max_pixels, tf.int64), message=f"{TOO_LARGE_MESSAGE} = {options.max_pixels}"
-        )
-        with tf.control_dependencies([check]):
-            pixels = tf.cast(images, tf.float32)
-        probabilities = scorer(pixels)
+        probabilities = scorer(tf.cast(images, tf.float32))
         if options.crf is not None:
             from deeplab_tf.crf import refine_batch
 
@@ -183,9 +235,12 @@ def serving_functions(model: keras.Model, normalize, options: ServingOptions) ->
     predict = make_predict(model, normalize, options)
     height, width = options.input_size or (None, None)
     inputs = {
-        "image_bytes": (tf.TensorSpec([options.batch_size], tf.string), decode_images),
-        "image_tensor": (tf.TensorSpec([options.batch_size, height, width, 3], tf.uint8), tf.identity),
-        "tf_example": (tf.TensorSpec([options.batch_size], tf.string), parse_examples),
+        "image_bytes": (tf.TensorSpec([options.batch_size], tf.string), lambda values: decode_images(
+            checked_batch(values, "image_bytes", "encoded images", options), "image_bytes", options)),
+        "image_tensor": (tf.TensorSpec([options.batch_size, height, width, 3], tf.uint8),
+                         lambda values: checked_images(values, options)),
+        "tf_example": (tf.TensorSpec([options.batch_size], tf.string), lambda values: parse_examples(
+            checked_batch(values, "examples", "serialized tf.Example protos", options), options)),
     }
 
     def make(input_type):

@@ -1,12 +1,13 @@
 """Searches the dense-CRF parameters for a trained model and writes MODEL_DIR/crf_params.json.
 
-    python -m deeplab_tf.cli.crf_search --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid \\
-        [--split=val] [--num_images=100] [--processes=2]
+    python -m deeplab_tf.cli.crf_search --model_dir=runs/camvid [--split=val] [--num_images=100] \\
+        [--processes=2]
 
-The experiment's model is restored from --model_dir, its softmax probabilities on the first
---num_images images of --split form the held-out subset, and `deeplab_tf.evaluation.crf_search` runs
-DeepLab v2's coarse-to-fine grid over them with pydensecrf in parallel processes (see
-`deeplab_tf.evaluation.crf_search.search_model`). Load the result with
+The experiment is the one the run in --model_dir recorded in its config.json (--experiment and the
+training's --override's need not be repeated). Its model is restored from --model_dir, its softmax
+probabilities on the first --num_images images of --split form the held-out subset, and
+`deeplab_tf.evaluation.crf_search` runs DeepLab v2's coarse-to-fine grid over them with pydensecrf
+in parallel processes (see `deeplab_tf.evaluation.crf_search.search_model`). Load the result with
 `deeplab_tf.crf.load_params(MODEL_DIR + "/crf_params.json")`.
 """
 
@@ -18,8 +19,9 @@ define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder: its latest checkpoint is used and the result written there.")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; defaults to the latest in --model_dir.")
 flags.DEFINE_string("split", None, "Split holding the held-out images; defaults to the experiment's data.eval_split.")
-flags.DEFINE_integer("num_images", 100, "Number of images (the first ones of --split) to search on; DeepLab used 100.")
-flags.DEFINE_integer("processes", None, "Worker processes; defaults to one per CPU core.")
+flags.DEFINE_integer("num_images", 100, "Number of images (the first ones of --split) to search on; DeepLab used 100.",
+                     lower_bound=1)
+flags.DEFINE_integer("processes", None, "Worker processes; defaults to one per CPU core.", lower_bound=1)
 flags.DEFINE_string("output", None, "Where to write the JSON result; defaults to MODEL_DIR/crf_params.json.")
 flags.mark_flag_as_required("model_dir")
 
@@ -29,8 +31,8 @@ def main(argv):
     from deeplab_tf.evaluation.crf_search import search_model
 
     values = flags.FLAGS
-    search_model(resolve_experiment(), values.model_dir, values.checkpoint, values.split, values.num_images,
-                 values.processes, values.output)
+    search_model(resolve_experiment(values.checkpoint or values.model_dir), values.model_dir, values.checkpoint,
+                 values.split, values.num_images, values.processes, values.output)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Evaluates a checkpoint or a SavedModel of an experiment on a split and writes its reports.
 
-    python -m deeplab_tf.cli.evaluate --experiment=camvid_mnv2_v3plus --model_dir=runs/camvid \\
-        [--saved_model=DIR] [--dataset=NAME] [--split=val] [--output_stride=8] \\
+    python -m deeplab_tf.cli.evaluate --model_dir=runs/camvid [--experiment=NAME --override=...] \\
+        [--checkpoint=PATH | --saved_model=DIR] [--dataset=NAME] [--split=val] [--output_stride=8] \\
         [--scales=0.5,0.75,1.0,1.25,1.5,1.75] [--flip] [--fusion=mean|max] \\
         [--tile_size=513,513] [--tile_overlap=128] [--trimap_widths=1,2,...] [--crf] \\
         [--num_visualizations=8] [--output_dir=DIR]
@@ -10,7 +10,11 @@ Writes to --output_dir (default MODEL_DIR/SPLIT): `eval.json` (every metric, the
 experiment, the model and data identity), `report.md`, `confusion.png`, `trimap.png` (when trimap
 widths are set) and `worst/NN_<name>.png` overlays (image | ground truth | prediction | errors).
 Flags that are evaluation settings override the experiment's `eval` section, so eval.json records
-exactly what ran.
+exactly what ran. A training run's model dir (or a checkpoint in it) brings its own experiment,
+read from its config.json: --experiment and the training's --override's need not be repeated
+(an override that contradicts the run is refused, see `deeplab_tf.cli.flags.RUN_SETTABLE_FIELDS`).
+A --dataset of other classes than the model's, or a SavedModel predicting another number of
+classes, is refused before anything is evaluated.
 """
 
 import dataclasses
@@ -36,43 +40,85 @@ flags.DEFINE_list("trimap_widths", None, "Boundary band widths in pixels ('' = o
 flags.DEFINE_bool("crf", None, "Apply the dense CRF and report before/after; default eval.crf.")
 flags.DEFINE_string("crf_params", None, "crf_params.json from deeplab_tf.cli.crf_search; default MODEL_DIR/crf_params.json if present.")
 flags.DEFINE_enum("crf_backend", "tensorflow", ["tensorflow", "pydensecrf"], "Dense CRF implementation.")
-flags.DEFINE_integer("num_visualizations", 0, "Write overlays of this many images with the lowest mIoU.")
+flags.DEFINE_integer("num_visualizations", 0, "Write overlays of this many images with the lowest mIoU.", lower_bound=0)
 flags.DEFINE_string("output_dir", None, "Folder for the reports; defaults to MODEL_DIR/SPLIT.")
 
 
 def eval_overrides(values, experiment):
-    """Returns `experiment` with the evaluation flags that were given applied to its sections."""
+    """Returns `experiment` with the evaluation flags that were given applied to its sections.
+    Raises ValueError naming a list flag that does not parse, or a --dataset of other classes."""
     given = {
         "output_stride": values.output_stride,
-        "scales": values.scales and tuple(float(s) for s in values.scales),
+        "scales": list_flag("scales", values.scales, float),
         "flip": values.flip,
         "fusion": values.fusion,
-        "tile_size": values.tile_size and tuple(int(s) for s in values.tile_size),
+        "tile_size": list_flag("tile_size", values.tile_size, int),
         "tile_overlap": values.tile_overlap,
-        "trimap_widths": None if values.trimap_widths is None else tuple(int(w) for w in values.trimap_widths),
+        "trimap_widths": list_flag("trimap_widths", values.trimap_widths, int),
         "crf": values.crf,
     }
     evaluation = dataclasses.replace(experiment.eval, **{k: v for k, v in given.items() if v is not None})
+    if values.dataset:
+        check_same_classes(values.dataset, experiment)
     data = {k: v for k, v in (("dataset", values.dataset), ("eval_split", values.split)) if v}
     return dataclasses.replace(experiment, eval=evaluation, data=dataclasses.replace(experiment.data, **data))
+
+
+def list_flag(name: str, items: list[str] | None, kind: type) -> tuple | None:
+    """Returns the items of list flag --`name` converted by `kind` (int or float), None when the
+    flag is unset. Raises ValueError naming the flag and its value when an item does not parse."""
+    if items is None:
+        return None
+    try:
+        return tuple(kind(item) for item in items)
+    except ValueError:
+        example = "1,2,4" if kind is int else "0.75,1.0,1.25"
+        raise ValueError(f"--{name}={','.join(items)!r} is not a list of {kind.__name__}s, e.g. {example}") from None
+
+
+def check_same_classes(dataset: str, experiment) -> None:
+    """Raises ValueError when `dataset` has other classes than the dataset `experiment`'s model
+    was built for (its checkpoint could not be restored, a SavedModel's scores would be misread)."""
+    from deeplab_tf.data import dataset_info
+
+    model_classes, classes = dataset_info(experiment.data.dataset).class_names, dataset_info(dataset).class_names
+    if classes != model_classes:
+        raise ValueError(
+            f"--dataset={dataset} has {len(classes)} classes ({', '.join(classes)}); the model of {experiment.name} "
+            f"predicts the {len(model_classes)} of {experiment.data.dataset} ({', '.join(model_classes)})"
+        )
+
+
+def check_saved_model_classes(scorer, path: str, info) -> None:
+    """Raises ValueError when the SavedModel `scorer` (`saved_model_scorer` of `path`) predicts
+    another number of classes than `info` (the experiment's dataset) holds."""
+    outputs = scorer.saved_model.signatures["serving_image_tensor"].structured_outputs
+    probabilities = outputs["probabilities"].shape[-1]
+    if probabilities != info.num_classes:
+        raise ValueError(
+            f"SavedModel {path} predicts {probabilities} classes; {info.name} has {info.num_classes} "
+            f"({', '.join(info.class_names)}): it was exported from another experiment"
+        )
 
 
 def build_scorer(values, experiment):
     """Returns (scorer, model identity, DatasetInfo): the SavedModel's or the restored checkpoint's
     scorer (`deeplab_tf.evaluation.inference`), what was evaluated, and the dataset's classes."""
     from deeplab_tf.assembly import assemble
+    from deeplab_tf.data import dataset_info
     from deeplab_tf.training.checkpoints import restore_model
     from deeplab_tf.evaluation.inference import keras_scorer, saved_model_scorer
 
-    parts = assemble(experiment, output_stride=experiment.eval.output_stride)
     if values.saved_model:
         if experiment.eval.output_stride:
             raise ValueError("--output_stride needs a checkpoint: a SavedModel is fixed at its export's stride")
-        fingerprint = tf_fingerprint(values.saved_model)
-        return saved_model_scorer(values.saved_model), {"source": os.path.abspath(values.saved_model),
-                                                        "kind": "saved_model", "fingerprint": fingerprint}, parts.info
+        scorer, info = saved_model_scorer(values.saved_model), dataset_info(experiment.data.dataset)
+        check_saved_model_classes(scorer, values.saved_model, info)
+        return scorer, {"source": os.path.abspath(values.saved_model), "kind": "saved_model",
+                        "fingerprint": tf_fingerprint(values.saved_model)}, info
     if not (values.checkpoint or values.model_dir):
         raise ValueError("Give --model_dir (or --checkpoint) or --saved_model")
+    parts = assemble(experiment, output_stride=experiment.eval.output_stride)
     prefix = restore_model(parts.model, values.checkpoint or values.model_dir)
     output_stride = experiment.eval.output_stride or experiment.model.output_stride
     return keras_scorer(parts.model, parts.normalize), {"source": prefix, "kind": "checkpoint",
@@ -104,13 +150,16 @@ def main(argv):
     from deeplab_tf.data.pipeline import build_eval_dataset
     from deeplab_tf.evaluation.evaluator import WorstImages, evaluate, format_table, progress_bar
     from deeplab_tf.evaluation.inference import multi_scale, padded, tiled
+    from deeplab_tf.validation import validate
 
     values = flags.FLAGS
-    experiment = eval_overrides(values, resolve_experiment())
+    experiment = eval_overrides(values, resolve_experiment(values.checkpoint or values.model_dir))
+    validate(experiment)  # the evaluation flags too, before anything is read or built
     split, settings = experiment.data.eval_split, experiment.eval
     output_dir = values.output_dir or (values.model_dir and os.path.join(values.model_dir, split))
     if not output_dir:
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
+    make_output_dir(output_dir)
     scorer, model_identity, info = build_scorer(values, experiment)
     if model_identity["kind"] == "checkpoint":  # an export pads inside its graph
         scorer = padded(scorer, settings.pad_to_size, settings.pad_value)
@@ -140,11 +189,23 @@ def main(argv):
           + (", trimap.png" if results.get("trimap") else "") + (f", {len(worst.entries())} overlays in worst/" if worst.entries() else ""))
 
 
+def make_output_dir(path: str) -> None:
+    """Creates folder `path` (and its parents) if needed and checks it can be written, before
+    anything is evaluated. Raises OSError naming `path` and why when it cannot be created or
+    written."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create --output_dir {path}: {error.strerror or error}") from None
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write into --output_dir {path}: permission denied")
+
+
 def write_reports(output_dir: str, results: dict, worst, info) -> None:
-    """Writes eval.json, report.md, confusion.png, trimap.png and the worst-image overlays."""
+    """Writes eval.json, report.md, confusion.png, trimap.png and the worst-image overlays into the
+    existing folder `output_dir`."""
     from deeplab_tf.evaluation import reports
 
-    os.makedirs(output_dir, exist_ok=True)
     reports.write_json(os.path.join(output_dir, "eval.json"), results)
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(reports.markdown_report(results))

@@ -7,9 +7,9 @@ PATTERN is a glob (`voc_*`). Counting parameters builds each distinct model (abo
 all of them on 2 CPU cores); `--noparams` skips it.
 """
 
-import sys
+from absl import flags
 
-from absl import app, flags
+from deeplab_tf.cli.flags import run
 
 flags.DEFINE_bool("params", True, "Build each model to count its parameters.")
 
@@ -66,10 +66,9 @@ def main(argv):
     pattern = argv[1] if len(argv) > 1 else "*"
     rows = experiment_rows(pattern, flags.FLAGS.params)
     if not rows:
-        print(f"No experiment matches {pattern!r}", file=sys.stderr)
-        sys.exit(2)
+        raise ValueError(f"No experiment matches {pattern!r}")
     print(format_rows(rows))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run(main)

@@ -1,61 +1,245 @@
-"""Flags shared by the command-line entry points, and the experiment they resolve to."""
+"""Flags shared by the command-line entry points, the experiment they resolve to, and how every
+command starts and ends.
+
+Importing this module (every entry point does, before TensorFlow) prepares the process
+(`start_up`): TensorFlow's start-up logs silenced unless `--verbose` is on the command line, no
+redrawn progress bars in a log file. `run(main)` turns a user's error into one `error:` line and
+exit status 2 (`--debug` shows the traceback too).
+"""
+
+import fnmatch
+import json
+import os
+import sys
 
 from absl import flags
 
-from deeplab_tf.config import Experiment, apply_overrides
+from deeplab_tf.config import SECTIONS, Experiment, apply_overrides, from_dict
+
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up and library logs.")
+flags.DEFINE_bool("debug", False, "Show the traceback of an error, not only its `error:` line.")
+
+
+def verbose_requested(argv: list[str]) -> bool:
+    """Returns whether `argv` turns --verbose on, as absl reads it (False when its value is
+    malformed: the full parse reports that)."""
+    early = flags.FlagValues()
+    flags.DEFINE_bool("verbose", False, "", flag_values=early)
+    try:
+        early(argv, known_only=True)
+    except flags.Error:
+        return False
+    return early.verbose
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its C++ logs limited to fatal ones (TF_CPP_MIN_LOG_LEVEL=3 unless
+    the environment sets it) and file descriptor 2 pointed at /dev/null while it loads: the lines
+    it logs when loading (oneDNN notice, CUDA stub) ignore TF_CPP_MIN_LOG_LEVEL."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # later lines, e.g. "failed call to cuInit"
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        os.close(devnull)
+
+
+def start_up(argv: list[str]) -> None:
+    """Prepares the process before TensorFlow and TFDS are imported: without --verbose in `argv`,
+    TensorFlow is imported quietly (`import_tensorflow_quietly`); when stderr is not a terminal (a
+    log file, a pipe), tqdm's progress bars (TFDS's, while it prepares a dataset) are turned off,
+    as each would be one line redrawn thousands of times there."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is imported
+    if not verbose_requested(argv):
+        import_tensorflow_quietly()
+
+
+start_up(sys.argv)
 
 
 def define_experiment_flags() -> None:
     """Defines --experiment and --override (repeatable, comma-separated `section.field=value`)."""
-    flags.DEFINE_string("experiment", None, "Name of a registered experiment (see experiments/).")
+    flags.DEFINE_string(
+        "experiment", None,
+        "Name of a registered experiment (see experiments/). Unset, a command reading a training run "
+        "(evaluate, export, crf_search) takes the run's from its config.json.",
+    )
     flags.DEFINE_multi_string(
         "override", [], "Config overrides, e.g. --override=train.steps=200,data.crop_size=321"
     )
 
 
-def resolve_experiment() -> Experiment:
-    """Returns the experiment named by --experiment with every --override applied.
+# What evaluating or exporting a training run may set differently from its config.json: where its
+# data lives and which of it is read, the evaluation protocol, and speed choices that keep the
+# weights. Any other override contradicts the run and is refused.
+RUN_SETTABLE_FIELDS = (
+    "data.data_dir", "data.tfds_data_dir", "data.eval_split", "data.max_examples", "eval.*",
+    "model.atrous_implementation", "model.fused_batch_norm",
+)
 
-    Raises ValueError for an unknown experiment (listing the known ones and the closest), an
-    override of a field that does not exist, or (`deeplab_tf.validation.validate`, once, before
-    anything is built or read) every value of the resolved experiment outside its allowed values.
+
+def resolve_experiment(run: str | None = None) -> Experiment:
+    """Returns the experiment to build, with every --override applied and validated.
+
+    When `run` is (a path inside) a training run, its model dir, its checkpoints/ folder or a
+    checkpoint prefix there (`--model_dir` of evaluate, `--checkpoint` of export), the experiment is
+    the one its config.json records (`run_experiment`), so the training's overrides need not be
+    repeated. Otherwise it is the experiment named by --experiment.
+
+    Raises ValueError for a missing or unknown experiment (listing the known ones and the closest),
+    an override of a field that does not exist, an experiment or override the run contradicts, or
+    (`deeplab_tf.validation.validate`, once, before anything is built or read) every value of the
+    resolved experiment outside its allowed values.
     """
     import experiments
 
     from deeplab_tf.validation import validate
 
     values = flags.FLAGS
-    if not values.experiment:
+    config_path = run_config_path(run) if run else None
+    if config_path:
+        experiment = run_experiment(config_path, values.experiment, values.override)
+    elif values.experiment:
+        experiment = apply_overrides(experiments.get_experiment(values.experiment), values.override)
+    else:
         raise ValueError(f"--experiment is required; known: {', '.join(experiments.list_experiments())}")
-    experiment = apply_overrides(experiments.get_experiment(values.experiment), values.override)
     validate(experiment)
     return experiment
 
 
-# Errors that mean the user's input is wrong (a name, a path, a value): shown without a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+def run_config_path(path: str) -> str | None:
+    """Returns the config.json of the training run `path` belongs to (`path` being its model dir,
+    its checkpoints/ folder or a checkpoint prefix in that folder), or None when `path` is not
+    part of a run (a published model, a weights file, a checkpoint elsewhere)."""
+    from deeplab_tf.training.checkpoints import CHECKPOINT_SUBDIR
+    from deeplab_tf.training.trainer import CONFIG_FILE
+
+    path = os.path.normpath(path)
+    if os.path.exists(path + ".index"):  # a checkpoint prefix: part of a run only in its checkpoints/
+        path = os.path.dirname(path)
+        if os.path.basename(path) != CHECKPOINT_SUBDIR:
+            return None
+    if os.path.basename(path) == CHECKPOINT_SUBDIR:
+        path = os.path.dirname(path)
+    config = os.path.join(path, CONFIG_FILE)
+    return config if os.path.isfile(config) else None
+
+
+def run_experiment(config_path: str, name: str | None, overrides: list[str]) -> Experiment:
+    """Returns the experiment a run recorded in `config_path`, with `overrides` applied.
+
+    Raises ValueError when the file cannot be read as an experiment, when `name` (if given) is
+    another experiment than the run's, or when an override changes a field outside
+    `RUN_SETTABLE_FIELDS` (each such field named with the run's value and the override's).
+    """
+    try:
+        with open(config_path) as f:
+            recorded = from_dict(json.load(f))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{config_path} does not hold an experiment config ({error})") from None
+    if name and name != recorded.name:
+        raise ValueError(
+            f"{os.path.dirname(config_path)} is a run of experiment {recorded.name!r} ({config_path}), "
+            f"not {name!r}: drop --experiment to use the run's config, or give a run of {name!r}"
+        )
+    experiment = apply_overrides(recorded, overrides)
+    contradictions = [
+        f"{key}={new!r} (the run has {old!r})"
+        for key, old, new in changed_fields(recorded, experiment)
+        if not any(fnmatch.fnmatchcase(key, pattern) for pattern in RUN_SETTABLE_FIELDS)
+    ]
+    if contradictions:
+        raise ValueError(
+            f"--override contradicts the run's config {config_path}: {'; '.join(contradictions)}. "
+            f"Drop these overrides (the run's config is read); only {', '.join(RUN_SETTABLE_FIELDS)} may differ"
+        )
+    return experiment
+
+
+def changed_fields(before: Experiment, after: Experiment) -> list[tuple[str, object, object]]:
+    """Returns (`section.field`, value in `before`, value in `after`) for every field of the four
+    sections whose value differs, in section and field order (values as `to_dict` gives them)."""
+    old, new = before.to_dict(), after.to_dict()
+    return [
+        (f"{section}.{key}", old[section][key], new[section][key])
+        for section in SECTIONS
+        for key in new[section]
+        if old[section][key] != new[section][key]
+    ]
+
+
+def user_errors() -> tuple:
+    """Returns the exception types that mean the user's input or environment is wrong (a name, a
+    path, a value, a file that cannot be read or written, a diverged training): shown as one line."""
+    import tensorflow as tf
+
+    return (ValueError, OSError, FloatingPointError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError)
+
+
+def error_line(error: BaseException) -> str:
+    """Returns the `error: ...` text of `error`: its message, without the op context TensorFlow
+    appends to its errors (e.g. the tf.data checks that name a file and its problem)."""
+    import tensorflow as tf
+
+    text = error.message.split("\n\t [[")[0] if isinstance(error, tf.errors.OpError) else str(error)
+    return f"error: {text.strip()}"
+
+
+def exit_with_error(error: BaseException) -> None:
+    """Prints `error` as its `error:` line on stderr (after the traceback with --debug) and exits
+    with status 2."""
+    if flags.FLAGS.is_parsed() and flags.FLAGS.debug:
+        import traceback
+
+        traceback.print_exception(error)
+    print(error_line(error), file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses `argv` into absl's flags; a wrong flag ends as one `error:` line, exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        exit_with_error(error)
+
+
+def quiet_libraries() -> None:
+    """Leaves only errors in TensorFlow's and absl's logs, and only deeplab-tf's own Python warnings
+    (not --verbose)."""
+    import warnings
+
+    import tensorflow as tf
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+    warnings.simplefilter("ignore")
+    warnings.filterwarnings("default", module=r"(deeplab_tf|experiments|export)(\.|$)")
 
 
 def run(main) -> None:
-    """Runs an absl `main`, turning user errors into one clear line on stderr and exit status 2."""
-    import sys
-
-    import tensorflow as tf
+    """Runs an absl `main`: stdout written line by line (training's progress lines reach a log file
+    as they are printed, not in 8 KB blocks), library logs quiet unless --verbose, and a user error
+    (`user_errors`) turned into one `error:` line on stderr and exit status 2."""
     from absl import app
 
     def guarded(argv):
-        from absl import logging
-
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress output
+        if hasattr(sys.stdout, "reconfigure"):  # pytest's capture may replace sys.stdout
+            sys.stdout.reconfigure(line_buffering=True)
+        if not flags.FLAGS.verbose:
+            quiet_libraries()
         try:
             return main(argv)
-        except USER_ERRORS as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        except tf.errors.InvalidArgumentError as error:
-            # Raised by the data checks inside tf.data (they name the file and the problem).
-            message = error.message.split("\n\t [[")[0].strip()
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(2)
+        except user_errors() as error:
+            exit_with_error(error)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=parse_flags)

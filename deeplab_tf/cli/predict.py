@@ -3,10 +3,19 @@
     python -m deeplab_tf.cli.predict --saved_model=runs/demo/export --input=IMAGE_OR_DIR --output=DIR
 
 For each image writes `NAME.png` (uint8 class index per pixel) and `NAME_overlay.png` (the image
-blended with the dataset's palette). Unreadable inputs are reported by file name and skipped; the
-exit status is 1 if any input failed.
+blended with the dataset's palette) into --output. A folder --input is read with its subfolders,
+which --output mirrors (IN/sub/a.jpg -> OUT/sub/a.png). NAME is the file name without its
+extension, or with it (`a.jpg.png`, `a.jpg_overlay.png`) for images whose outputs would otherwise
+be another image's (a.jpg and a.png; a.png and a_overlay.png), so no output overwrites another.
+
+Nothing is written into the --input folder, into the SavedModel or over an input file: such an
+--output is refused before any work. Every write is checked. An image that cannot be read,
+predicted or written is reported with its file name and the reason, the others are done, the count
+of images done is printed, and the exit status is 1. A --saved_model that is not a SavedModel
+taking image bytes, or an --output that cannot be created, ends in one `error:` line (status 2).
 """
 
+import collections
 import json
 import os
 import sys
@@ -16,15 +25,15 @@ from absl import flags
 from deeplab_tf.cli.flags import run
 
 flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
-flags.DEFINE_string("input", None, "An image file, or a folder whose images are all processed.")
-flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays.")
+flags.DEFINE_string("input", None, "An image file, or a folder whose images (subfolders included) are all processed.")
+flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays (outside --input).")
 flags.mark_flags_as_required(["saved_model", "input", "output"])
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 def list_inputs(path: str) -> list[str]:
-    """Returns `path` if it is a file, else the sorted image files in folder `path`.
+    """Returns `path` if it is a file, else the sorted image files in folder `path` and its subfolders.
 
     Raises FileNotFoundError naming `path` when it does not exist or a folder holds no image.
     """
@@ -33,11 +42,88 @@ def list_inputs(path: str) -> list[str]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--input {path!r} does not exist")
     files = sorted(
-        os.path.join(path, name) for name in os.listdir(path) if name.lower().endswith(IMAGE_EXTENSIONS)
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(path)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS)
     )
     if not files:
         raise FileNotFoundError(f"--input folder {path!r} holds no image ({', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def output_files(name: str) -> tuple[str, str]:
+    """Returns the (label PNG, overlay PNG) file names written for an image of output name `name`."""
+    return f"{name}.png", f"{name}_overlay.png"
+
+
+def output_names(files: list[str], root: str) -> dict[str, str]:
+    """Returns {file: its output name}: its path below `root` without the extension (`sub/a` for
+    ROOT/sub/a.jpg), or with it (`sub/a.jpg`) for the files whose `output_files` another file's
+    would otherwise be. No two of `files` (image files, as `list_inputs` gives) share an output."""
+    names = {path: os.path.splitext(os.path.relpath(path, root))[0] for path in files}
+    # Ends: names with their extension never clash with each other (an image's name does not end
+    # in "_overlay"), so each round gives at least one more file its extension.
+    while clashing := _clashing(names):
+        names.update({path: os.path.relpath(path, root) for path in clashing})
+    return names
+
+
+def _clashing(names: dict[str, str]) -> set[str]:
+    """Returns the files of `names` ({file: output name}) that share an output file with another."""
+    writers = collections.defaultdict(set)
+    for path, name in names.items():
+        for output in output_files(name):
+            writers[output].add(path)
+    return {path for paths in writers.values() if len(paths) > 1 for path in paths}
+
+
+def check_outside_inputs(output_dir: str, targets: list[str], inputs: list[str], input_path: str,
+                         saved_model: str) -> None:
+    """Raises ValueError when `output_dir` or one of `targets` (its output files) is one of `inputs`
+    or lies inside `input_path` (the --input file or folder) or the `saved_model` folder, links
+    resolved; the message names the first such path and the input it would be written into."""
+    protected = {os.path.realpath(path) for path in (input_path, saved_model, *inputs)}
+    for path in (output_dir, *targets):
+        real = os.path.realpath(path)
+        inside = _first_ancestor_in(real, protected)
+        if inside:
+            what = "--output" if path == output_dir else "output file"
+            raise ValueError(
+                f"{what} {path!r} is {'' if real == inside else 'inside '}the input {inside!r}: predict never "
+                f"writes into its inputs (--input, --saved_model); choose another --output"
+            )
+
+
+def _first_ancestor_in(path: str, folders: set[str]) -> str | None:
+    """Returns `path` or the nearest folder above it that is in `folders`, or None."""
+    while path not in folders:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path
+
+
+def load_serving(saved_model: str):
+    """Returns the `serving_default` signature of the SavedModel in folder `saved_model`.
+
+    Raises ValueError naming `saved_model` when it is not a readable SavedModel, or its
+    `serving_default` does not take `image_bytes` (as an export of export.export_saved_model does).
+    """
+    import tensorflow as tf
+
+    try:
+        signatures = tf.saved_model.load(saved_model).signatures
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"--saved_model {saved_model!r} is not a readable SavedModel: {_first_line(error)}") from None
+    serve = signatures.get("serving_default")
+    if serve is None or "image_bytes" not in serve.structured_input_signature[1]:
+        raise ValueError(
+            f"--saved_model {saved_model!r} has no serving_default signature taking image_bytes "
+            f"(export it with python -m export.export_saved_model, whose first --input_type is image_bytes)"
+        )
+    return serve
 
 
 def overlay(image, labels, palette, alpha: float = 0.5):
@@ -48,36 +134,79 @@ def overlay(image, labels, palette, alpha: float = 0.5):
     return np.clip((1 - alpha) * image.astype(np.float32) + alpha * colours, 0, 255).astype(np.uint8)
 
 
-def predict_files(saved_model: str, files: list[str], output_dir: str, log=print) -> list[str]:
-    """Runs the export's `serving_default` on each file and writes label PNGs and overlays.
+def predict_files(saved_model: str, input_path: str, output_dir: str, log=print) -> dict[str, str]:
+    """Runs the export's `serving_default` on each image of `input_path` (`list_inputs`) and writes
+    its label PNG and overlay under `output_dir` (named by `output_names`).
 
-    Returns the list of files that failed (each reported through `log` with the reason).
+    Returns {image: why it failed} for the images that could not be read, predicted or written
+    (each also reported through `log`, as is the count of images done). Raises
+    FileNotFoundError for a missing or empty input, and ValueError, before any image is read, for
+    an output that would be written into an input (`check_outside_inputs`), a `saved_model` that
+    `load_serving` refuses, or an `output_dir` that cannot be created.
     """
+    import tensorflow as tf
+
+    files = list_inputs(input_path)
+    root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
+    targets = {path: [os.path.join(output_dir, f) for f in output_files(name)]
+               for path, name in output_names(files, root).items()}
+    check_outside_inputs(output_dir, [t for pair in targets.values() for t in pair], files, input_path, saved_model)
+    serve = load_serving(saved_model)
+    palette = _load_palette(saved_model)
+    _make_folder(output_dir)
+    failed = {}
+    for path in files:
+        try:
+            _predict_image(serve, palette, path, *targets[path])
+        except (OSError, tf.errors.OpError) as error:
+            failed[path] = _first_line(error)
+            log(f"failed {path}: {failed[path]}")
+    log(f"Wrote the predictions of {len(files) - len(failed)} of {len(files)} images to {output_dir}"
+        + (f"; {len(failed)} failed (above)" if failed else ""))
+    return failed
+
+
+def _predict_image(serve, palette, path: str, labels_file: str, overlay_file: str) -> None:
+    """Writes the label PNG and the overlay of image file `path`; raises OSError or
+    tf.errors.OpError saying why when it cannot be read, predicted or written."""
     import cv2
     import numpy as np
     import tensorflow as tf
 
-    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
-    palette = _load_palette(saved_model)
-    os.makedirs(output_dir, exist_ok=True)
-    failed = []
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            labels = serve(image_bytes=tf.constant([data]))["labels"][0].numpy()
-            image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-        except (OSError, tf.errors.InvalidArgumentError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            log(f"skipped {path}: cannot be read as an image ({reason})")
-            failed.append(path)
-            continue
-        cv2.imwrite(os.path.join(output_dir, f"{stem}.png"), labels.astype(np.uint8))
-        blended = overlay(image, labels, palette)
-        cv2.imwrite(os.path.join(output_dir, f"{stem}_overlay.png"), cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
-    log(f"Wrote {len(files) - len(failed)} predictions to {output_dir}" + (f"; {len(failed)} failed" if failed else ""))
-    return failed
+    with open(path, "rb") as f:
+        data = f.read()
+    labels = serve(image_bytes=tf.constant([data]))["labels"][0].numpy()
+    image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    _write_png(labels_file, labels.astype(np.uint8))
+    _write_png(overlay_file, cv2.cvtColor(overlay(image, labels, palette), cv2.COLOR_RGB2BGR))
+
+
+def _write_png(path: str, image) -> None:
+    """Writes uint8 `image` ([H,W] or BGR [H,W,3]) as a PNG file at `path`, creating its folder.
+    Raises OSError when that fails (encoded with cv2.imencode and written by Python: cv2.imwrite
+    only returns False)."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"cannot encode {path} as PNG")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(encoded.tobytes())
+
+
+def _make_folder(path: str) -> None:
+    """Creates folder `path` (and its parents) if missing; raises ValueError naming it when it cannot."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create --output folder {path!r}: {error.strerror or error}") from None
+
+
+def _first_line(error: Exception) -> str:
+    """Returns the first line of `error`'s message (TensorFlow's without its op context), or its type's name."""
+    message = str(getattr(error, "message", error)).strip()
+    return message.splitlines()[0] if message else type(error).__name__
 
 
 def _load_palette(saved_model: str) -> list:
@@ -92,8 +221,7 @@ def _load_palette(saved_model: str) -> list:
 def main(argv):
     del argv
     values = flags.FLAGS
-    failed = predict_files(values.saved_model, list_inputs(values.input), values.output)
-    if failed:
+    if predict_files(values.saved_model, values.input, values.output):
         sys.exit(1)
 
 

@@ -5,9 +5,10 @@
 
 The model of --experiment (with its --override's) is restored from --checkpoint (a training
 checkpoint, model dir, published model or weights file) and written by
-`deeplab_tf.models.weights_file.save_weights_file`; the file's size and sha256 are printed for
-the zoo's registry. An existing --output is never overwritten. `evaluate` and `export` take the
-file as `--checkpoint=FILE`.
+`deeplab_tf.models.weights_file.save_weights_file`. When --checkpoint is a training run (its
+model dir or one of its checkpoints), the run's config.json gives the experiment and its
+overrides. The file's size and sha256 are printed for the zoo's registry. An existing --output is
+never overwritten. `evaluate` and `export` take the file as `--checkpoint=FILE`.
 """
 
 import os
@@ -31,7 +32,7 @@ def main(argv):
     from deeplab_tf.training.checkpoints import restore_model
 
     values = flags.FLAGS
-    experiment = resolve_experiment()
+    experiment = resolve_experiment(values.checkpoint)
     model = assemble(experiment, with_data=False).model
     source = restore_model(model, values.checkpoint, log=print)
     path = save_weights_file(model, values.output, values.dtype)

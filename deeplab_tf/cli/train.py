@@ -1,7 +1,7 @@
 """Trains a named experiment, on one device or many.
 
-    python -m deeplab_tf.cli.train --experiment=demo --model_dir=runs/demo \
-        [--override=train.steps=200,data.crop_size=321] [--strategy=mirrored] \
+    python -m deeplab_tf.cli.train --experiment=demo --model_dir=runs/demo \\
+        [--override=train.steps=200,data.crop_size=321] [--strategy=mirrored] \\
         [--mixed_precision=mixed_float16] [--jit_compile] [--deterministic]
 
 Rerunning the same command resumes from the latest checkpoint in `model_dir`, continuing the

@@ -11,7 +11,7 @@ from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, ru
 
 define_experiment_flags()
 flags.DEFINE_string("split", "val", "Split to read.")
-flags.DEFINE_integer("count", 4, "How many images to write.")
+flags.DEFINE_integer("count", 4, "How many images to write.", lower_bound=1)
 flags.DEFINE_string("output", None, "Folder for the PNG files.")
 flags.mark_flag_as_required("output")
 

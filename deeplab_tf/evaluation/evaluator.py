@@ -88,22 +88,39 @@ class _Column:
         return {**segmentation_metrics(self.confusion), "confusion_matrix": self.confusion.tolist(), **trimap}
 
 
-def progress_bar(total: int = 0, stream=sys.stderr) -> Callable:
-    """Returns progress(done, seconds) drawing `[####    ] done/total  x img/s  ETA m:ss` on one
-    line of `stream` (no bar and no ETA when `total` is unknown, 0)."""
+def progress_bar(total: int = 0, stream=sys.stderr, interval: float = 30.0) -> Callable:
+    """Returns progress(done, seconds) reporting `[####    ] done/total  x img/s  ETA m:ss` on
+    `stream` (no bar and no ETA when `total` is unknown, 0).
+
+    On a terminal the line is redrawn in place at every call. Elsewhere (a log file, a pipe) a
+    line is written at the first call, then at most every `interval` seconds and when `done`
+    reaches `total`, so a log holds a few lines rather than one redrawn many times.
+    """
+    terminal = stream.isatty()
+    last_line = None  # `seconds` of the last line written off a terminal
 
     def progress(done: int, seconds: float) -> None:
-        rate = done / max(seconds, 1e-9)
-        if total:
-            filled = int(30 * done / total)
-            eta = int((total - done) / max(rate, 1e-9))
-            line = f"[{'#' * filled}{' ' * (30 - filled)}] {done}/{total}  {rate:.2f} img/s  ETA {eta // 60}:{eta % 60:02d}"
-        else:
-            line = f"{done} images  {rate:.2f} img/s"
-        stream.write("\r" + line + ("\n" if done == total else ""))
+        nonlocal last_line
+        line = progress_line(done, seconds, total)
+        if terminal:
+            stream.write("\r" + line + ("\n" if done == total else ""))
+        elif done == total or last_line is None or seconds - last_line >= interval:
+            stream.write(line + "\n")
+            last_line = seconds
         stream.flush()
 
     return progress
+
+
+def progress_line(done: int, seconds: float, total: int = 0) -> str:
+    """Returns `[####    ] done/total  x img/s  ETA m:ss` after `done` images in `seconds`, or
+    `done images  x img/s` when `total` is unknown (0)."""
+    rate = done / max(seconds, 1e-9)
+    if not total:
+        return f"{done} images  {rate:.2f} img/s"
+    filled = int(30 * done / total)
+    eta = int((total - done) / max(rate, 1e-9))
+    return f"[{'#' * filled}{' ' * (30 - filled)}] {done}/{total}  {rate:.2f} img/s  ETA {eta // 60}:{eta % 60:02d}"
 
 
 def evaluate(

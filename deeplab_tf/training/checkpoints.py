@@ -7,6 +7,7 @@ implementation, or wrapped for multi-scale inputs.
 """
 
 import os
+import re
 
 import tensorflow as tf
 
@@ -14,6 +15,7 @@ from deeplab_tf.models import weights_file
 from deeplab_tf.pretrained import published, zoo
 
 CHECKPOINT_SUBDIR = "checkpoints"
+CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index")  # what tf.train.CheckpointManager writes
 
 
 def checkpoint_dir(model_dir: str) -> str:
@@ -35,22 +37,61 @@ def model_weights(model) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(**named)
 
 
-def resolve_checkpoint(path: str) -> str:
+def resolve_checkpoint(path: str, log=print) -> str:
     """Returns a checkpoint prefix for `path`, which may be a prefix, a model dir or a checkpoint dir.
 
-    Raises FileNotFoundError naming `path` when it holds no checkpoint.
+    In a folder it is the newest checkpoint on disk whose every tensor reads back, found from the
+    `ckpt-N.index` files, so a broken or missing `checkpoint` state file changes nothing; each
+    newer one that cannot be read is reported through `log`. Raises FileNotFoundError naming
+    `path` when it holds no checkpoint, and ValueError naming each when none can be read.
     """
     if tf.io.gfile.exists(path + ".index"):
         return path
     for folder in (checkpoint_dir(path), path):
-        if tf.io.gfile.isdir(folder):
-            latest = tf.train.latest_checkpoint(folder)
-            if latest:
-                return latest
+        prefixes = checkpoints_on_disk(folder)
+        if prefixes:
+            return newest_readable(prefixes, read_every_tensor, folder, log)
     raise FileNotFoundError(
         f"No checkpoint at {path!r}: expected a checkpoint prefix (with a .index file) or a model "
-        f"dir containing {CHECKPOINT_SUBDIR}/checkpoint (written by deeplab_tf.cli.train)"
+        f"dir containing {CHECKPOINT_SUBDIR}/ckpt-N.index (written by deeplab_tf.cli.train)"
     )
+
+
+def checkpoints_on_disk(directory: str) -> list[str]:
+    """Returns the prefixes of the checkpoints training wrote in `directory` (one per
+    `ckpt-N.index` file), newest (largest N) first; [] when there is none or no such folder.
+    The `checkpoint` state file is not read."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    matches = [CHECKPOINT_INDEX.fullmatch(name) for name in tf.io.gfile.listdir(directory)]
+    numbers = [int(match[1]) for match in matches if match]
+    return [os.path.join(directory, f"ckpt-{number}") for number in sorted(numbers, reverse=True)]
+
+
+def read_every_tensor(prefix: str) -> None:
+    """Reads every tensor of checkpoint `prefix` (verifying its checksums); raises
+    tf.errors.OpError (or IndexError, for some truncated data files) when one cannot be read."""
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: str = "") -> str:
+    """Returns the first of `prefixes` (newest first) that `read(prefix)` reads without a read
+    error; each one before it is reported through `log`. Raises ValueError naming `directory`,
+    each checkpoint's error and then `hint` when none can be read (other errors of `read`
+    propagate)."""
+    errors = []
+    for prefix in prefixes:
+        try:
+            read(prefix)
+            return prefix
+        except (tf.errors.OpError, IndexError) as error:  # IndexError: a truncated data file
+            reason = str(getattr(error, "message", error)).strip().split("\n")[0]
+            errors.append(f"{prefix}: {reason}")
+            log(f"warning: checkpoint {prefix} is unreadable ({reason}); trying the one before it")
+    problems = "; ".join(errors) or "it holds no ckpt-N.index file"
+    raise ValueError(f"No checkpoint in {directory} is readable: {problems}" + (f"; {hint}" if hint else ""))
 
 
 def restore_model(model, path: str, log=None) -> str:

@@ -5,6 +5,7 @@ Runs under any tf.distribute strategy (`deeplab_tf.training.distribute`): one de
 logical CPUs, several workers, TPU. A resumed run continues the input stream where the
 checkpoint left it, so with `train.deterministic` it reproduces an uninterrupted run."""
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,9 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     `deeplab_tf.training.distribute.create_strategy("auto")`. Writes (on the chief) `config.json` (the
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
-    Raises ValueError if `model_dir` holds a run of a different config, FloatingPointError
+    Raises ValueError if `model_dir` holds a run of a different config, is being trained by another
+    process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
+    trains again from step 0 over them, `resume.restore_latest`), FloatingPointError
     if the loss or a batch norm's moving statistics become NaN or Inf (nothing of that step is
     saved), and `resume.Preempted` after
     a SIGTERM (on any worker): the step in progress is finished and checkpointed first, so a
@@ -56,6 +59,15 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     chief = distribute.is_chief(strategy)
     per_replica_batch = distribute.per_replica_batch_size(cfg.batch_size, strategy)
     os.makedirs(model_dir, exist_ok=True)
+    # Only the chief locks: every worker of a multi-worker run trains into the same shared model dir.
+    with resume.model_dir_lock(model_dir) if chief else contextlib.nullcontext():
+        return _train_locked(experiment, model_dir, log, strategy, lr_schedule, per_replica_batch)
+
+
+def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_schedule, per_replica_batch: int) -> dict:
+    """Runs `train` once the checks are done and `model_dir` is locked; returns what `train` returns."""
+    cfg = experiment.train
+    chief = distribute.is_chief(strategy)
     _check_or_write_config(experiment, model_dir, write=chief)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -81,7 +93,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     checkpoint = tf.train.Checkpoint(**tracked)
     directory = checkpoints.checkpoint_dir(model_dir)
     resumed = resume.restore_latest(checkpoint, directory, log)
-    writer = resume.CheckpointWriter(checkpoint, directory, model_dir, strategy)
+    writer = resume.CheckpointWriter(checkpoint, directory, model_dir, strategy, latest=resumed, log=log)
     if resumed:
         log(f"Resumed from {resumed} at step {_current_step(step_counter)}")
     elif cfg.init_checkpoint:

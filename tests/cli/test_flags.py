@@ -1,18 +1,18 @@
-"""The command-line tools fail with one clear line (exit status 2) on bad input."""
+"""The command-line tools start quietly, and fail with one clear line (exit status 2) on bad
+input; `--verbose` brings TensorFlow's logs back, `--debug` the traceback."""
 
-import os
-import subprocess
-import sys
+import pkgutil
+import re
 
 import pytest
 
+import deeplab_tf.cli
 
-def run_module(module, *args, tfds_dir):
-    """Runs `python -m module args` with its own empty TFDS data dir (nothing prepared)."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TFDS_DATA_DIR": str(tfds_dir)},
-    )
+# Every `python -m` command: the modules of deeplab_tf.cli but the shared flags, and the exporter.
+COMMANDS = [f"deeplab_tf.cli.{m.name}" for m in pkgutil.iter_modules(deeplab_tf.cli.__path__) if m.name != "flags"]
+COMMANDS += ["export.export_saved_model"]
+TINY = ("model.backbone_alpha=0.35,model.aspp_filters=16,model.decoder_filters=16,model.low_level_filters=8,"
+        "data.crop_size=64,data.max_examples=4,train.batch_size=2")
 
 
 @pytest.mark.parametrize(
@@ -28,16 +28,14 @@ def run_module(module, *args, tfds_dir):
         (["--experiment=voc_r101_v2_msc_coco", "--model_dir=MODEL"], "train.init_checkpoint"),
     ],
 )
-def test_train_refuses_bad_input_clearly(tmp_path, args, message):
-    result = run_module(
-        "deeplab_tf.cli.train", *[a.replace("MODEL", str(tmp_path / "m")) for a in args], tfds_dir=tmp_path / "tfds"
-    )
+def test_train_refuses_bad_input_clearly(run_command, tmp_path, args, message):
+    result = run_command("deeplab_tf.cli.train", *[a.replace("MODEL", str(tmp_path / "m")) for a in args])
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_bad_label_value_is_reported_with_the_file(tmp_path):
+def test_bad_label_value_is_reported_with_the_file(run_command, tmp_path):
     """A label value outside the classes fails the dataset preparation with one line naming the file."""
     import cv2
     import numpy as np
@@ -49,27 +47,61 @@ def test_bad_label_value_is_reported_with_the_file(tmp_path):
         cv2.imwrite(str(tmp_path / "trainannot" / f"{name}.png"), np.full((40, 40), value, np.uint8))
     (tmp_path / "train.txt").write_text("train/a.png trainannot/a.png\n")
     (tmp_path / "val.txt").write_text("train/b.png trainannot/b.png\n")
-    result = run_module(
+    result = run_command(
         "deeplab_tf.cli.train", "--experiment=camvid_mnv2_v3plus", f"--model_dir={tmp_path / 'm'}",
         f"--override=data.data_dir={tmp_path},model.backbone_alpha=0.35,data.crop_size=32,train.batch_size=1",
-        tfds_dir=tmp_path / "tfds",
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "trainannot/a.png: label values [40] are not classes" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_invalid_values_are_refused_at_once_before_anything_is_built(tmp_path):
+def test_invalid_values_are_refused_at_once_before_anything_is_built(run_command, tmp_path):
     """`resolve_experiment` validates the experiment: one error, the allowed values, exit status 2,
     and nothing written to the model dir."""
     model_dir = tmp_path / "m"
-    result = run_module(
-        "deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}", "--override=train.steps=-5",
-        tfds_dir=tmp_path / "tfds",
-    )
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}",
+                         "--override=train.steps=-5")
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == ["error: Invalid experiment 'demo': train.steps=-5: the number of training steps must be at "
                       "least 1; allowed: integers >= 1"]
     assert "Traceback" not in result.stderr
     assert not model_dir.exists()
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_every_command_starts_quietly_and_refuses_a_wrong_flag_in_one_line(run_command, module):
+    """Nothing of TensorFlow's start-up (it is imported before the flags are parsed), and absl's
+    flag errors as one `error:` line with exit status 2, not its FATAL text and status 1."""
+    result = run_command(module, "--no_such_flag=1")
+    assert (result.returncode, result.stderr) == (2, "error: Unknown command line flag 'no_such_flag'\n")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_output_starts_with_what_was_asked_and_verbose_brings_back_the_logs(run_command, verbose):
+    result = run_command("deeplab_tf.cli.experiments", "--noparams", "demo", *(["--verbose"] if verbose else []))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0].split()[:3] == ["name", "model", "dataset"]
+    assert result.stdout.splitlines()[1].startswith("demo ")
+    assert bool(result.stderr) == verbose, result.stderr[-2000:]  # TensorFlow's start-up logs
+
+
+def test_debug_shows_the_traceback_before_the_error_line(run_command, tmp_path):
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={tmp_path / 'm'}",
+                         "--override=train.steps=-5", "--debug")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and "ValueError: Invalid experiment 'demo'" in result.stderr
+    assert lines[-1].startswith("error: Invalid experiment 'demo': train.steps=-5")
+
+
+def test_a_training_that_diverges_ends_in_one_error_line(run_command, tmp_path):
+    """A NaN loss stops training (trainer.train raises FloatingPointError): one `error:` line
+    naming the step, exit status 2, the progress so far on stdout."""
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={tmp_path / 'm'}",
+                         f"--override={TINY},train.steps=3,train.base_learning_rate=1e30")
+    assert result.returncode == 2, result.stderr[-2000:]
+    stopped = r"error: (Loss is -?(nan|inf)|Batch norm moving statistics are not finite) at step \d+; stopping\..*\n"
+    assert re.fullmatch(stopped, result.stderr), result.stderr
+    assert result.stdout.startswith("Training demo: steps 0->3")

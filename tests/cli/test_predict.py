@@ -1,11 +1,42 @@
-"""predict: label PNGs and overlays per image; unreadable files reported by name and skipped."""
+"""predict: label PNGs and overlays per image; unreadable files reported by name and skipped;
+never a write into its inputs, never two images on one output, every write checked, and one
+`error:` line (exit status 2) for a wrong SavedModel or an output folder it cannot create."""
+
+import functools
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from deeplab_tf.cli import predict
 from deeplab_tf.cli.predict import list_inputs, overlay, predict_files
+from tests.file_digest import tree_digest
+
+PREDICT = "deeplab_tf.cli.predict"
+
+
+@functools.cache
+def serving_image_tensor(export_dir):
+    """The export's image-tensor signature (no encoding or decoding), loaded once."""
+    return tf.saved_model.load(str(export_dir)).signatures["serving_image_tensor"]
+
+
+def reference_labels(export_dir, image_rgb):
+    """The export's labels for uint8 RGB `image_rgb`."""
+    return serving_image_tensor(export_dir)(images=tf.constant(image_rgb[None]))["labels"][0].numpy()
+
+
+def write_images(folder, names, size=(20, 30)) -> dict:
+    """Writes one distinct random BGR image per name (paths below `folder`); returns {name: RGB image}."""
+    rng, images = np.random.default_rng(0), {}
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(path), image)
+        images[name] = image[..., ::-1].copy()
+    return images
 
 
 def test_predicts_readable_files_and_reports_the_rest(exported_demo, tmp_path):
@@ -17,15 +48,13 @@ def test_predicts_readable_files_and_reports_the_rest(exported_demo, tmp_path):
     cv2.imwrite(str(inputs / "b.jpg"), image)
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     messages = []
-    failed = predict_files(str(export_dir), list_inputs(str(inputs)), str(tmp_path / "out"), log=messages.append)
-    assert failed == [str(inputs / "broken.png")]
+    failed = predict_files(str(export_dir), str(inputs), str(tmp_path / "out"), log=messages.append)
+    assert list(failed) == [str(inputs / "broken.png")]
     assert any("broken.png" in m for m in messages)
     labels = cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED)
-    expected = tf.saved_model.load(str(export_dir)).signatures["serving_image_tensor"](
-        images=tf.constant(image[None, ..., ::-1].copy())
-    )["labels"][0].numpy()
-    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(labels, reference_labels(export_dir, image[..., ::-1].copy()))
     assert cv2.imread(str(tmp_path / "out" / "b_overlay.png")).shape == (20, 30, 3)
+    assert messages[-1].startswith("Wrote the predictions of 2 of 3 images")
 
 
 def test_overlay_blends_palette_colours():
@@ -37,3 +66,85 @@ def test_overlay_blends_palette_colours():
 def test_missing_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         list_inputs(str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("output", ["IN", "IN/predictions", "IN/sub", "EXPORT", "IN/a.png", "single:IN"])
+def test_output_into_the_inputs_is_refused_and_nothing_is_written(exported_demo, tmp_path, output):
+    """--output equal to --input, inside its tree, in the SavedModel, or where an output would be
+    an input file: ValueError (one `error:` line, exit status 2), every input file as it was."""
+    _, _, export_dir = exported_demo
+    inputs = tmp_path / "in"
+    write_images(inputs, ["a.png", "sub/b.png"])
+    input_path = inputs / "a.png" if output.startswith("single:") else inputs
+    output = output.removeprefix("single:").replace("IN", str(inputs)).replace("EXPORT", str(export_dir))
+    before_inputs, before_export = tree_digest(inputs), tree_digest(export_dir)
+    with pytest.raises(ValueError, match="predict never writes into its inputs"):
+        predict_files(str(export_dir), str(input_path), output, log=lambda line: None)
+    assert tree_digest(inputs) == before_inputs and tree_digest(export_dir) == before_export
+
+
+def test_command_with_output_equal_to_input_exits_2_and_keeps_the_images(exported_demo, tmp_path, run_command):
+    """The issue's case: `--input=DIR --output=DIR` overwrote the images with label maps."""
+    _, _, export_dir = exported_demo
+    inputs = tmp_path / "in"
+    write_images(inputs, ["a.png", "b.png"])
+    before = tree_digest(inputs)
+    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={inputs}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "predict never writes into its inputs" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and tree_digest(inputs) == before
+
+
+def test_images_sharing_a_name_get_distinct_outputs(exported_demo, tmp_path):
+    """a.png and a.bmp share a stem, a.png's overlay would be a_overlay.png's labels, and
+    sub/a.png has a.png's name in a subfolder: every image gets its own two files, holding its own
+    labels and overlay."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    images = write_images(inputs, ["a.png", "a.bmp", "a_overlay.png", "sub/a.png"])
+    messages = []
+    assert not predict_files(str(export_dir), str(inputs), str(out), log=messages.append)
+    expected = {"a.png": "a.png", "a.bmp": "a.bmp", "a_overlay.png": "a_overlay.png", "sub/a.png": "sub/a"}
+    assert set(tree_digest(out)) == {f"{name}{suffix}" for name in expected.values()
+                                    for suffix in (".png", "_overlay.png")}
+    palette = predict._load_palette(str(export_dir))
+    for source, name in expected.items():
+        labels = reference_labels(export_dir, images[source])
+        np.testing.assert_array_equal(cv2.imread(str(out / f"{name}.png"), cv2.IMREAD_UNCHANGED), labels, err_msg=source)
+        written_overlay = cv2.imread(str(out / f"{name}_overlay.png"))[..., ::-1]
+        np.testing.assert_array_equal(written_overlay, overlay(images[source], labels, palette), err_msg=source)
+    assert messages[-1].startswith("Wrote the predictions of 4 of 4 images")
+
+
+def test_failed_writes_and_reads_are_named_counted_and_exit_1(exported_demo, tmp_path, run_command):
+    """cv2.imwrite only returns False: a write that fails (here, the label file's path is a folder)
+    names the image and why, as an unreadable image does; neither is counted; exit status 1."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    write_images(inputs, ["a.png", "b.png"])
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (out / "a.png").mkdir(parents=True)
+    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={out}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    (failure,) = [line for line in lines if str(inputs / "a.png") in line]
+    assert "Is a directory" in failure, failure
+    assert any(str(inputs / "broken.png") in line for line in lines), lines
+    assert "Wrote the predictions of 1 of 3 images" in result.stdout and "2 failed" in result.stdout
+    assert (out / "b.png").is_file() and (out / "b_overlay.png").is_file()
+
+
+@pytest.mark.parametrize("case", ["not_a_saved_model", "output_under_a_file"])
+def test_a_wrong_saved_model_or_output_folder_is_a_user_error(exported_demo, tmp_path, case):
+    """ValueError (one `error:` line, exit status 2), not a raw OSError traceback."""
+    _, _, export_dir = exported_demo
+    inputs = tmp_path / "in"
+    write_images(inputs, ["a.png"])
+    (tmp_path / "a_file").write_text("not a folder")
+    saved_model, output, message = {
+        "not_a_saved_model": (inputs, tmp_path / "out", "is not a readable SavedModel"),
+        "output_under_a_file": (export_dir, tmp_path / "a_file" / "out", "cannot create --output folder"),
+    }[case]
+    with pytest.raises(ValueError, match=message):
+        predict_files(str(saved_model), str(inputs), str(output), log=lambda line: None)

@@ -1,11 +1,12 @@
 """Export: every signature, reloaded in a process that cannot import deeplab_tf, predicts the same
 labels as the Keras model on real CamVid images (plain, and with test-time augmentation at another
 output stride plus the CRF); a fixed input size and batch; only standard ops; signatures.txt;
-existing exports are kept; flags become serving options; batch norm folding (the default) keeps
-the labels of the unfolded Keras model; a bfloat16 export computes its convolutions in bfloat16
-and stays close to the float32 Keras model."""
+existing exports are kept, and --overwrite replaces only an earlier export; flags become serving
+options; batch norm folding (the default) keeps the labels of the unfolded Keras model; a bfloat16
+export computes its convolutions in bfloat16 and stays close to the float32 Keras model."""
 
 import json
+import shutil
 import types
 
 import numpy as np
@@ -20,6 +21,7 @@ from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
 from deeplab_tf.models.fold_batch_norm import count_batch_norms, foldable_pairs
 from export.export_saved_model import export_saved_model, serving_options
 from export.serving import ServingOptions, serving_functions
+from tests.file_digest import tree_digest
 
 FULL = ServingOptions(
     input_types=("tf_example", "image_tensor", "image_bytes"),
@@ -29,6 +31,7 @@ FULL = ServingOptions(
     crf=DenseCRFParams(iterations=3),  # fewer than the default 10: each iteration is traced per signature
 )
 FULL_OUTPUT_STRIDE = 8
+EXPORT_MARKER = "deeplab_tf_export.json"  # the marker of every export (export/README.md)
 
 
 def augmented_reference(keras_probabilities, images, scales, output_stride):
@@ -209,6 +212,55 @@ def test_existing_export_is_not_overwritten(exported_demo):
     experiment, model_dir, export_dir = exported_demo
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_saved_model(experiment, str(model_dir), str(export_dir), log=lambda line: None)
+
+
+@pytest.fixture
+def run_copy(exported_demo, tmp_path):
+    """Copies of the `exported_demo` run and export: returns (experiment, ROOT/runs/run, ROOT/export)."""
+    experiment, model_dir, export_dir = exported_demo
+    shutil.copytree(model_dir, tmp_path / "runs" / "run")
+    shutil.copytree(export_dir, tmp_path / "export")
+    return experiment, tmp_path / "runs" / "run", tmp_path / "export"
+
+
+@pytest.mark.parametrize("target, reason", [
+    ("runs/run", r"holds the checkpoint"),  # the issue's case: --checkpoint=RUN --export_dir=RUN
+    ("runs", r"holds the checkpoint"),
+    ("runs/run/checkpoints", r"holds a training run's files \(checkpoint\)"),
+    ("user_folder", r"has no readable deeplab_tf_export.json"),
+    ("export_with_a_user_file", r"holds files this exporter did not write: notes.txt"),
+    ("a_file", r"is not a folder"),
+])
+def test_overwrite_refuses_anything_but_an_earlier_export(run_copy, target, reason):
+    """--overwrite never removes a model dir, the checkpoint's folder or a parent of it, a folder
+    this exporter did not write, or an export holding a file it did not write: FileExistsError,
+    every file as it was."""
+    experiment, model_dir, export_dir = run_copy
+    root = model_dir.parent.parent
+    (root / "user_folder").mkdir()
+    (root / "user_folder" / "notes.txt").write_text("mine")
+    shutil.copytree(export_dir, root / "export_with_a_user_file")
+    (root / "export_with_a_user_file" / "notes.txt").write_text("mine")
+    (root / "a_file").write_text("mine")
+    before = tree_digest(root)
+    with pytest.raises(FileExistsError, match=rf"--export_dir {root / target} is not replaced: it {reason}"):
+        export_saved_model(experiment, str(model_dir), str(root / target), overwrite=True, log=lambda line: None)
+    assert tree_digest(root) == before
+
+
+def test_overwrite_replaces_an_earlier_export_and_marks_the_new_one(run_copy):
+    """The marker lists every file of the export; an earlier export (here, with the tf_example
+    signature) is replaced in place, leaving no temporary folder beside it."""
+    experiment, model_dir, export_dir = run_copy
+    assert "serving_tf_example" in (export_dir / "signatures.txt").read_text()
+    export_saved_model(experiment, str(model_dir), str(export_dir), overwrite=True, log=lambda line: None)
+    assert "serving_tf_example" not in (export_dir / "signatures.txt").read_text()
+    marker = json.loads((export_dir / EXPORT_MARKER).read_text())
+    assert marker["written_by"] == "export.export_saved_model"
+    assert set(tree_digest(export_dir)) - {EXPORT_MARKER} <= set(marker["files"])  # and empty folders
+    assert all((export_dir / name).exists() for name in marker["files"])
+    assert {"saved_model.pb", "signatures.txt", "assets.extra/dataset_info.json"} <= set(marker["files"])
+    assert sorted(path.name for path in export_dir.parent.iterdir()) == ["export", "runs"]
 
 
 def flag_values(tmp_path, **changes):

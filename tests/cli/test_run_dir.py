@@ -1,0 +1,117 @@
+"""evaluate, export and save_weights of a training run: its experiment is read from its
+config.json (the training's overrides are not repeated), and a model of another experiment or
+class count, an override that contradicts the run, or an output that cannot be written is refused in one line
+before any work."""
+
+import json
+import re
+
+import pytest
+
+from deeplab_tf.cli import flags as cli_flags
+from deeplab_tf.config import apply_overrides
+from experiments import get_experiment
+
+TRAINED = "model.aspp_filters=16,model.low_level_filters=8,data.crop_size=64,train.steps=2"
+
+
+def test_a_run_is_found_from_its_model_dir_its_checkpoints_folder_or_a_checkpoint_in_it(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoints" / "ckpt-3.index").write_text("")
+    (run / "weights.npz").write_text("")
+    (tmp_path / "ckpt-1.index").write_text("")  # a checkpoint outside a run's checkpoints/
+    for path in (run, f"{run}/", run / "checkpoints", run / "checkpoints" / "ckpt-3"):
+        assert cli_flags.run_config_path(str(path)) == str(run / "config.json"), path
+    for path in (tmp_path, tmp_path / "ckpt-1", run / "weights.npz", tmp_path / "missing"):
+        assert cli_flags.run_config_path(str(path)) is None, path
+
+
+def test_the_runs_experiment_takes_data_location_and_eval_overrides_and_refuses_the_rest(tmp_path):
+    trained = apply_overrides(get_experiment("demo"), TRAINED)
+    config = tmp_path / "config.json"
+    config.write_text(trained.to_json())
+    assert cli_flags.run_experiment(str(config), None, []) == trained
+    assert cli_flags.run_experiment(str(config), "demo", [TRAINED]) == trained  # the training's overrides, repeated
+    settable = ("data.data_dir=/elsewhere,data.tfds_data_dir=/tfds,data.eval_split=train,data.max_examples=1,"
+                "eval.flip=true,eval.scales=(0.5,1.0),model.atrous_implementation=native,model.fused_batch_norm=false")
+    assert cli_flags.run_experiment(str(config), None, [settable]) == apply_overrides(trained, settable)
+    contradicting = "model.aspp_filters=64,train.steps=9,data.crop_size=32,eval.flip=true"
+    with pytest.raises(ValueError) as error:
+        cli_flags.run_experiment(str(config), None, [contradicting])
+    assert str(error.value).startswith(
+        f"--override contradicts the run's config {config}: model.aspp_filters=64 (the run has 16); "
+        "data.crop_size=(32, 32) (the run has (64, 64)); train.steps=9 (the run has 2). Drop these overrides"
+    )
+    another = f"^{re.escape(str(tmp_path))} is a run of experiment 'demo' .*, not 'camvid_mnv2_v3plus'"
+    with pytest.raises(ValueError, match=another):
+        cli_flags.run_experiment(str(config), "camvid_mnv2_v3plus", [])
+    config.write_text('{"model": {"no_such_field": 1}}')
+    with pytest.raises(ValueError, match="does not hold an experiment config"):
+        cli_flags.run_experiment(str(config), None, [])
+
+
+def test_evaluate_of_a_model_dir_needs_neither_experiment_nor_overrides(exported_demo, run_command, tmp_path):
+    """The run's config.json is what is evaluated; the output starts with the evaluation, and off
+    a terminal the progress is a few whole lines."""
+    _, run, _ = exported_demo
+    result = run_command("deeplab_tf.cli.evaluate", f"--model_dir={run}", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert results["config"] == json.loads((run / "config.json").read_text())
+    assert results["model"]["source"] == str(run / "checkpoints" / "ckpt-2")
+    assert result.stdout.startswith(f"Evaluated {results['num_images']} images in ")
+    progress = result.stderr.splitlines()
+    assert 1 <= len(progress) <= 3 and all(re.fullmatch(r"\[[# ]{30}\] \d+/\d+  .* img/s  ETA \d+:\d\d", line)
+                                           for line in progress), result.stderr[-3000:]
+
+
+def test_export_of_a_model_dir_needs_neither_experiment_nor_overrides(exported_demo, run_command, tmp_path):
+    _, run, _ = exported_demo
+    result = run_command("export.export_saved_model", f"--checkpoint={run}", f"--export_dir={tmp_path / 'export'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((tmp_path / "export" / "assets.extra" / "dataset_info.json").read_text())
+    assert (info["experiment"], info["checkpoint"]) == ("demo", str(run / "checkpoints" / "ckpt-2"))
+    assert result.stderr == ""
+
+
+
+def test_save_weights_of_a_model_dir_needs_neither_experiment_nor_overrides(exported_demo, run_command, tmp_path):
+    _, run, _ = exported_demo
+    output = tmp_path / "demo.npz"
+    result = run_command("deeplab_tf.cli.save_weights", f"--checkpoint={run}", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(f"Wrote {output} from {run / 'checkpoints' / 'ckpt-2'}: "), result.stdout
+    assert output.stat().st_size > 0
+
+REFUSED = [  # (command, arguments, the one error line after "error: "; RUN, EXPORT and TMP are paths)
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--experiment=demo", "--override=model.aspp_filters=64"],
+     "--override contradicts the run's config RUN/config.json: model.aspp_filters=64 (the run has 16). Drop"),
+    ("export.export_saved_model", ["--checkpoint=RUN", "--export_dir=TMP/export", "--override=train.steps=9"],
+     "--override contradicts the run's config RUN/config.json: train.steps=9 (the run has 2). Drop"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--experiment=camvid_mnv2_v3plus"],
+     "RUN is a run of experiment 'demo' (RUN/config.json), not 'camvid_mnv2_v3plus': drop --experiment"),
+    ("export.export_saved_model", ["--checkpoint=RUN/checkpoints/ckpt-2", "--experiment=voc_largefov",
+                                   "--export_dir=TMP/export"],
+     "RUN is a run of experiment 'demo' (RUN/config.json), not 'voc_largefov': drop --experiment"),
+    ("deeplab_tf.cli.evaluate", ["--saved_model=EXPORT", "--experiment=camvid_mnv2_v3plus", "--output_dir=TMP/out"],
+     "SavedModel EXPORT predicts 4 classes; camvid has 11 (Sky, Building,"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--dataset=camvid", "--output_dir=TMP/out"],
+     "--dataset=camvid has 11 classes (Sky, Building,"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--output_dir=TMP/a_file/out"],
+     "cannot create --output_dir TMP/a_file/out: Not a directory"),
+]
+
+
+@pytest.mark.parametrize("command, arguments, error", REFUSED)
+def test_refused_in_one_line_before_any_work(exported_demo, run_command, tmp_path, command, arguments, error):
+    _, run, export = exported_demo
+    (tmp_path / "a_file").write_text("")
+    names = {"RUN": run, "EXPORT": export, "TMP": tmp_path}
+    paths = lambda text: re.sub("RUN|EXPORT|TMP", lambda name: str(names[name[0]]), text)  # noqa: E731
+    result = run_command(command, *map(paths, arguments))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.startswith(f"error: {paths(error)}"), result.stderr[-3000:]
+    assert result.stderr.count("\n") == 1, result.stderr[-3000:]
+    assert result.stdout == ""
