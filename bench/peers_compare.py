@@ -2,7 +2,7 @@
 
     python -m bench.peers_compare --mode=inference [--rounds=20]    # 513x513, batch 1
     python -m bench.peers_compare --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
-        [--peers=deeplab_tf,keras_hub,model_garden,torch] [--size=N|HxW] [--batch=B] [--warmup=K]
+        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned]] [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
         [--deeplab_unfolded] [--precision=float32|bfloat16] [--json=results.json]
@@ -10,7 +10,10 @@
 Each peer runs in its own process and virtualenv (created under --venv_dir when missing, see
 bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment), started as
 `python -m bench.peers.worker_X` from the repository root, and builds its model
-with random weights. After --warmup iterations each, the driver alternates the peers, one
+with random weights. The peer `deeplab_tf_autotuned` (not in the default list) is deeplab-tf
+with its speed choices timed on this machine (`DEEPLAB_TF_AUTOTUNE=1`, deeplab_tf/layers/autotune.py)
+from an empty cache in the run's log folder, so its build time includes the tuning; `deeplab_tf`
+runs with the environment's setting. After --warmup iterations each, the driver alternates the peers, one
 iteration each, for --rounds rounds (A B C D P A B C D P ...), so that all see the same machine
 load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
 3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the
@@ -44,7 +47,9 @@ from bench.peers.protocol import REPLY_PREFIX
 # that `bench.peers` imports in the peers' virtualenvs, where deeplab_tf is not installed.
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-ALL_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
+DEFAULT_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
+ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned",)
+DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned")  # run in this interpreter's environment
 DEFAULTS = {"inference": {"size": "513", "batch": 1, "warmup": 2, "rounds": 20},
             "training": {"size": "321", "batch": 4, "warmup": 2, "rounds": 5}}
 
@@ -58,7 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, help="default 1 inference, 4 training")
     parser.add_argument("--num_classes", type=int, default=21)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--peers", default=",".join(ALL_PEERS))
+    parser.add_argument("--peers", default=",".join(DEFAULT_PEERS))
     parser.add_argument("--venv_dir", default=os.environ.get("DEEPLAB_TF_BENCH_VENVS", venvs.DEFAULT_ROOT))
     parser.add_argument("--install_only", action="store_true", help="create/update the venvs, then stop")
     parser.add_argument("--reinstall", action="store_true", help="rebuild the peers' venvs")
@@ -90,10 +95,10 @@ def parse_args(argv=None):
 class Worker:
     """One peer's process; requests and replies are JSON lines (bench/peers/protocol.py)."""
 
-    def __init__(self, name, python, module, config, log_dir, timeout):
+    def __init__(self, name, python, module, config, log_dir, timeout, env=None):
         self.name, self.timeout, self.info, self.error = name, timeout, {}, None
         self.log_path = os.path.join(log_dir, f"{name}.log")
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen(
             [python, "-m", module, json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log_path, "w"),
@@ -170,7 +175,7 @@ def main(argv=None):
 
     installs = {}
     for name in args.peer_list:
-        if name == "deeplab_tf":
+        if name in DEEPLAB_PEERS:
             continue
         installs[name] = venvs.ensure(name, args.venv_dir, reinstall=args.reinstall, log=_log)
         marker = installs[name]
@@ -181,26 +186,28 @@ def main(argv=None):
 
     config = {"mode": args.mode, "batch": args.batch, "height": args.height, "width": args.width,
               "num_classes": args.num_classes, "seed": args.seed, "precision": args.precision}
-    specs = []
+    log_dir = tempfile.mkdtemp(prefix="peers_compare_")
+    _log(f"worker logs: {log_dir}")
+    specs = []  # (name, python, module, config, extra environment)
     for name in args.peer_list:
-        if name == "deeplab_tf":
+        if name in DEEPLAB_PEERS:
             worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit,
                                  fold_batch_norm=not args.deeplab_unfolded)
-            specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config))
+            env = ({"DEEPLAB_TF_AUTOTUNE": "1", "XDG_CACHE_HOME": os.path.join(log_dir, "autotune_cache")}
+                   if name == "deeplab_tf_autotuned" else {})
+            specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config, env))
         elif installs[name]["ok"]:
             extra = {"threads": args.torch_threads} if name == "torch" else {}
             specs.append((name, venvs.venv_python(args.venv_dir, name), f"bench.peers.worker_{name}",
-                          dict(config, **extra)))
+                          dict(config, **extra), {}))
     if not args.no_peak:
         peak_config = dict(config, peak_shape=args.peak_shape)
-        specs.append(("conv_peak", args.deeplab_python, "bench.peers.worker_conv_peak", peak_config))
+        specs.append(("conv_peak", args.deeplab_python, "bench.peers.worker_conv_peak", peak_config, {}))
 
-    log_dir = tempfile.mkdtemp(prefix="peers_compare_")
-    _log(f"worker logs: {log_dir}")
     workers = []
     try:
-        for name, python, module, worker_config in specs:  # one build at a time
-            worker = Worker(name, python, module, worker_config, log_dir, args.timeout)
+        for name, python, module, worker_config, env in specs:  # one build at a time
+            worker = Worker(name, python, module, worker_config, log_dir, args.timeout, env)
             reply = worker.wait_reply()
             if reply["event"] == "ready":
                 worker.info = reply["info"]
