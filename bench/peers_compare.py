@@ -12,10 +12,10 @@ bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment), starte
 `python -m bench.peers.worker_X` from the repository root, and builds its model
 with random weights. The peer `deeplab_tf_autotuned` (not in the default list) is deeplab-tf
 with its speed choices timed on this machine (`DEEPLAB_TF_AUTOTUNE=1`, deeplab_tf/layers/autotune.py)
-from an empty cache in the run's log folder, so its build time includes the tuning; `deeplab_tf`
-runs with the environment's setting. After --warmup iterations each, the driver alternates the peers, one
-iteration each, for --rounds rounds (A B C D P A B C D P ...), so that all see the same machine
-load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
+from an empty cache in the run's log folder; the tuning happens in its first call, whose time
+the warm-up line prints for every peer; `deeplab_tf` runs with the environment's setting. After
+--warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
+rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
 3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the
 same run. Printed: min/median/max seconds (inference) or images/s (training) per peer,
 deeplab-tf's speed-up over each, the forward GFLOPs of each model (convolutions and matmuls
@@ -218,7 +218,10 @@ def main(argv=None):
         live = [w for w in workers if not w.error]
         for worker in live:
             if args.warmup:
-                worker.request(cmd="run", n=args.warmup)
+                reply = worker.request(cmd="run", n=args.warmup)
+                if reply["event"] == "ran":  # the first call traces (and, autotuned, times the choices)
+                    _log(f"warm-up {worker.name}: first {reply['seconds'][0]:.2f} s, then "
+                         + ", ".join(f"{s:.3f}" for s in reply["seconds"][1:]))
         times = {w.name: [] for w in workers}
         for round_index in range(args.rounds):
             line = []
