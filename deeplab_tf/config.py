@@ -13,7 +13,7 @@ import json
 
 # Allowed values of the fields with a closed set that no registry owns (checked by
 # `deeplab_tf.validation.validate`; the modules that act on them import them from here).
-PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64")  # train.mixed_precision
+PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64", "auto")  # train.mixed_precision
 CLASS_WEIGHTINGS = ("", "median_frequency")  # train.class_weighting
 SCHEDULES = ("poly", "step")  # train.learning_rate_schedule
 FUSIONS = ("mean", "max")  # eval.fusion
@@ -111,9 +111,12 @@ class TrainConfig:
     DeepLab). `init_from`: what the paper initialised from when that was not ImageNet; an
     experiment that sets it refuses to train until `init_checkpoint` is given.
     `train_batch_norm` False freezes batch norm (DeepLab v2).
-    `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling), "mixed_bfloat16", or
+    `mixed_precision`: "" (float32), "mixed_float16" (with loss scaling), "mixed_bfloat16",
     "float64" (variables and computation in float64: slow, for numerical checks such as the
-    multi-device parity test);
+    multi-device parity test), or "auto": "mixed_bfloat16" on a CPU with native bfloat16 units
+    (`deeplab_tf.cpu.native_bfloat16`), else "" (float32), and "" under `deterministic`; the
+    trainer resolves it once, when a run starts (a resumed run keeps what its config.json
+    records), logs why and writes the resolved value to config.json;
     the loss is always computed in float32. `jit_compile` compiles the step with XLA.
     `deterministic` enables TensorFlow op determinism: the same seed gives the same weights.
     `learning_rate_schedule`: "poly" (DeepLab v2: base * (1 - step / steps) ** `poly_power`) or

@@ -4,7 +4,7 @@
         --export_dir=runs/demo/export [--input_type=image_bytes,image_tensor,tf_example] \
         [--batch_size=N] [--input_size=HxW] [--output_stride=8] [--scales=0.75,1,1.25] [--flip] [--fusion=max] \
         [--crf [--crf_params=PATH]] [--outputs=labels,probabilities] [--max_pixels=N] [--overwrite] \
-        [--nofold_batch_norm] [--precision=bfloat16]
+        [--nofold_batch_norm] [--precision=bfloat16|auto]
 
 The model is built from the same experiment config as training (at --output_stride if given, with
 the same weights) and restored from the checkpoint, so export cannot disagree with training. A
@@ -15,10 +15,14 @@ default every batch norm directly after a convolution is folded into it
 exports the layers as trained. `--precision=bfloat16` computes the model in bfloat16 (Keras'
 "mixed_bfloat16" policy: the float32 weights cast per layer, softmax and outputs in float32); on
 CPUs with bfloat16 instructions (AVX512_BF16, AMX) it serves faster (BENCHMARKS.md), with
-probabilities a few 1e-2 from float32's at most. The signatures are described in `export/serving.py`;
-`serving_default` is the first --input_type. Beside the model, `signatures.txt` holds what
-`saved_model_cli show --all` prints, and `assets.extra/dataset_info.json` the class names and
-palette (used by `deeplab_tf.cli.predict`), the serving options and how many batch norms were folded.
+probabilities a few 1e-2 from float32's at most. `--precision=auto` takes bfloat16 where the
+CPU running the export has native bfloat16 units (`deeplab_tf.cpu.native_bfloat16`), float32
+elsewhere: export on (a CPU like) the one that will serve. The default stays float32. The
+signatures are described in `export/serving.py`; `serving_default` is the first --input_type.
+Beside the model, `signatures.txt` holds what `saved_model_cli show --all` prints, and
+`assets.extra/dataset_info.json` the class names and palette (used by `deeplab_tf.cli.predict`),
+the serving options, how many batch norms were folded and the precision (`precision`;
+`precision_requested` and `precision_reason` say how it was chosen).
 `deeplab_tf_export.json`, written last, marks the folder as an export and lists its files:
 `--overwrite` replaces only such a folder, holding nothing else (export/README.md).
 """
@@ -32,12 +36,15 @@ import tempfile
 
 from absl import flags
 
+from deeplab_tf import cpu
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
 from deeplab_tf.config import EvalConfig
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
 # --precision -> the Keras dtype policy the model is built with.
 PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+# --precision: those, or "auto" (`resolve_precision`: bfloat16 on CPUs with native bfloat16 units).
+PRECISIONS = (*PRECISION_POLICIES, "auto")
 
 define_experiment_flags()
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix, or a model dir (its latest checkpoint).")
@@ -54,8 +61,10 @@ flags.DEFINE_enum("fusion", None, ["mean", "max"], "Fusion of the test-time pass
 flags.DEFINE_bool("crf", False, "Refine with the dense CRF (TensorFlow backend) inside the graph.")
 flags.DEFINE_string("crf_params", "", "CRF parameter file; unset = CHECKPOINT/crf_params.json if present, else DeepLab's defaults.")
 flags.DEFINE_list("outputs", [], f"Outputs of every signature from {OUTPUTS}; unset = per-signature defaults.")
-flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Largest height * width accepted per image (checked in the graph).")
-flags.DEFINE_enum("precision", "float32", list(PRECISION_POLICIES), "Compute precision of the exported model.")
+flags.DEFINE_integer("max_pixels", MAX_PIXELS, "Most pixels one request may hold (images x computed height x width; "
+                     "encoded images: read from their headers before decoding), checked in the graph.")
+flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Compute precision of the exported model; auto = "
+                  "bfloat16 if this CPU has native bfloat16 units (AVX512_BF16, AMX-BF16), else float32.")
 flags.DEFINE_bool("fold_batch_norm", True, "Fold batch norms into the convolutions before them (same outputs, fewer ops and variables).")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
@@ -81,31 +90,25 @@ def export_saved_model(
     `options` choose the signatures (see `export.serving`); `output_stride` > 0 rebuilds the
     model at that stride with the same weights. `fold_batch_norm` merges every batch norm that
     directly follows a convolution into it (`deeplab_tf.models.fold_batch_norm`). `precision` is one of
-    `PRECISION_POLICIES` ("float32" or "bfloat16"). The export is written
+    `PRECISIONS` ("float32", "bfloat16" or "auto", resolved and logged by `resolve_precision`). The export is written
     to a temporary folder beside `export_dir` and moved into place, so a failed export never
     leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
     `overwrite` is False, or is anything but an earlier export (`check_replaceable`: never a
     model dir, the checkpoint's folder or a parent of it, a folder without `EXPORT_MARKER` or
     holding files the marker does not list).
     """
-    from deeplab_tf.assembly import assemble
-    from deeplab_tf.training.checkpoints import restore_model
-    from deeplab_tf.models.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
+    from export.inference_model import build_inference_model
     from export.serving import build_export_archive
 
-    if precision not in PRECISION_POLICIES:
-        raise ValueError(f"precision={precision!r}; known: {list(PRECISION_POLICIES)}")
+    requested = precision
+    precision, reason = resolve_precision(requested)
+    if requested == "auto":
+        log(f"--precision=auto: {precision} ({reason})")
     export_dir = os.path.abspath(export_dir)
     check_replaceable(export_dir, [checkpoint], overwrite)
-    parts = assemble(experiment, output_stride=output_stride, dtype_policy=PRECISION_POLICIES[precision],
-                     with_data=False)
-    prefix = restore_model(parts.model, checkpoint)
-    model = parts.model
-    folded_count = 0
-    if fold_batch_norm:
-        folded_count = len(foldable_pairs(model))
-        if folded_count:  # e.g. VGG-16 models have no batch norm: no need for a copy
-            model = fold(model, log=log)
+    parts = build_inference_model(experiment, checkpoint, output_stride, PRECISION_POLICIES[precision],
+                                  fold_batch_norm, log)
+    model, prefix, folded_count = parts.model, parts.checkpoint, parts.batch_norms_folded
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -123,6 +126,8 @@ def export_saved_model(
             "fold_batch_norm": fold_batch_norm,
             "batch_norms_folded": folded_count,
             "precision": precision,
+            "precision_requested": requested,
+            "precision_reason": reason,
         }
         with open(os.path.join(staging, DATASET_INFO_FILE), "w") as f:
             json.dump(info, f, indent=2)
@@ -135,6 +140,19 @@ def export_saved_model(
         shutil.rmtree(staging, ignore_errors=True)
     log(f"Exported {experiment.name} from {prefix} to {export_dir}")
     return prefix
+
+
+def resolve_precision(precision: str) -> tuple[str, str]:
+    """Returns (the precision of `PRECISION_POLICIES` that `precision` means on this machine,
+    why): "auto" is "bfloat16" on a CPU with native bfloat16 units (`deeplab_tf.cpu`), else
+    "float32"; the others are themselves ("requested"). Raises ValueError for a precision not
+    in `PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; known: {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision, "requested"
+    native, reason = cpu.native_bfloat16()
+    return ("bfloat16" if native else "float32"), reason
 
 
 def check_replaceable(export_dir: str, sources: list[str], overwrite: bool) -> None:
@@ -237,12 +255,9 @@ def serving_options(values, evaluation: EvalConfig = EvalConfig()) -> ServingOpt
     The passes are fused by --fusion, else as the experiment's `evaluation.fusion`, and images
     padded as its `evaluation.pad_to_size` / `pad_value`, so an export computes what `evaluate`
     does."""
-    input_size = None
-    if values.input_size:
-        try:
-            input_size = tuple(int(side) for side in values.input_size.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"--input_size={values.input_size!r} is not HxW, e.g. 513x513") from None
+    from export.inference_model import parse_input_size
+
+    input_size = parse_input_size(values.input_size)
     try:
         scales = tuple(float(scale) for scale in values.scales)
     except ValueError:

@@ -1,7 +1,8 @@
-"""Evaluates a checkpoint or a SavedModel of an experiment on a split and writes its reports.
+"""Evaluates a checkpoint, a SavedModel or a TFLite model of an experiment on a split and writes its reports.
 
     python -m deeplab_tf.cli.evaluate --model_dir=runs/camvid [--experiment=NAME --override=...] \\
-        [--checkpoint=PATH | --saved_model=DIR] [--dataset=NAME] [--split=val] [--output_stride=8] \\
+        [--checkpoint=PATH | --saved_model=DIR | --tflite=FILE [--tflite_threads=N]] \\
+        [--dataset=NAME] [--split=val] [--output_stride=8] \\
         [--scales=0.5,0.75,1.0,1.25,1.5,1.75] [--flip] [--fusion=mean|max] \\
         [--tile_size=513,513] [--tile_overlap=128] [--trimap_widths=1,2,...] [--crf] \\
         [--num_visualizations=8] [--output_dir=DIR]
@@ -13,8 +14,10 @@ Flags that are evaluation settings override the experiment's `eval` section, so 
 exactly what ran. A training run's model dir (or a checkpoint in it) brings its own experiment,
 read from its config.json: --experiment and the training's --override's need not be repeated
 (an override that contradicts the run is refused, see `deeplab_tf.cli.flags.RUN_SETTABLE_FIELDS`).
-A --dataset of other classes than the model's, or a SavedModel predicting another number of
-classes, is refused before anything is evaluated.
+A --dataset of other classes than the model's, or a SavedModel or TFLite model predicting another
+number of classes, is refused before anything is evaluated. A TFLite model (`export.export_tflite`,
+with a `probabilities` output) runs in the LiteRT interpreter at its one input size: images of
+another size are resized to it and its probabilities back (`evaluation.tflite_segmenter`).
 """
 
 import dataclasses
@@ -28,6 +31,8 @@ define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; defaults to the latest in --model_dir.")
 flags.DEFINE_string("saved_model", None, "Evaluate this SavedModel (exported by this project) instead of a checkpoint.")
+flags.DEFINE_string("tflite", None, "Evaluate this .tflite model (written by export.export_tflite) instead of a checkpoint.")
+flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
 flags.DEFINE_string("dataset", None, "Dataset to evaluate on; defaults to the experiment's data.dataset.")
 flags.DEFINE_string("split", None, "Split to evaluate; defaults to the experiment's data.eval_split.")
 flags.DEFINE_integer("output_stride", None, "Output stride to evaluate at (checkpoints only); default eval.output_stride.")
@@ -109,8 +114,10 @@ def build_scorer(values, experiment):
     from deeplab_tf.training.checkpoints import restore_model
     from deeplab_tf.evaluation.inference import keras_scorer, saved_model_scorer
 
+    if values.tflite:
+        return tflite_scorer(values, experiment)
     if values.saved_model:
-        if experiment.eval.output_stride:
+        if values.output_stride:  # the experiment's eval.output_stride is for checkpoints; the export has its own
             raise ValueError("--output_stride needs a checkpoint: a SavedModel is fixed at its export's stride")
         scorer, info = saved_model_scorer(values.saved_model), dataset_info(experiment.data.dataset)
         check_saved_model_classes(scorer, values.saved_model, info)
@@ -123,6 +130,40 @@ def build_scorer(values, experiment):
     output_stride = experiment.eval.output_stride or experiment.model.output_stride
     return keras_scorer(parts.model, parts.normalize), {"source": prefix, "kind": "checkpoint",
                                                         "output_stride": output_stride}, parts.info
+
+
+def tflite_scorer(values, experiment):
+    """Returns (scorer, model identity, DatasetInfo) of the .tflite --tflite (`build_scorer`).
+    Raises ValueError for --saved_model or an --output_stride other than the file's given with it,
+    a file of another number of classes than the experiment's dataset, one without a probabilities
+    output, or a missing LiteRT runtime."""
+    import hashlib
+
+    from deeplab_tf.data import dataset_info
+    from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
+
+    if values.saved_model:
+        raise ValueError("Give --saved_model or --tflite, not both")
+    try:
+        segmenter = TFLiteSegmenter(values.tflite, num_threads=values.tflite_threads)
+    except ImportError as error:  # the `lite` extra is not installed
+        raise ValueError(str(error)) from None
+    info = dataset_info(experiment.data.dataset)
+    metadata = segmenter.metadata or {}
+    if values.output_stride and values.output_stride != metadata.get("output_stride"):
+        raise ValueError(f"--output_stride={values.output_stride} needs a checkpoint: {values.tflite} is fixed at "
+                         f"its export's stride ({metadata.get('output_stride', 'unknown')})")
+    if segmenter.num_classes is not None and segmenter.num_classes != info.num_classes:
+        raise ValueError(
+            f"{values.tflite} predicts {segmenter.num_classes} classes; {info.name} has {info.num_classes} "
+            f"({', '.join(info.class_names)}): it was exported from another experiment"
+        )
+    scorer = segmenter.scorer()  # ValueError for a file without probabilities
+    with open(values.tflite, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return scorer, {"source": os.path.abspath(values.tflite), "kind": "tflite", "sha256": digest,
+                    "precision": metadata.get("precision"), "output_stride": metadata.get("output_stride"),
+                    "input_size": list(segmenter.input_size)}, info
 
 
 def tf_fingerprint(export_dir: str) -> str:

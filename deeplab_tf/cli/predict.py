@@ -1,6 +1,7 @@
-"""Predicts label maps with an exported SavedModel.
+"""Predicts label maps with an exported SavedModel or TFLite model.
 
     python -m deeplab_tf.cli.predict --saved_model=runs/demo/export --input=IMAGE_OR_DIR --output=DIR
+    python -m deeplab_tf.cli.predict --tflite=model.tflite [--tflite_threads=N] --input=IMAGE_OR_DIR --output=DIR
 
 For each image writes `NAME.png` (uint8 class index per pixel) and `NAME_overlay.png` (the image
 blended with the dataset's palette) into --output. A folder --input is read with its subfolders,
@@ -8,11 +9,17 @@ which --output mirrors (IN/sub/a.jpg -> OUT/sub/a.png). NAME is the file name wi
 extension, or with it (`a.jpg.png`, `a.jpg_overlay.png`) for images whose outputs would otherwise
 be another image's (a.jpg and a.png; a.png and a_overlay.png), so no output overwrites another.
 
+A .tflite (`export.export_tflite`) runs in the LiteRT interpreter at its one input size: an image of
+another size is resized to it (bilinear) and its scores resized back to the image before the argmax
+(`deeplab_tf.evaluation.tflite_segmenter.TFLiteSegmenter.labels`); its palette is the one stored in
+the file.
+
 Nothing is written into the --input folder, into the SavedModel or over an input file: such an
 --output is refused before any work. Every write is checked. An image that cannot be read,
 predicted or written is reported with its file name and the reason, the others are done, the count
 of images done is printed, and the exit status is 1. A --saved_model that is not a SavedModel
-taking image bytes, or an --output that cannot be created, ends in one `error:` line (status 2).
+taking image bytes, a --tflite that is not a model of export.export_tflite, or an --output that cannot
+be created, ends in one `error:` line (status 2).
 """
 
 import collections
@@ -25,9 +32,12 @@ from absl import flags
 from deeplab_tf.cli.flags import run
 
 flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
+flags.DEFINE_string("tflite", None, "A .tflite model written by export.export_tflite (instead of --saved_model).")
+flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
 flags.DEFINE_string("input", None, "An image file, or a folder whose images (subfolders included) are all processed.")
 flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays (outside --input).")
-flags.mark_flags_as_required(["saved_model", "input", "output"])
+flags.mark_flags_as_required(["input", "output"])
+flags.mark_flags_as_mutual_exclusive(["saved_model", "tflite"], required=True)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -126,6 +136,27 @@ def load_serving(saved_model: str):
     return serve
 
 
+def load_tflite(path: str, num_threads: int | None = None):
+    """Returns (serve, palette) of the .tflite `path`: serve(image_bytes=tf.string [1]) ->
+    {"labels": int32 [1, H, W]} as a SavedModel's `serving_default` returns, each image decoded
+    (RGB) and run by `TFLiteSegmenter.labels`; the palette stored in the file (else a fixed one).
+    Raises ValueError naming `path` when it is not a TFLite model of export.export_tflite."""
+    import tensorflow as tf
+
+    from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
+
+    try:
+        segmenter = TFLiteSegmenter(path, num_threads=num_threads)
+    except (ValueError, ImportError) as error:  # ImportError: the `lite` extra is not installed
+        raise ValueError(f"--tflite: {error}") from None
+
+    def serve(image_bytes):
+        image = tf.io.decode_image(image_bytes[0], channels=3, dtype=tf.uint8, expand_animations=False).numpy()
+        return {"labels": tf.constant(segmenter.labels(image)[None])}
+
+    return serve, (segmenter.metadata or {}).get("palette") or _default_palette()
+
+
 def overlay(image, labels, palette, alpha: float = 0.5):
     """Returns uint8 [H,W,3]: `image` blended with the palette colour of each label (`alpha` = colour weight)."""
     import numpy as np
@@ -134,9 +165,11 @@ def overlay(image, labels, palette, alpha: float = 0.5):
     return np.clip((1 - alpha) * image.astype(np.float32) + alpha * colours, 0, 255).astype(np.uint8)
 
 
-def predict_files(saved_model: str, input_path: str, output_dir: str, log=print) -> dict[str, str]:
-    """Runs the export's `serving_default` on each image of `input_path` (`list_inputs`) and writes
-    its label PNG and overlay under `output_dir` (named by `output_names`).
+def predict_files(saved_model: str | None, input_path: str, output_dir: str, log=print, tflite: str | None = None,
+                  tflite_threads: int | None = None) -> dict[str, str]:
+    """Runs the export's `serving_default` (or the .tflite `tflite`, with `tflite_threads`
+    interpreter threads) on each image of `input_path` (`list_inputs`) and writes its label PNG
+    and overlay under `output_dir` (named by `output_names`).
 
     Returns {image: why it failed} for the images that could not be read, predicted or written
     (each also reported through `log`, as is the count of images done). Raises
@@ -150,15 +183,19 @@ def predict_files(saved_model: str, input_path: str, output_dir: str, log=print)
     root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
     targets = {path: [os.path.join(output_dir, f) for f in output_files(name)]
                for path, name in output_names(files, root).items()}
-    check_outside_inputs(output_dir, [t for pair in targets.values() for t in pair], files, input_path, saved_model)
-    serve = load_serving(saved_model)
-    palette = _load_palette(saved_model)
+    check_outside_inputs(output_dir, [t for pair in targets.values() for t in pair], files, input_path,
+                         tflite or saved_model)
+    if tflite:
+        serve, palette = load_tflite(tflite, tflite_threads)
+    else:
+        serve = load_serving(saved_model)
+        palette = _load_palette(saved_model)
     _make_folder(output_dir)
     failed = {}
     for path in files:
         try:
             _predict_image(serve, palette, path, *targets[path])
-        except (OSError, tf.errors.OpError) as error:
+        except (OSError, ValueError, tf.errors.OpError) as error:
             failed[path] = _first_line(error)
             log(f"failed {path}: {failed[path]}")
     log(f"Wrote the predictions of {len(files) - len(failed)} of {len(files)} images to {output_dir}"
@@ -215,13 +252,18 @@ def _load_palette(saved_model: str) -> list:
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)["palette"]
+    return _default_palette()
+
+
+def _default_palette() -> list:
     return [((37 * i) % 256, (101 * i) % 256, (173 * i) % 256) for i in range(256)]
 
 
 def main(argv):
     del argv
     values = flags.FLAGS
-    if predict_files(values.saved_model, values.input, values.output):
+    if predict_files(values.saved_model, values.input, values.output, tflite=values.tflite,
+                     tflite_threads=values.tflite_threads):
         sys.exit(1)
 
 

@@ -2,7 +2,7 @@
 
     python -m deeplab_tf.cli.train --experiment=demo --model_dir=runs/demo \\
         [--override=train.steps=200,data.crop_size=321] [--strategy=mirrored] \\
-        [--mixed_precision=mixed_float16] [--jit_compile] [--deterministic]
+        [--mixed_precision=auto|mixed_bfloat16|mixed_float16] [--jit_compile] [--deterministic]
 
 Rerunning the same command resumes from the latest checkpoint in `model_dir`, continuing the
 input where it stopped. The experiment's batch size is the global batch, split over replicas.
@@ -10,6 +10,12 @@ Several workers: run the same command on each with `--strategy=multi_worker_mirr
 `TF_CONFIG` environment variable describing the cluster; `model_dir` must be storage they share.
 On SIGTERM (preemption) the step in progress is finished and checkpointed, and the command exits
 with status 143 (128 + SIGTERM); rerun it to resume.
+
+`--mixed_precision=auto` trains in bfloat16 (mixed_bfloat16) on a CPU with native bfloat16 units
+(AVX512_BF16, AMX-BF16) and in float32 elsewhere, and always in float32 with --deterministic; the
+choice is logged and config.json records it (`deeplab_tf.training.trainer.resolve_precision`).
+Unset, the experiment's train.mixed_precision holds ("": float32, for every shipped experiment).
+bfloat16 speeds up the convolutions, not every model's step: measure yours (BENCHMARKS.md).
 """
 
 import sys
@@ -30,8 +36,10 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_string("tpu", "", "With --strategy=tpu: the TPU's address or name ('' = local TPU).")
 flags.DEFINE_enum(
-    "mixed_precision", None, ["mixed_float16", "mixed_bfloat16"],
-    "Mixed precision policy (sets train.mixed_precision); the loss stays float32.",
+    "mixed_precision", None, ["auto", "mixed_float16", "mixed_bfloat16"],
+    "Mixed precision policy (sets train.mixed_precision); the loss stays float32. auto = mixed_bfloat16 "
+    "on a CPU with native bfloat16 units (AVX512_BF16, AMX-BF16), else float32 (always float32 with "
+    "--deterministic); the choice is logged and recorded in config.json. Unset: the experiment's (float32).",
 )
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA (sets train.jit_compile).")
 flags.DEFINE_boolean(

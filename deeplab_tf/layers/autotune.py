@@ -38,21 +38,20 @@ folder, then `os.replace`), format 1:
     }
 
 `machine` is what the times depend on (`machine()`): the CPU's "model name" and the vector and
-matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo), the threads TensorFlow runs ops on, TF's
-version and its oneDNN switch. A key (`key`) is "<op> <train|infer> <dtype> <field>=<value>...",
-shapes written `8x33x33x320`; "train" times forward + gradients, "infer" the forward pass. `ms`
-holds each candidate's least time in milliseconds, for reading only. A file of another format
-or machine, or one that is not this JSON, is ignored with a warning and replaced at the next
-write, never an error; an entry whose pick is not a candidate of its call is timed again. Delete
-the file to time again (e.g. after tuning on a busy machine). Two processes tuning at once may
-each drop the other's new entries (they are timed again later); the file is never torn.
+matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo, read by `deeplab_tf.cpu`), the threads
+TensorFlow runs ops on, TF's version and its oneDNN switch. A key (`key`) is "<op> <train|infer>
+<dtype> <field>=<value>...", shapes written `8x33x33x320`; "train" times forward + gradients,
+"infer" the forward pass. `ms` holds each candidate's least time in milliseconds, for reading
+only. A file of another format or machine, or one that is not this JSON, is ignored with a
+warning and replaced at the next write, never an error; an entry whose pick is not a candidate of
+its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
+processes tuning at once may each drop the other's new entries (they are timed again later); the
+file is never torn.
 """
 
 import concurrent.futures
-import functools
 import json
 import os
-import platform
 import tempfile
 import threading
 import time
@@ -62,12 +61,11 @@ from collections.abc import Callable, Mapping, Sequence
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is_op_determinism_enabled: not public in 2.21
 
+from deeplab_tf import cpu
+from deeplab_tf.cpu import CPU_FLAGS  # noqa: F401  (the flags `machine` records)
+
 FORMAT = 1
 SWITCH = "DEEPLAB_TF_AUTOTUNE"
-# The /proc/cpuinfo flags that select TensorFlow's (oneDNN's) float kernels.
-CPU_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl",
-             "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "avx_ne_convert",
-             "amx_tile", "amx_bf16", "amx_fp16", "amx_int8")
 BUDGET_SECONDS = 0.02
 MIN_RUNS = 3
 
@@ -89,28 +87,12 @@ def cache_path() -> str:
     return os.path.join(root, "deeplab_tf", "autotune.json")
 
 
-@functools.cache
-def _cpu() -> tuple:
-    """(model name, sorted flags of `CPU_FLAGS`) of the first CPU in /proc/cpuinfo; elsewhere
-    (no such file) `platform.processor()` and no flags."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                name, _, value = line.partition(":")
-                fields.setdefault(name.strip(), value.strip())
-    except OSError:
-        pass
-    flags = set(fields.get("flags", "").split()) & set(CPU_FLAGS)
-    return fields.get("model name") or platform.processor() or platform.machine(), sorted(flags)
-
-
 def machine() -> dict:
     """Returns the `machine` record of the cache file for this process (JSON values)."""
-    cpu, flags = _cpu()
+    model, flags = cpu.cpu()
     threads = tf.config.threading.get_intra_op_parallelism_threads() or (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    return {"cpu": cpu, "cpu_flags": flags, "threads": threads, "tensorflow": tf.__version__,
+    return {"cpu": model, "cpu_flags": list(flags), "threads": threads, "tensorflow": tf.__version__,
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "")}
 
 

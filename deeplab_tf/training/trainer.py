@@ -6,6 +6,7 @@ logical CPUs, several workers, TPU. A resumed run continues the input stream whe
 checkpoint left it, so with `train.deterministic` it reproduces an uninterrupted run."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf import cpu
 from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_dict
@@ -66,6 +68,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
 
 def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_schedule, per_replica_batch: int) -> dict:
     """Runs `train` once the checks are done and `model_dir` is locked; returns what `train` returns."""
+    experiment = resolve_precision(experiment, model_dir, log)
     cfg = experiment.train
     chief = distribute.is_chief(strategy)
     _check_or_write_config(experiment, model_dir, write=chief)
@@ -280,6 +283,37 @@ def _freeze_batch_norm(model) -> None:
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+
+
+def resolve_precision(experiment: Experiment, model_dir: str, log=print) -> Experiment:
+    """Returns `experiment` with `train.mixed_precision="auto"` resolved and logs the choice and why
+    (other values are returned as they are). "auto" is, in this order:
+    - what `model_dir`'s config.json records, when it holds a run that auto could have chosen
+      ("" or "mixed_bfloat16"): a resumed run keeps its precision, even on another CPU;
+    - "" (float32) under `train.deterministic`: a deterministic run promises the same weights from
+      the same command, and auto would train in another precision on another CPU;
+    - "mixed_bfloat16" on a CPU with native bfloat16 units (`deeplab_tf.cpu.native_bfloat16`),
+      whose convolutions it speeds up (though not every model's step: issue 21 found MobileNetV2
+      v3+ training no faster on an AMX CPU), and "" elsewhere (bfloat16 through float32
+      conversions: no speed-up).
+    The resolved value is what config.json records, so a rerun with it reproduces the run.
+    """
+    if experiment.train.mixed_precision != "auto":
+        return experiment
+    path = os.path.join(model_dir, CONFIG_FILE)
+    saved = None
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = from_dict(json.load(f)).train.mixed_precision
+    if saved in ("", "mixed_bfloat16"):
+        precision, reason = saved, f"as this run's {CONFIG_FILE} records"
+    elif experiment.train.deterministic:
+        precision, reason = "", "train.deterministic: the same precision on every CPU"
+    else:
+        native, reason = cpu.native_bfloat16()
+        precision = "mixed_bfloat16" if native else ""
+    log(f"train.mixed_precision=auto: {precision or 'float32'} ({reason})")
+    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, mixed_precision=precision))
 
 
 def _check_or_write_config(experiment: Experiment, model_dir: str, write: bool = True) -> None:

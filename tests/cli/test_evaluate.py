@@ -67,6 +67,7 @@ def test_command_line_writes_every_report(camvid_export, tmp_path):
     experiment, _, export_dir = camvid_export
     command = [sys.executable, "-m", "deeplab_tf.cli.evaluate", "--experiment=camvid_mnv2_v3plus",
                f"--override={TINY}", f"--override=data.data_dir='{experiment.data.data_dir}'",
+               "--override=eval.output_stride=8",  # how checkpoints are evaluated: a SavedModel has its stride
                f"--saved_model={export_dir}", f"--output_dir={tmp_path / 'out'}", "--trimap_widths=1,3,5",
                "--num_visualizations=2", "--scales=0.75,1.0", "--flip"]
     subprocess.run(command, check=True, capture_output=True)

@@ -1,0 +1,33 @@
+"""`python -m deeplab_tf.cli.train --mixed_precision=auto`, as a user runs it: the choice this CPU
+gets (bfloat16 only with native bfloat16 units) is printed first and recorded in config.json."""
+
+import json
+
+from deeplab_tf import cpu
+
+TINY = ("model.backbone_alpha=0.35,model.aspp_filters=16,model.decoder_filters=16,model.low_level_filters=8,"
+        "data.crop_size=32,data.max_examples=2,train.batch_size=2,train.steps=1")
+
+
+def test_mixed_precision_auto_prints_and_records_this_cpus_choice(run_command, tmp_path):
+    model_dir = tmp_path / "m"
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}",
+                         f"--override={TINY}", "--mixed_precision=auto")
+    assert result.returncode == 0, result.stderr[-2000:]
+    native, reason = cpu.native_bfloat16()  # this machine's, read here independently of the command
+    expected = "mixed_bfloat16" if native else ""
+    first, second = result.stdout.splitlines()[:2]
+    assert first == f"train.mixed_precision=auto: {expected or 'float32'} ({reason})"
+    assert second.startswith("Training demo: ") and f", {expected or 'float32'}, model " in second
+    assert json.loads((model_dir / "config.json").read_text())["train"]["mixed_precision"] == expected
+
+
+def test_mixed_precision_auto_with_deterministic_is_float32(run_command, tmp_path):
+    model_dir = tmp_path / "m"
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}",
+                         f"--override={TINY}", "--mixed_precision=auto", "--deterministic")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0] == (
+        "train.mixed_precision=auto: float32 (train.deterministic: the same precision on every CPU)")
+    config = json.loads((model_dir / "config.json").read_text())["train"]
+    assert (config["mixed_precision"], config["deterministic"]) == ("", True)
