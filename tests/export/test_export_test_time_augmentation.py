@@ -2,6 +2,7 @@
 exporter calls the evaluator's `multi_scale`, with the experiment's fusion (max for DeepLab v2
 MSC experiments), not an average of its own."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -25,6 +26,7 @@ def v2_msc_checkpoint(tmp_path_factory):
     of a randomly initialised DeepLab v2 MSC model (max fusion over 0.5, 0.75, 1.0 inside it)."""
     experiment = apply_overrides(experiments.get_experiment("voc_r101_v2_msc"), TINY)
     assert experiment.eval.fusion == "max" and experiment.model.msc_scales == (0.5, 0.75, 1.0)
+    keras.utils.set_random_seed(0)  # weights for which mean and max fusion disagree (checked in the test)
     parts = assemble(experiment)
     keras_model = parts.model
     # Batch norm statistics away from (0, 1), so folding them in the export is exercised.
@@ -60,7 +62,7 @@ def test_export_with_scales_gives_the_labels_of_evaluate(v2_msc_checkpoint, tmp_
     np.testing.assert_allclose(exported["probabilities"].numpy(), expected, atol=1e-4)
     # The test can fail: averaging the passes (what the exporter did before) gives other labels here.
     averaged = evaluator_probabilities(parts, images, "mean").argmax(-1)
-    assert (averaged[decided] != expected.argmax(-1)[decided]).any()
+    assert (averaged[decided] != expected.argmax(-1)[decided]).sum() >= 10
 
 
 def test_export_cli_takes_the_experiments_fusion():

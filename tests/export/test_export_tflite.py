@@ -168,7 +168,9 @@ def test_a_small_input_padded_to_a_serveable_size_is_accepted():
 def camvid_experiment(data_dir):
     from experiments import get_experiment
 
-    return apply_overrides(get_experiment("camvid_mnv2_v3plus"), f"data.data_dir={data_dir}")
+    # Its own TFDS folder: CamVid prepared by other tests from another folder must not answer.
+    return apply_overrides(get_experiment("camvid_mnv2_v3plus"),
+                           f"data.data_dir={data_dir},data.tfds_data_dir={data_dir}/tfds")
 
 
 def test_an_empty_calibration_set_is_refused(tmp_path):
