@@ -134,12 +134,23 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     """Returns the decoded example for one pair of file paths (tf.string scalars).
 
     Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
-    "name": image_path}. Fails with an InvalidArgumentError naming the files when the image and
-    label sizes differ or a label value is neither a class index nor void/ignore.
+    "name": image_path}. Fails with an InvalidArgumentError naming the files when the label has
+    more than one channel (a colour-coded label, which would otherwise be read as grey levels),
+    the image and label sizes differ or a label value is neither a class index nor void/ignore.
     """
     image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-    label = tf.io.decode_image(tf.io.read_file(label_path), channels=1, expand_animations=False)
-    label = label[..., 0]
+    label = tf.io.decode_image(tf.io.read_file(label_path), channels=0, expand_animations=False)
+    channels = tf.shape(label)[-1]
+    channel_check = tf.debugging.Assert(
+        tf.equal(channels, 1),
+        [_text(
+            "camvid_folder: label ", label_path, " has ", channels, " channels; expected one channel of "
+            f"class indices (0..{CAMVID_INFO.num_classes - 1}, {CAMVID_VOID} void, {IGNORE_LABEL} ignore): "
+            "convert colour-coded labels to indices first",
+        )],
+    )
+    with tf.control_dependencies([channel_check]):
+        label = tf.identity(label[..., 0])
     image_size, label_size = tf.shape(image)[:2], tf.shape(label)
     size_check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(image_size, label_size)),

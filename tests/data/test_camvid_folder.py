@@ -49,6 +49,16 @@ def test_load_pair_eager_and_in_map(tmp_path, run):
     assert example["image"].shape == (4, 6, 3) and (example["label"] == 255).all()
 
 
+def test_a_colour_label_is_refused_naming_it(tmp_path):
+    write_pair(tmp_path, "a")
+    colour = np.zeros((4, 6, 3), np.uint8)
+    colour[..., 2] = 128  # CamVid's colour for Road is (128, 64, 128); grey levels would read it as a class
+    cv2.imwrite(str(tmp_path / "ann" / "a.png"), colour)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"camvid_folder: label {tmp_path / 'ann' / 'a.png'} has 3 channels; expected one"):
+        load_pair(*pair_paths(tmp_path))
+
+
 def test_absolute_segnet_paths_fall_back_to_last_two_components(tmp_path):
     write_pair(tmp_path, "a")
     write_list(tmp_path, "val", ["/SegNet/CamVid/img/a.png /SegNet/CamVid/ann/a.png\n", "\n"])
