@@ -24,7 +24,7 @@ Only builtin TFLite operators are written: a model that would need TensorFlow (F
 ops is refused, naming them, as is a converted model holding SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND
 or a custom op. An --input_size the model cannot serve at its output stride is refused before
 anything is built. The file carries its description (experiment, classes, palette, precision)
-as flatbuffer metadata (`deeplab_tf.evaluation.tflite_segmenter.read_metadata`); beside it,
+as flatbuffer metadata (`deeplab_tf.pretrained.tflite_file.read_export_metadata`); beside it,
 `NAME.signatures.txt` lists its input and outputs (tensor names, shapes, dtypes, quantisation)
 and its operators. An existing --output is replaced only with --overwrite, and only when it is a
 .tflite this exporter wrote (export/README.md). Run it with
@@ -41,7 +41,7 @@ import tempfile
 from absl import flags
 
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
-from deeplab_tf.evaluation.tflite_segmenter import INPUT_NAME, METADATA_NAME, OUTPUTS, SIGNATURE
+from deeplab_tf.evaluation.tflite_segmenter import INPUT_NAME, OUTPUTS, SIGNATURE
 
 PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
 DEFAULT_OUTPUTS = ("labels", "probabilities")
@@ -254,7 +254,7 @@ def conversion_error(error: Exception) -> str:
 
 
 def check_ops(ops, path: str) -> None:
-    """Raises ValueError when the operators `ops` (`tflite_segmenter.read_ops`) of the file `path`
+    """Raises ValueError when the operators `ops` (`tflite_file.read_ops`) of the file `path`
     hold a custom (Flex/Select) operator or a SpaceToBatchND / BatchToSpaceND pair (an atrous
     convolution not exported as one dilated convolution), naming each with its count."""
     counts = collections.Counter(op.opcode for op in ops)
@@ -272,9 +272,9 @@ def check_ops(ops, path: str) -> None:
 def check_replaceable(output: str, overwrite: bool) -> None:
     """Returns when `output` (a .tflite path) and its description file may be written: each
     missing, or, with `overwrite`, a file this exporter wrote (the .tflite holding the
-    `METADATA_NAME` metadata, the description starting with `DESCRIPTION_HEADER`). Raises
+    `EXPORT_METADATA_NAME` metadata, the description starting with `DESCRIPTION_HEADER`). Raises
     ValueError for a name not ending in .tflite, FileExistsError (one line, saying why) otherwise."""
-    from deeplab_tf.evaluation.tflite_segmenter import read_metadata
+    from deeplab_tf.pretrained.tflite_file import read_export_metadata
 
     if not output.endswith(".tflite"):
         raise ValueError(f"--output {output} must be a file name ending in .tflite")
@@ -282,7 +282,7 @@ def check_replaceable(output: str, overwrite: bool) -> None:
     def ours(path):
         if path == output:
             try:
-                return (read_metadata(path) or {}).get("written_by") == "export.export_tflite"
+                return (read_export_metadata(path) or {}).get("written_by") == "export.export_tflite"
             except ValueError:
                 return False
         with open(path, errors="replace") as f:
@@ -303,7 +303,7 @@ def write_checked(content: bytes, description: dict, output: str, overwrite: boo
     """Writes `content` with `description` as metadata to `output` and the description file
     beside it, through temporary files renamed into place once the written model passed
     `check_ops` and loads in the LiteRT interpreter."""
-    from deeplab_tf.evaluation.tflite_segmenter import read_ops, with_metadata
+    from deeplab_tf.pretrained.tflite_file import read_ops, with_export_metadata
 
     folder = os.path.dirname(output)
     os.makedirs(folder, exist_ok=True)
@@ -314,7 +314,7 @@ def write_checked(content: bytes, description: dict, output: str, overwrite: boo
             os.close(handle)
             staged.append(path)
         with open(staged[0], "wb") as f:
-            f.write(with_metadata(content, description))
+            f.write(with_export_metadata(content, description))
         check_ops(read_ops(staged[0]), output)
         with open(staged[1], "w") as f:
             f.write(describe(staged[0], os.path.basename(output)))
@@ -335,7 +335,8 @@ def describe(path: str, name: str) -> str:
     """Returns the description file's text of the .tflite `path` (shown as `name`): header, the
     exporter's metadata, the signature's input and outputs (tensor name, shape, dtype, quantisation
     scale and zero point) and the operators (counts, dilation factors of the dilated ones)."""
-    from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter, read_ops
+    from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
+    from deeplab_tf.pretrained.tflite_file import read_ops
 
     segmenter = TFLiteSegmenter(path, delegates=False)
     metadata = segmenter.metadata or {}

@@ -4,8 +4,8 @@ interpreter (the `lite` extra: `pip install -e ".[lite]"`).
 The file's `serving_default` signature takes `images` uint8 [1, H, W, 3] (RGB 0..255, one fixed
 size) and returns some of `labels` int32 [1, H, W], `probabilities` float32 [1, H, W, C] and
 `logits` float32 [1, H, W, C]. The exporter stores what it exported (experiment, classes, palette,
-precision, input size) as JSON in the flatbuffer's metadata under `METADATA_NAME`
-(`read_metadata`).
+precision, input size) as JSON in the flatbuffer's metadata
+(`deeplab_tf.pretrained.tflite_file.read_export_metadata`).
 
 `TFLiteSegmenter(path)(image)` runs one image of exactly the model's size and dtype and raises
 ValueError naming the file, the expected and the given shape and dtype otherwise, before the
@@ -20,112 +20,14 @@ labels = segmenter(image)["labels"][0]          # image: uint8 [H, W, 3] or [1, 
 ```
 """
 
-import json
-import os
-from typing import NamedTuple
-
 import numpy as np
 import tensorflow as tf
 
-METADATA_NAME = "deeplab_tf_export"
-"""Name of the flatbuffer metadata entry holding the exporter's JSON description."""
+from deeplab_tf.pretrained.tflite_file import litert_interpreter, read_export_metadata
+
 SIGNATURE = "serving_default"
 INPUT_NAME = "images"
 OUTPUTS = ("labels", "probabilities", "logits")
-
-
-class TFLiteOp(NamedTuple):
-    """One operator of a TFLite file: builtin name (e.g. "CONV_2D") and dilation factors (1, 1 for
-    operators without them)."""
-
-    opcode: str
-    dilation: tuple[int, int]
-
-
-def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    return schema
-
-
-def _read_model(path: str):
-    """Returns the flatbuffer `schema.ModelT` of the TFLite file `path`; ValueError naming it when
-    it is missing or not a TFLite flatbuffer."""
-    schema = _schema()
-    if not os.path.isfile(path):
-        raise ValueError(f"no TFLite file at {path}")
-    with open(path, "rb") as f:
-        data = f.read()
-    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
-        raise ValueError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier, {len(data)} bytes)")
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-
-
-def read_ops(path: str) -> list[TFLiteOp]:
-    """Returns every operator of every subgraph of the TFLite file `path`, in execution order.
-    Custom operators (Flex/Select TF ops among them) come as "CUSTOM:<name>", e.g. "CUSTOM:FlexErf"."""
-    schema = _schema()
-    model = _read_model(path)
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    ops = []
-    for graph in model.subgraphs or []:
-        for op in graph.operators or []:
-            code = model.operatorCodes[op.opcodeIndex]
-            opcode = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
-            if opcode == "CUSTOM":
-                custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-                opcode = f"CUSTOM:{custom}"
-            options = op.builtinOptions
-            dilation = (getattr(options, "dilationHFactor", 1), getattr(options, "dilationWFactor", 1))
-            ops.append(TFLiteOp(opcode, dilation))
-    return ops
-
-
-def read_metadata(path: str) -> dict | None:
-    """Returns the exporter's description stored in the TFLite file `path` (`METADATA_NAME`), or
-    None when the file holds none (not written by `export.export_tflite`, e.g. the official model).
-    Raises ValueError when `path` is not a TFLite file."""
-    model = _read_model(path)
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == METADATA_NAME:
-            try:
-                return json.loads(bytes(model.buffers[entry.buffer].data).decode())
-            except (ValueError, TypeError, AttributeError):
-                return None
-    return None
-
-
-def with_metadata(content: bytes, description: dict) -> bytes:
-    """Returns the TFLite flatbuffer `content` with `description` stored as JSON under
-    `METADATA_NAME` (an earlier entry of that name replaced), and each tensor name that the
-    converter made by joining the names of fused ops with ";" cut to its first part (the op that
-    produces it, e.g. ".../block_1_expand_relu/Relu6"): a quarter of the bytes of the names."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    schema = _schema()
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    for graph in model.subgraphs or []:
-        for tensor in graph.tensors or []:
-            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name
-            tensor.name = name.split(";")[0] if name else name
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(description, indent=1).encode(), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
-    model.metadata.append(entry)
-    return flatbuffer_utils.convert_object_to_bytearray(model)
-
-
-def _interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ImportError("running a .tflite model needs the LiteRT runtime: pip install -e \".[lite]\" "
-                          "(the ai-edge-litert package)") from None
-    return Interpreter
 
 
 class TFLiteSegmenter:
@@ -138,23 +40,16 @@ class TFLiteSegmenter:
             reference builtin kernels. Defaults to True.
 
     Attributes: `input_size` (height, width), `outputs` (names the file returns), `num_classes`
-    (None for a labels-only file), `metadata` (`read_metadata`, None for a file of another exporter).
+    (None for a labels-only file), `metadata` (`tflite_file.read_export_metadata`, None for a file of
+    another exporter).
     Raises ValueError (one line naming `path`) for a file that is not a TFLite model with a
     `serving_default` signature taking uint8 `images` [1, H, W, 3].
     """
 
     def __init__(self, path: str, num_threads: int | None = None, delegates: bool = True):
-        Interpreter = _interpreter_class()
-        from ai_edge_litert.interpreter import OpResolverType
-
         self.path = path
-        self.metadata = read_metadata(path)  # also: ValueError for a missing or non-TFLite file
-        resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        try:
-            self.interpreter = Interpreter(model_path=path, num_threads=num_threads,
-                                           experimental_op_resolver_type=resolver)
-        except (ValueError, RuntimeError) as error:
-            raise ValueError(f"{path} cannot be loaded by the LiteRT interpreter: {str(error).splitlines()[0]}") from None
+        self.metadata = read_export_metadata(path)  # also: ValueError for a missing or non-TFLite file
+        self.interpreter = litert_interpreter(path, num_threads=num_threads, delegates=delegates)
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE not in signatures or signatures[SIGNATURE]["inputs"] != [INPUT_NAME]:
             raise ValueError(f"{path} has no {SIGNATURE} signature taking {INPUT_NAME!r} (signatures: {signatures}); "

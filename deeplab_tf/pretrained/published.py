@@ -30,7 +30,7 @@ from deeplab_tf.pretrained.tf1_checkpoint import read_tf1_checkpoint
 from deeplab_tf.pretrained.tf1_deeplab import load_tf1_weights
 from deeplab_tf.pretrained.tfjs_graph import read_tfjs_graph_model
 from deeplab_tf.pretrained.tfjs_mobilenet_v2 import load_tfjs_mobilenet_v2
-from deeplab_tf.pretrained.tflite_file import read_tflite_model
+from deeplab_tf.pretrained.tflite_file import read_export_metadata, read_tflite_model
 from deeplab_tf.pretrained.tflite_mobilenet_v2 import load_tflite_mobilenet_v2
 
 OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -88,6 +88,7 @@ def load_published_model(model: keras.Model, path: str, log=None) -> str:
         load_tfjs_mobilenet_v2(official, read_tfjs_graph_model(model_json).weights)
         return f"TF.js graph model {model_json} ({len(initialize_from_folded(model, official, log=log))} layers)"
     if kind == "tflite":
+        _refuse_own_export(path)
         official = build_official_mobilenet_v2(official_model_config(depth_multiplier=0.5, output_stride=8))
         load_tflite_mobilenet_v2(official, read_tflite_model(path).weights)
         return f"TFLite model {path} ({len(initialize_from_folded(model, official, log=log))} layers)"
@@ -101,6 +102,17 @@ def load_published_model(model: keras.Model, path: str, log=None) -> str:
         return f"{source} ({count} tensors)"
     raise ValueError(f"{path} is not a published model deeplab-tf reads (a TF.js graph model folder, a .tflite "
                      f"file, a frozen graph .pb or a TF1 checkpoint of the official DeepLab zoo)")
+
+
+def _refuse_own_export(path: str) -> None:
+    """Raises ValueError when the .tflite `path` was written by `export.export_tflite`: its weights
+    are the exported (folded, maybe quantised) model's, which no importer reads back."""
+    export = read_export_metadata(path)
+    if export is not None:
+        raise ValueError(
+            f"{path} is a deeplab-tf LiteRT export ({export.get('experiment')}, {export.get('precision')}), not a "
+            f"published model: start from the checkpoint it was exported from ({export.get('checkpoint')}); "
+            "evaluate or predict the file itself with --tflite")
 
 
 def _classes_differ(model: keras.Model, tensors, log) -> bool:

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import apply_overrides
-from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter, read_metadata, read_ops
+from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
+from deeplab_tf.pretrained.tflite_file import read_export_metadata, read_ops
 from deeplab_tf.training.checkpoints import restore_model
 from export.export_tflite import (calibration_set, check_input_size, check_ops, check_replaceable, convert,
                                   description_path, export_tflite)
@@ -88,7 +89,7 @@ def test_operators_are_builtin_and_atrous_convolutions_are_dilated(tflite_export
 
 def test_the_file_carries_its_description(tflite_export, exported_demo):
     experiment, run, _ = exported_demo
-    metadata = read_metadata(tflite_export("float32"))
+    metadata = read_export_metadata(tflite_export("float32"))
     assert (metadata["experiment"], metadata["precision"], metadata["input_size"]) == ("demo", "float32", [90, 130])
     assert metadata["checkpoint"] == str(run / "checkpoints" / "ckpt-2") and metadata["output_stride"] == STRIDE
     assert len(metadata["class_names"]) == len(metadata["palette"]) == 4
@@ -118,7 +119,7 @@ def test_smaller_precisions_shrink_the_file_and_keep_the_float32_labels(tflite_e
     if precision == "int8":  # int8 activations from the normalised input on
         assert re.search(r"quantised tensors: int32 x\d+, int8 x\d+", text) and "QUANTIZE" in opcodes
         assert "calibration_images: 4" in text
-        assert read_metadata(path)["calibration_images"] == 4
+        assert read_export_metadata(path)["calibration_images"] == 4
 
 
 def test_outputs_are_those_asked(tflite_export, camvid_crops):
@@ -253,13 +254,27 @@ def test_only_a_tflite_this_exporter_wrote_is_replaced(tflite_export, exported_d
     assert sorted(os.listdir(tmp_path)) == ["folder.tflite", "foreign.tflite", "ours.signatures.txt", "ours.tflite"]
 
 
+def test_an_export_given_as_a_published_model_is_refused_naming_its_checkpoint(tflite_export, exported_demo):
+    """Before, the importer read an exported float file as the official MobileNetV2 and failed on
+    a missing tensor name; an int8 file failed on its first quantised tensor."""
+    from deeplab_tf.pretrained.published import load_published_model
+
+    experiment, run, _ = exported_demo
+    model = assemble(experiment, with_data=False).model
+    for precision in ("float32", "int8"):
+        path = tflite_export(precision)
+        with pytest.raises(ValueError, match=rf"{path} is a deeplab-tf LiteRT export \(demo, {precision}\), not a "
+                                             rf"published model: start from the checkpoint it was exported from \({run}"):
+            load_published_model(model, path)
+
+
 def test_the_official_file_is_not_replaced(tmp_path):
     from tests.pretrained.conftest import OFFICIAL_DIR
 
     official = os.path.join(OFFICIAL_DIR, "tflite_mnv2_dm05_voc", "deeplabv3_257_mv_gpu.tflite")
     if not os.path.exists(official):
         pytest.skip(f"no {official}")
-    assert read_metadata(official) is None
+    assert read_export_metadata(official) is None
     with pytest.raises(FileExistsError, match="export.export_tflite did not write it"):
         check_replaceable(official, True)
 

@@ -14,7 +14,8 @@ from PIL import Image
 import experiments
 from deeplab_tf.backbones import get_normalizer
 from deeplab_tf.config import apply_overrides
-from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter, read_ops
+from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
+from deeplab_tf.pretrained.tflite_file import read_ops
 from export.export_tflite import export_tflite
 from tests.pretrained.conftest import CAMVID_IMAGES, camvid_photos, tflite_path, voc_photos  # noqa: F401 (fixtures)
 
