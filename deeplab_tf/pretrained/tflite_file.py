@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import flatbuffers
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
@@ -195,10 +196,11 @@ def read_export_metadata(path: str) -> dict | None:
 
 
 def with_export_metadata(content: bytes, description: dict) -> bytes:
-    """Returns the TFLite flatbuffer `content` with `description` stored as JSON under
-    `EXPORT_METADATA_NAME` (an earlier entry of that name replaced), and each tensor name that the
-    converter made by joining the names of fused ops with ";" cut to its first part (the op that
-    produces it, e.g. ".../block_1_expand_relu/Relu6"): a quarter of the bytes of the names."""
+    """Returns the TFLite flatbuffer `content` as `export.export_tflite` writes it: `description`
+    stored as JSON under `EXPORT_METADATA_NAME` (an earlier entry of that name replaced); each
+    tensor name that the converter made by joining the names of fused ops with ";" cut to its first
+    part (the op that produces it, e.g. ".../block_1_expand_relu/Relu6"): a quarter of the bytes of
+    the names; and equal quantisation zero-point vectors stored once (`_SharedInt64Builder`)."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
@@ -213,7 +215,28 @@ def with_export_metadata(content: bytes, description: dict) -> bytes:
     entry.name, entry.buffer = EXPORT_METADATA_NAME, len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if _text(m.name) != EXPORT_METADATA_NAME]
     model.metadata.append(entry)
-    return flatbuffer_utils.convert_object_to_bytearray(model)
+    builder = _SharedInt64Builder(len(content) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+class _SharedInt64Builder(flatbuffers.Builder):
+    """A flatbuffer builder that writes each distinct int64 vector once and points every table
+    holding an equal one at it (flatbuffers allow shared offsets). The schema's only int64 vectors
+    are the quantisation zero points: per-channel int8 kernels and their biases store one int64
+    zero point per output channel, all 0, which took 8% of an int8 DeepLab file."""
+
+    def __init__(self, initial_size: int):
+        super().__init__(initial_size)
+        self._int64_vectors = {}
+
+    def CreateNumpyVector(self, x):  # noqa: N802 (flatbuffers' name)
+        if x.dtype != np.int64:
+            return super().CreateNumpyVector(x)
+        key = x.tobytes()
+        if key not in self._int64_vectors:
+            self._int64_vectors[key] = super().CreateNumpyVector(x)
+        return self._int64_vectors[key]
 
 
 def read_flatbuffer(path: str) -> schema.ModelT:
