@@ -1,10 +1,10 @@
-"""TFLite export of the shipped CamVid model at each precision: file size, val mIoU through
+"""TFLite export of a shipped CamVid model (`--model`, default the transfer model) at each precision: file size, val mIoU through
 `deeplab_tf.cli.evaluate --tflite`, latency at 360x480 with 1 and 2 threads beside the SavedModel's;
 and the official DeepLabv3 TFLite file beside ours of the same weights (size, latency).
 
-    python -m bench.tflite_precisions [--data_dir=../shared/data/camvid] [--output_dir=runs/tflite_bench] \
+    python -m bench.tflite_precisions [--model=camvid_mnv2_voc_transfer] [--data_dir=../shared/data/camvid] [--output_dir=runs/tflite_bench] \
         [--calibration_images=100] [--latency_images=20] [--rounds=3] [--skip_eval] [--reuse] \
-        [--official_rounds=10] [--official_only]
+        [--official_rounds=10] [--official_only | --skip_official]
 
 Every export and evaluation is the command a user runs (`python -m export.export_tflite`,
 `python -m export.export_saved_model`, `python -m deeplab_tf.cli.evaluate`), run as a child
@@ -32,7 +32,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 OFFICIAL = os.path.join(REPO_ROOT, "..", "shared", "data", "official_deeplab", "tflite_mnv2_dm05_voc",
                         "deeplabv3_257_mv_gpu.tflite")
-EXPERIMENT = "camvid_mnv2_voc_transfer"
 PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
 SIZE = (360, 480)
 
@@ -126,6 +125,8 @@ def latency(models: dict, threads: int, args, size=None) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="camvid_mnv2_voc_transfer",
+                        help="A shipped zoo model: its name is both the experiment and the checkpoint.")
     parser.add_argument("--data_dir", default=DEFAULT_DATA_DIR)
     parser.add_argument("--output_dir", default=os.path.join(REPO_ROOT, "runs", "tflite_bench"))
     parser.add_argument("--calibration_images", type=int, default=100)
@@ -135,6 +136,7 @@ def main():
     parser.add_argument("--reuse", action="store_true", help="Keep exports and evaluations already in --output_dir.")
     parser.add_argument("--official_rounds", type=int, default=10, help="Rounds of the official-vs-ours timing.")
     parser.add_argument("--official_only", action="store_true", help="Only the official-vs-ours comparison.")
+    parser.add_argument("--skip_official", action="store_true", help="No official-vs-ours comparison.")
     parser.add_argument("--latency_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.latency_child:
@@ -161,20 +163,20 @@ def main():
             log(f"(kept {path})")
             results["precisions"][precision] = {"bytes": os.path.getsize(path)}
             continue
-        seconds = run(command("export.export_tflite", f"--experiment={EXPERIMENT}", f"--checkpoint={EXPERIMENT}", data,
+        seconds = run(command("export.export_tflite", f"--experiment={args.model}", f"--checkpoint={args.model}", data,
                               f"--output={path}", f"--input_size={SIZE[0]}x{SIZE[1]}", f"--precision={precision}",
                               f"--calibration_images={args.calibration_images}", "--overwrite"), log)
         results["precisions"][precision] = {"bytes": os.path.getsize(path), "export_seconds": seconds}
     saved_model = os.path.join(out, "saved_model")
     if not (args.reuse and os.path.exists(os.path.join(saved_model, "saved_model.pb"))):
-        run(command("export.export_saved_model", f"--experiment={EXPERIMENT}", f"--checkpoint={EXPERIMENT}", data,
+        run(command("export.export_saved_model", f"--experiment={args.model}", f"--checkpoint={args.model}", data,
                     f"--export_dir={saved_model}", f"--input_size={SIZE[0]}x{SIZE[1]}", "--overwrite"), log)
     results["precisions"]["saved_model"] = {}
 
     def evaluate(name, model):
         folder = os.path.join(out, f"eval_{name}")
         if not (args.reuse and os.path.exists(os.path.join(folder, "eval.json"))):
-            run(command("deeplab_tf.cli.evaluate", f"--experiment={EXPERIMENT}", data, *model,
+            run(command("deeplab_tf.cli.evaluate", f"--experiment={args.model}", data, *model,
                         "--trimap_widths=", f"--output_dir={folder}"), log)
         with open(os.path.join(folder, "eval.json")) as f:
             evaluated = json.load(f)
@@ -191,11 +193,12 @@ def main():
             results["precisions"][name][f"latency_{threads}"] = timing
         save(results, out)
 
-    official_comparison(results, out, args, log)
-    save(results, out)
+    if not args.skip_official:
+        official_comparison(results, out, args, log)
+        save(results, out)
     if not args.skip_eval:  # references: the SavedModel (fixed at the export's stride, 8) and the weights file
         evaluate("saved_model", [f"--saved_model={saved_model}", "--output_stride=0"])
-        evaluate("checkpoint", [f"--checkpoint={EXPERIMENT}"])
+        evaluate("checkpoint", [f"--checkpoint={args.model}"])
     save(results, out)
     print(table(results))
 

@@ -128,6 +128,20 @@ PRETRAINED_MODELS = {
             imports_here=True,
         ),
         PretrainedModel(
+            name="camvid_mnv2_v3plus",
+            experiment="camvid_mnv2_v3plus",
+            published_as="deeplab-tf weights/camvid_mnv2_v3plus.npz (float16): DeepLabv3+ MobileNetV2 "
+                         "trained from scratch on CamVid train (bench/camvid.sh, 5000 steps)",
+            url="weights/camvid_mnv2_v3plus.npz in the deeplab-tf repository",
+            files=("camvid_mnv2_v3plus.npz",),
+            sha256={"camvid_mnv2_v3plus.npz": "b9508443436788730f2617abea77c0dc7e1a51f8bc02790694603a6c797912a4"},
+            miou=58.27,
+            protocol="CamVid val (101 images, 11 classes), OS 16, one scale, no flip; 60.80 with 6 scales + flip "
+                     "(deeplab-tf, BENCHMARKS.md 'CamVid from scratch')",
+            importer=SHIPPED_IMPORTER,
+            imports_here=True,
+        ),
+        PretrainedModel(
             name="camvid_mnv2_voc_transfer",
             experiment="camvid_mnv2_voc_transfer",
             published_as="deeplab-tf weights/camvid_mnv2_voc_transfer.npz (float16): DeepLabv3+ MobileNetV2 "
