@@ -10,6 +10,7 @@ exit status 2 (`--debug` shows the traceback too).
 import fnmatch
 import json
 import os
+import re
 import sys
 
 from absl import flags
@@ -184,13 +185,30 @@ def user_errors() -> tuple:
             tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError)
 
 
-def error_line(error: BaseException) -> str:
-    """Returns the `error: ...` text of `error`: its message, without the op context TensorFlow
-    appends to its errors (e.g. the tf.data checks that name a file and its problem)."""
+_TF_CONTEXT = re.compile(r"^(Graph execution error:|Detected at node |<stack traces unavailable>|\s)")
+_FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
+_ASSERTION = re.compile(r"^assertion failed: \[(.*)\]$")
+
+
+def error_text(error: BaseException) -> str:
+    """Returns what `error` says went wrong. For a TensorFlow error, the lines of its message
+    without the context TensorFlow wraps around it ("Graph execution error:", "Detected at node
+    ...", stack lines, "{{function_node ...}}", "[[{{node ...}}]]", "[Op:...]") and without an
+    Assert's "assertion failed: [...] [...]" brackets (its items joined by spaces), e.g. "Invalid
+    PNG data, size 20000"; any other error's str()."""
     import tensorflow as tf
 
-    text = error.message.split("\n\t [[")[0] if isinstance(error, tf.errors.OpError) else str(error)
-    return f"error: {text.strip()}"
+    if not isinstance(error, tf.errors.OpError):
+        return str(error).strip()
+    message = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", error.message.split("\n\t [[")[0])
+    lines = [line for line in message.splitlines() if line.strip() and not _TF_CONTEXT.match(line)]
+    lines = [_FUNCTION_NODE.sub("", line.strip()) for line in lines]
+    return "\n".join(_ASSERTION.sub(lambda m: m[1].replace("] [", " "), line) for line in lines) or type(error).__name__
+
+
+def error_line(error: BaseException) -> str:
+    """Returns the `error: ...` text of `error` (`error_text`)."""
+    return f"error: {error_text(error)}"
 
 
 def exit_with_error(error: BaseException) -> None:

@@ -29,7 +29,7 @@ import sys
 
 from absl import flags
 
-from deeplab_tf.cli.flags import run
+from deeplab_tf.cli.flags import error_text, run
 
 flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
 flags.DEFINE_string("tflite", None, "A .tflite model written by export.export_tflite (instead of --saved_model).")
@@ -241,9 +241,8 @@ def _make_folder(path: str) -> None:
 
 
 def _first_line(error: Exception) -> str:
-    """Returns the first line of `error`'s message (TensorFlow's without its op context), or its type's name."""
-    message = str(getattr(error, "message", error)).strip()
-    return message.splitlines()[0] if message else type(error).__name__
+    """Returns the first line of what `error` says (`flags.error_text`: TensorFlow's context dropped)."""
+    return error_text(error).splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _load_palette(saved_model: str) -> list:

@@ -105,3 +105,33 @@ def test_a_training_that_diverges_ends_in_one_error_line(run_command, tmp_path):
     stopped = r"error: (Loss is -?(nan|inf)|Batch norm moving statistics are not finite) at step \d+; stopping\..*\n"
     assert re.fullmatch(stopped, result.stderr), result.stderr
     assert result.stdout.startswith("Training demo: steps 0->3")
+
+
+def test_error_text_drops_the_context_tensorflow_wraps_around_graph_errors():
+    """Errors raised inside a tf.function (as a SavedModel signature raises them) start with
+    "Graph execution error:" and a node name; the text is the line that says what is wrong."""
+    import tensorflow as tf
+
+    from deeplab_tf.cli.flags import error_line, error_text
+
+    @tf.function
+    def check(x):
+        tf.debugging.Assert(x > 0, ["value must be positive: got", x])
+        return x
+
+    @tf.function
+    def decode(data):
+        return tf.io.decode_png(data)
+
+    cases = [(lambda: check(tf.constant(-3)), "value must be positive: got -3"),
+             (lambda: decode(tf.constant(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)), None),
+             (lambda: tf.reshape(tf.zeros(6), (4, 4)), "Input to reshape is a tensor with 6 values, but the "
+                                                       "requested shape has 16")]
+    for call, expected in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            call()
+        text = error_text(caught.value)
+        assert "Graph execution error" not in text and "Detected at node" not in text and "[Op:" not in text, text
+        assert "[[" not in text and text.strip() and "\n" not in text, text
+        assert text == (expected or text) and error_line(caught.value) == f"error: {text}"
+    assert error_text(ValueError("two\nlines")) == "two\nlines"

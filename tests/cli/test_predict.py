@@ -57,6 +57,24 @@ def test_predicts_readable_files_and_reports_the_rest(exported_demo, tmp_path):
     assert messages[-1].startswith("Wrote the predictions of 2 of 3 images")
 
 
+def test_an_image_the_signature_refuses_is_reported_by_what_is_wrong(exported_demo, tmp_path):
+    """The signature's errors (in-graph checks, decoding) reach predict as "Graph execution
+    error:" followed by a node name; the report is the line that says what is wrong."""
+    _, _, export_dir = exported_demo
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "text.png").write_bytes(b"hello\n")
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".png", image)
+    (inputs / "cut.png").write_bytes(encoded.tobytes()[:len(encoded) // 2])
+    messages = []
+    failed = predict_files(str(export_dir), str(inputs), str(tmp_path / "out"), log=messages.append)
+    assert failed == {str(inputs / "cut.png"): f"Invalid PNG data, size {len(encoded) // 2}",
+                      str(inputs / "text.png"): "Unknown image file format: image_bytes[0] (6 bytes) is not a "
+                                                "JPEG, PNG, GIF or BMP image"}
+    assert f"failed {inputs / 'text.png'}: Unknown image file format" in messages[1]
+
+
 def test_overlay_blends_palette_colours():
     image = np.full((1, 2, 3), 100, np.uint8)
     out = overlay(image, np.array([[0, 1]]), [(0, 0, 0), (200, 100, 0)], alpha=0.5)
