@@ -187,22 +187,24 @@ def user_errors() -> tuple:
 
 _TF_CONTEXT = re.compile(r"^(Graph execution error:|Detected at node |<stack traces unavailable>|\s)")
 _FUNCTION_NODE = re.compile(r"^\{\{function_node [^}]*\}\}\s*")
+_TF_DATA_CONTEXT = re.compile(r"^Error in user-defined function passed to \S+ transformation with iterator: \S+: ")
 _ASSERTION = re.compile(r"^assertion failed: \[(.*)\]$")
 
 
 def error_text(error: BaseException) -> str:
     """Returns what `error` says went wrong. For a TensorFlow error, the lines of its message
     without the context TensorFlow wraps around it ("Graph execution error:", "Detected at node
-    ...", stack lines, "{{function_node ...}}", "[[{{node ...}}]]", "[Op:...]") and without an
-    Assert's "assertion failed: [...] [...]" brackets (its items joined by spaces), e.g. "Invalid
-    PNG data, size 20000"; any other error's str()."""
+    ...", stack lines, "{{function_node ...}}", tf.data's "Error in user-defined function passed
+    to ... with iterator: ...:", "[[{{node ...}}]]", "[Op:...]") and without an Assert's
+    "assertion failed: [...] [...]" brackets (its items joined by spaces), e.g. "Invalid PNG data,
+    size 20000"; any other error's str()."""
     import tensorflow as tf
 
     if not isinstance(error, tf.errors.OpError):
         return str(error).strip()
     message = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", error.message.split("\n\t [[")[0])
     lines = [line for line in message.splitlines() if line.strip() and not _TF_CONTEXT.match(line)]
-    lines = [_FUNCTION_NODE.sub("", line.strip()) for line in lines]
+    lines = [_TF_DATA_CONTEXT.sub("", _FUNCTION_NODE.sub("", line.strip())) for line in lines]
     return "\n".join(_ASSERTION.sub(lambda m: m[1].replace("] [", " "), line) for line in lines) or type(error).__name__
 
 

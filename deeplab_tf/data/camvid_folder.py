@@ -134,12 +134,15 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     """Returns the decoded example for one pair of file paths (tf.string scalars).
 
     Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
-    "name": image_path}. Fails with an InvalidArgumentError naming the files when the label has
-    more than one channel (a colour-coded label, which would otherwise be read as grey levels),
+    "name": image_path}. Fails with an InvalidArgumentError naming the files when a PNG is cut
+    short (`_png_end_check`), the label has more than one channel (a colour-coded label, which would otherwise be read as grey levels),
     the image and label sizes differ or a label value is neither a class index nor void/ignore.
     """
-    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-    label = tf.io.decode_image(tf.io.read_file(label_path), channels=0, expand_animations=False)
+    image_data, label_data = tf.io.read_file(image_path), tf.io.read_file(label_path)
+    with tf.control_dependencies([_png_end_check(image_data, image_path, "image"),
+                                  _png_end_check(label_data, label_path, "label")]):
+        image = tf.io.decode_image(image_data, channels=3, expand_animations=False)
+        label = tf.io.decode_image(label_data, channels=0, expand_animations=False)
     channels = tf.shape(label)[-1]
     channel_check = tf.debugging.Assert(
         tf.equal(channels, 1),
@@ -173,6 +176,32 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     )
     with tf.control_dependencies([size_check, value_check]):
         return {"image": tf.identity(image), "label": tf.identity(label), "name": image_path}
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND"
+"""Type of the chunk that ends a PNG datastream."""
+_END_SEARCH_BYTES = 1 << 16
+
+
+def _png_end_check(data: tf.Tensor, path: tf.Tensor, what: str) -> tf.Operation:
+    """Returns an Assert that fails naming `path` when the file bytes `data` (tf.string scalar)
+    start as a PNG but hold no IEND chunk type in their last 64 KiB: a file cut short, which
+    TensorFlow's decoder reports as "Invalid PNG data, size N" without the file's name. A PNG with
+    bytes after its IEND chunk (which decoders accept) passes; other formats pass unchecked."""
+    size = tf.strings.length(data)
+    start = tf.maximum(size - _END_SEARCH_BYTES, 0)
+    tail = tf.io.decode_raw(tf.strings.substr(data, start, size - start), tf.uint8)
+    tail = tf.concat([tail, tf.zeros([len(PNG_END) - 1], tf.uint8)], axis=0)  # every window has 4 bytes
+    count = tf.size(tail) - (len(PNG_END) - 1)
+    windows = tf.stack([tail[k:k + count] for k in range(len(PNG_END))], axis=1)  # [count, 4]
+    found = tf.reduce_any(tf.reduce_all(tf.equal(windows, list(PNG_END)), axis=1))
+    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    return tf.debugging.Assert(
+        tf.logical_or(tf.logical_not(is_png), found),
+        [_text("camvid_folder: ", what, " ", path, " is cut short: a PNG of ", size,
+               " bytes without its end (no IEND chunk)")],
+    )
 
 
 def _text(*parts) -> tf.Tensor:

@@ -136,10 +136,9 @@ def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_sche
             if not np.isfinite(loss_value) or not bool(finite_statistics):
                 what = (f"Loss is {loss_value}" if not np.isfinite(loss_value)
                         else "Batch norm moving statistics are not finite")
-                raise FloatingPointError(
-                    f"{what} at step {step}; stopping. The latest good checkpoint is "
-                    f"{writer.latest} (not overwritten)."
-                )
+                latest = (f"The latest good checkpoint is {writer.latest} (not overwritten)." if writer.latest
+                          else "No checkpoint was written before it.")
+                raise FloatingPointError(f"{what} at step {step}; stopping. {latest}")
             if step % cfg.log_every == 0 or step == cfg.steps:
                 elapsed = time.perf_counter() - window_start
                 images_per_second = window_steps * cfg.batch_size / max(elapsed, 1e-9)

@@ -135,3 +135,22 @@ def test_error_text_drops_the_context_tensorflow_wraps_around_graph_errors():
         assert "[[" not in text and text.strip() and "\n" not in text, text
         assert text == (expected or text) and error_line(caught.value) == f"error: {text}"
     assert error_text(ValueError("two\nlines")) == "two\nlines"
+
+
+def test_error_text_drops_the_tf_data_iterator_context():
+    """An Assert inside a tf.data map (the CamVid folder's label checks) reaches the trainer as
+    "Error in user-defined function passed to ... with iterator: ...: assertion failed: [...]"."""
+    import tensorflow as tf
+
+    from deeplab_tf.cli.flags import error_text
+
+    def check(x):
+        with tf.control_dependencies([tf.debugging.Assert(x < 2, ["label file L has value", x])]):
+            return tf.identity(x)
+
+    dataset = tf.data.Dataset.range(5).map(check, num_parallel_calls=2).prefetch(1)
+    next_in_graph = tf.function(lambda iterator: next(iterator))  # as the trainer's step reads its batches
+    for read in (list, lambda d: [next_in_graph(iterator) for iterator in [iter(d)] for _ in range(5)]):
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            read(dataset)
+        assert error_text(caught.value) == "label file L has value 2"

@@ -147,3 +147,24 @@ def test_load_pair_checks_values_eager_and_in_map(tmp_path, run):
     write_pair(tmp_path, "a", label=np.full((4, 6), 12))
     with pytest.raises(tf.errors.InvalidArgumentError, match="has value 12"):
         run(load_pair, *pair_paths(tmp_path))
+
+
+@pytest.mark.parametrize("what, sub", [("image", "img"), ("label", "ann")])
+def test_a_png_cut_short_is_refused_naming_it(tmp_path, what, sub):
+    """TensorFlow's decoder says only "Invalid PNG data, size N"; the reader names the file."""
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a", image_size=(40, 60))])
+    path = tmp_path / sub / "a.png"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"camvid_folder: {what} {path} is cut short: a PNG of {len(data) // 2} bytes"):
+        only_example(tmp_path)
+
+
+def test_a_png_with_bytes_after_its_end_still_loads(tmp_path):
+    """Decoders ignore bytes after the IEND chunk; so does the cut-short check."""
+    write_list(tmp_path, "train", [write_pair(tmp_path, "a")])
+    path = tmp_path / "img" / "a.png"
+    expected = cv2.imread(str(path))[..., ::-1]
+    path.write_bytes(path.read_bytes() + b"trailing bytes" * 10)
+    np.testing.assert_array_equal(only_example(tmp_path)["image"].numpy(), expected)
