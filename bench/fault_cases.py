@@ -8,9 +8,9 @@ code at --repo, not this file's checkout. Its files go into a fresh temporary fo
 a repository); nothing else is written but --out. A tiny 2-step `demo` run (`TINY` overrides) and
 its export are made once and shared; a case that could damage them works on a copy.
 
-    git clone -q /work/main /tmp/fault-before && git -C /tmp/fault-before checkout -q 7268522
-    ln -s /work/main/.venv /tmp/fault-before/.venv
-    git clone -q /work/main /tmp/fault-after && ln -s /work/main/.venv /tmp/fault-after/.venv
+    git clone -q . /tmp/fault-before && git -C /tmp/fault-before checkout -q 7268522
+    ln -s "$PWD/.venv" /tmp/fault-before/.venv
+    git clone -q . /tmp/fault-after && ln -s "$PWD/.venv" /tmp/fault-after/.venv
     nice -n 15 python -m bench.fault_cases --repo=/tmp/fault-before --out=runs/fault_cases/before.json
     nice -n 15 python -m bench.fault_cases --repo=/tmp/fault-after --out=runs/fault_cases/after.json
     python -m bench.fault_cases --table runs/fault_cases/before.json runs/fault_cases/after.json \
