@@ -104,8 +104,9 @@ def restore_model(model, path: str, log=None) -> str:
       initialisation, logged with `log`).
 
     Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
-    `resolve_checkpoint`, and ValueError naming the first missing weights when the checkpoint
-    does not hold every weight of `model` (another architecture or number of classes).
+    `resolve_checkpoint`, and ValueError naming the checkpoint and the first weight that is
+    missing or of another shape when the checkpoint does not fit `model` (another architecture,
+    width or number of classes).
     """
     if not os.path.exists(path) and zoo.is_shipped(path):
         path = zoo.shipped_file(path)
@@ -115,12 +116,17 @@ def restore_model(model, path: str, log=None) -> str:
     if published.is_published_model(path):
         return published.load_published_model(model, path, log=log)
     prefix = resolve_checkpoint(path)
-    status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
+    another = "(trained with another experiment or override?)"
+    try:
+        status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
+    except ValueError as error:  # a weight of another shape, e.g. "Received incompatible tensor with shape ..."
+        raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
+                         f"{another}: {error}") from None
     try:
         status.assert_existing_objects_matched()  # the optimizer is not wanted: partial is expected
     except AssertionError as error:
         raise ValueError(
             f"Checkpoint {prefix!r} does not hold the weights of the model {model.name!r} built from "
-            f"this experiment (trained with another experiment or override?): {str(error)[:400]}"
+            f"this experiment {another}: {str(error)[:400]}"
         ) from None
     return prefix

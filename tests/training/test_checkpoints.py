@@ -1,0 +1,25 @@
+"""`restore_model` on training checkpoints that do not fit the model."""
+
+import pytest
+import tensorflow as tf
+
+import experiments
+from deeplab_tf.assembly import assemble
+from deeplab_tf.config import apply_overrides
+from deeplab_tf.training.checkpoints import model_weights, restore_model
+
+NARROW = "model.backbone_alpha=0.35,model.aspp_filters=16,model.decoder_filters=16,model.low_level_filters=8"
+
+
+def _demo_model(overrides=""):
+    experiment = experiments.get_experiment("demo")
+    return assemble(apply_overrides(experiment, overrides) if overrides else experiment, with_data=False).model
+
+
+def test_a_checkpoint_of_another_width_is_refused_naming_it_and_the_weight(tmp_path):
+    """A bare checkpoint (no run config beside it) of a narrower model: before, TF's message alone
+    ("Received incompatible tensor with shape ..."), without the file or what to check."""
+    prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "ckpt-1"))
+    with pytest.raises(ValueError, match=rf"Checkpoint '{prefix}' does not fit the model .* \(trained with another "
+                                         r"experiment or override\?\): .*with shape \(16,\) .* with shape \(64,\) and name aspp"):
+        restore_model(_demo_model(), prefix)
