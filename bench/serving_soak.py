@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from bench.request_kinds import invalid_requests, signature_taking, valid_requests
+from deeplab_tf.cli.flags import error_text
 
 MAX_RSS_GROWTH = 0.10
 
@@ -68,10 +69,8 @@ def outcome(request, outputs, error, expected) -> str:
 
 
 def first_line(error) -> str:
-    """Returns the first line of `error`'s message that names the problem (TensorFlow's op context dropped)."""
-    lines = [line for line in getattr(error, "message", str(error)).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "<stack", "  "))]
-    return (useful or lines or [type(error).__name__])[0][:300]
+    """Returns the first line of what `error` says (`deeplab_tf.cli.flags.error_text`), at most 300 characters."""
+    return error_text(error).splitlines()[0][:300]
 
 
 def run_threads(calls, expected, draws, threads: int) -> dict:

@@ -197,11 +197,11 @@ def error_text(error: BaseException) -> str:
     ...", stack lines, "{{function_node ...}}", tf.data's "Error in user-defined function passed
     to ... with iterator: ...:", "[[{{node ...}}]]", "[Op:...]") and without an Assert's
     "assertion failed: [...] [...]" brackets (its items joined by spaces), e.g. "Invalid PNG data,
-    size 20000"; any other error's str()."""
+    size 20000"; any other error's str(). An error without a message gives its type's name."""
     import tensorflow as tf
 
     if not isinstance(error, tf.errors.OpError):
-        return str(error).strip()
+        return str(error).strip() or type(error).__name__
     message = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", error.message.split("\n\t [[")[0])
     lines = [line for line in message.splitlines() if line.strip() and not _TF_CONTEXT.match(line)]
     lines = [_TF_DATA_CONTEXT.sub("", _FUNCTION_NODE.sub("", line.strip())) for line in lines]

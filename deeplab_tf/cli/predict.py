@@ -242,7 +242,7 @@ def _make_folder(path: str) -> None:
 
 def _first_line(error: Exception) -> str:
     """Returns the first line of what `error` says (`flags.error_text`: TensorFlow's context dropped)."""
-    return error_text(error).splitlines()[0] if str(error).strip() else type(error).__name__
+    return error_text(error).splitlines()[0]
 
 
 def _load_palette(saved_model: str) -> list:
