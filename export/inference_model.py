@@ -11,9 +11,9 @@ class InferenceModel(NamedTuple):
     """What `build_inference_model` returns.
 
     `model`: normalised float32 images [B, H, W, 3] -> logits [B, H, W, C], batch norms folded
-    where asked. `normalize`: float32 pixels 0..255 -> model input. `info`: the dataset's classes,
-    palette and ignore label. `checkpoint`: the checkpoint prefix (or file, or what was imported)
-    restored. `batch_norms_folded`: how many batch norms were folded into their convolutions.
+    where asked, convolution weights in the compute dtype under a mixed policy. `normalize`:
+    float32 pixels 0..255 -> model input. `info`: the dataset's classes, palette and ignore label.
+    `checkpoint`: the checkpoint prefix (or file, or what was imported) restored. `batch_norms_folded`: how many batch norms were folded into their convolutions.
     """
 
     model: keras.Model
@@ -29,8 +29,11 @@ def build_inference_model(experiment, checkpoint: str, output_stride: int = 0, d
     `output_stride` if > 0, under the Keras `dtype_policy`) restored from `checkpoint` (a run,
     a checkpoint, a weights file or zoo name, a published model:
     `deeplab_tf.training.checkpoints.restore_model`). With `fold_batch_norm`, every batch norm
-    directly after a convolution is merged into it (`deeplab_tf.models.fold_batch_norm`)."""
+    directly after a convolution is merged into it (`deeplab_tf.models.fold_batch_norm`). Under a
+    mixed policy (e.g. "mixed_bfloat16") the convolutions then hold their weights in the compute
+    dtype (`deeplab_tf.models.compute_dtype_weights`): the same outputs, no per-call casts."""
     from deeplab_tf.assembly import assemble
+    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
     from deeplab_tf.models.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
     from deeplab_tf.training.checkpoints import restore_model
 
@@ -42,6 +45,7 @@ def build_inference_model(experiment, checkpoint: str, output_stride: int = 0, d
         folded_count = len(foldable_pairs(model))
         if folded_count:  # e.g. VGG-16 models have no batch norm: no need for a copy
             model = fold(model, log=log)
+    model = store_weights_in_compute_dtype(model, log=log)
     return InferenceModel(model, parts.normalize, parts.info, prefix, folded_count)
 
 

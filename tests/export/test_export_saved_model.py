@@ -3,7 +3,8 @@ labels as the Keras model on real CamVid images (plain, and with test-time augme
 output stride plus the CRF); a fixed input size and batch; only standard ops; signatures.txt;
 existing exports are kept, and --overwrite replaces only an earlier export; flags become serving
 options; batch norm folding (the default) keeps the labels of the unfolded Keras model; a bfloat16
-export computes its convolutions in bfloat16 and stays close to the float32 Keras model."""
+export computes its convolutions in bfloat16 from bfloat16 weights and stays close to the float32
+Keras model."""
 
 import json
 import shutil
@@ -158,6 +159,10 @@ def test_bfloat16_export_computes_in_bfloat16_close_to_float32(export_variant, c
     assert json.load(open(export_dir / "assets.extra" / "dataset_info.json"))["precision"] == "bfloat16"
     convolutions = {dtype for op, dtype in graph_ops(export_dir) if op in ("Conv2D", "DepthwiseConv2dNative")}
     assert convolutions == {"bfloat16"}
+    # The convolutions' weights are stored as they are computed (no per-call casts).
+    variables = tf.saved_model.load(str(export_dir)).variables
+    kernels = {v.dtype.name for v in variables if v.name.split(":")[0].endswith("kernel")}
+    assert kernels == {"bfloat16"}, [(v.name, v.dtype.name) for v in variables]
     out = fresh_process_predict(export_dir, camvid_crops)
     expected = keras_probabilities(camvid_crops)  # float32
     assert out["probabilities"].dtype == np.float32
