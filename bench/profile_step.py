@@ -3,12 +3,13 @@ of the peers benchmark's step, summed per op type, with FLOPs and GFLOP/s of the
 
     python -m bench.profile_step [--mode=training|inference|both] [--steps=3] [--warmup=2]
         [--size=N|HxW] [--batch=B] [--override=model.atrous_implementation=native]
-        [--top=25] [--peak] [--logdir=DIR] [--json=FILE] [--precision=float32|bfloat16]
+        [--top=25] [--peak] [--logdir=DIR] [--json=FILE] [--precision=float32|bfloat16] [--served]
 
 The model and step are those of `bench/peers_compare.py`'s deeplab-tf worker (experiment
 `voc_v3_r50_os16`, random weights, 21 classes; training: 321x321 batch 4, forward in training
 mode, masked cross-entropy, SGD with momentum; inference: 513x513 batch 1, logits resized to the
-input). After --warmup untimed steps, --steps steps run under `tf.profiler.experimental.start`;
+input; with --served, the model the exporter serves: batch norms folded, convolution weights in the
+compute dtype, as in the peers benchmark). After --warmup untimed steps, --steps steps run under `tf.profiler.experimental.start`;
 the XPlane the profiler writes is parsed (host plane, executor threads: one event per op
 kernel, named `node:OpType`, OpType after grappler and oneDNN rewrites, e.g. `_MklNativeConv2D`).
 
@@ -68,6 +69,9 @@ def parse_args(argv=None):
     parser.add_argument("--num_classes", type=int, default=21)
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="bfloat16: the model built under Keras' mixed_bfloat16 policy")
+    parser.add_argument("--served", action="store_true",
+                        help="inference: the model as the exporter serves it (batch norms folded, weights in the "
+                             "compute dtype: export/inference_model.py), not the Keras model")
     parser.add_argument("--top", type=int, default=25, help="op types listed (the rest summed)")
     parser.add_argument("--peak", action="store_true", help="also measure the dense conv peak")
     parser.add_argument("--logdir", default="", help="keep the trace here (TensorBoard's profile plugin reads it)")
@@ -141,6 +145,8 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
+    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
+    from deeplab_tf.models.fold_batch_norm import fold_batch_norm
     from bench.peers.protocol import make_inputs
     from bench.peers.tf_common import resize_to, set_precision
 
@@ -152,9 +158,12 @@ def build_step(args, mode, with_model=False, model=None):
     if args.override:
         experiment = apply_overrides(experiment, args.override)
     keras.utils.set_random_seed(0)
+    served = mode == "inference" and getattr(args, "served", False)
     if model is None:
         set_precision({"precision": getattr(args, "precision", "float32")}, keras)
         model = build_model(experiment.model, args.num_classes).model
+        if served:  # as export/inference_model.py serves it
+            model = store_weights_in_compute_dtype(fold_batch_norm(model))
     images, labels = (tf.constant(v) for v in make_inputs(config))
     if mode == "inference":
         step = tf.function(lambda x: resize_to(model(x, training=False), (height, width)))
@@ -175,7 +184,8 @@ def build_step(args, mode, with_model=False, model=None):
         inputs = (images, labels)
     m = experiment.model
     label = (f"{mode}: {m.arch} {m.backbone} OS{m.output_stride} atrous={m.atrous_implementation} "
-             f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}, {model.dtype_policy.name}")
+             f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}, {model.dtype_policy.name}"
+             f"{', served (batch norms folded, weights in the compute dtype)' if served else ''}")
     return (step, inputs, label, model) if with_model else (step, inputs, label)
 
 
