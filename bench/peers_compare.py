@@ -13,7 +13,8 @@ bench/peers/venvs.py; deeplab-tf runs in this interpreter's environment), starte
 with random weights. The peer `deeplab_tf_autotuned` (not in the default list) is deeplab-tf
 with its speed choices timed on this machine (`DEEPLAB_TF_AUTOTUNE=1`, deeplab_tf/layers/autotune.py)
 from an empty cache in the run's log folder; the tuning happens in its first call, whose time
-the warm-up line prints for every peer; `deeplab_tf` runs with the environment's setting. After
+the warm-up line prints for every peer; `deeplab_tf` runs with the environment's setting (tuned,
+from the user's cache file, unless `DEEPLAB_TF_AUTOTUNE=0`: the fixed rules). After
 --warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
 rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
 3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the

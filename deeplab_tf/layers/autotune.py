@@ -13,10 +13,12 @@ time nothing. Candidates are exact implementations only (equal outputs to float 
 pick never changes what a model computes beyond rounding.
 
 Switches:
-- `DEEPLAB_TF_AUTOTUNE`: "1" turns tuning on; "0" or unset: off, for now: tuning becomes the
-  default once `bench/peers_compare.py` shows it no slower than the fixed rules on the CPUs of
-  BENCHMARKS.md (not yet measured). The test suite sets "0" (tests/conftest.py); tests that tune
-  set "1".
+- `DEEPLAB_TF_AUTOTUNE`: "0" turns tuning off; "1" or unset: on (the default since
+  `bench/peers_compare.py` measured it no slower than the fixed rules on the AMD EPYC of
+  BENCHMARKS.md, in training and inference, float32 and bfloat16: "Measured speed choices").
+  The first build of a shape on a machine costs the timing, once (a ResNet-50 DeepLabv3 there:
+  ~3-5 s for inference, ~20 s for a training step). The test suite sets "0"
+  (tests/conftest.py); tests that tune set "1".
 - Op determinism (`tf.config.experimental.enable_op_determinism()`, the trainer's
   `--deterministic`) turns it off: a pick timed on a busy machine could differ between runs.
 When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel).
@@ -73,11 +75,11 @@ _lock = threading.Lock()  # one pick at a time (replicas may trace in threads)
 
 
 def enabled() -> bool:
-    """Returns True if choices are timed: `DEEPLAB_TF_AUTOTUNE` is "1" and op determinism is
-    off. Raises ValueError naming the variable for a value other than "0"/"1"."""
-    value = os.environ.get(SWITCH, "0")
+    """Returns True if choices are timed: `DEEPLAB_TF_AUTOTUNE` is "1" or unset, and op
+    determinism is off. Raises ValueError naming the variable for a value other than "0"/"1"."""
+    value = os.environ.get(SWITCH, "1")
     if value not in ("0", "1"):
-        raise ValueError(f"{SWITCH}={value!r}; allowed: 0 (tuning off, the default) or 1 (on)")
+        raise ValueError(f"{SWITCH}={value!r}; allowed: 0 (tuning off) or 1 (on, the default)")
     return value == "1" and not tf_config.is_op_determinism_enabled()
 
 

@@ -285,6 +285,13 @@ def test_without_tuning_the_fixed_rules_apply(switch, cache_file, timed, picks, 
     assert fused_calls  # the fused kernel, as without tuning
 
 
+def test_tuning_is_on_unless_switched_off_or_deterministic(monkeypatch):
+    monkeypatch.delenv(autotune.SWITCH)
+    assert autotune.enabled()
+    tf.config.experimental.enable_op_determinism()  # turned off after the test (conftest)
+    assert not autotune.enabled()
+
+
 def test_a_bad_switch_value_is_refused(monkeypatch):
     monkeypatch.setenv(autotune.SWITCH, "yes")
     with pytest.raises(ValueError, match="DEEPLAB_TF_AUTOTUNE='yes'; allowed: 0"):
