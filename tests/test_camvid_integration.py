@@ -1,6 +1,7 @@
 """End to end on real CamVid (../shared/data/camvid): train camvid_mnv2_v3plus for a few dozen
 steps on crops, check the loss fell, evaluate on part of val, export, and check the export
-reloaded in a fresh process predicts the Keras model's labels on real images."""
+reloaded in a fresh process predicts the Keras model's labels on real images (wherever the two
+best classes are not tied to float rounding)."""
 
 import numpy as np
 import pytest
@@ -47,7 +48,14 @@ def test_train_evaluate_export_on_camvid(camvid_dir, tmp_path, fresh_process_pre
     batch = next(iter(dataset.unbatch().batch(2)))
     images = batch["pixels"].numpy()
     assert images.shape == (2, 360, 480, 3)
-    expected = np.argmax(parts.model(batch["image"], training=False).numpy(), axis=-1)
+    logits = parts.model(batch["image"], training=False).numpy()
+    expected = np.argmax(logits, axis=-1)
     out = fresh_process_predict(export_dir, images)
-    np.testing.assert_array_equal(out["tensor_labels"], expected)
-    np.testing.assert_array_equal(out["bytes_labels"], expected)
+    # The export folds the batch norms into the convolutions, which moves the logits by float32
+    # rounding (~1e-6 of the largest): a label may change only where the two best logits are
+    # closer than 1e-4 of the largest (seen: 1 pixel of 345,600 after some test orders).
+    top2 = np.sort(logits, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-4 * np.abs(logits).max()
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(out["tensor_labels"][clear], expected[clear])
+    np.testing.assert_array_equal(out["bytes_labels"][clear], expected[clear])
