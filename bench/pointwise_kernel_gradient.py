@@ -7,8 +7,8 @@ forward pass + both gradients of `sum(conv(x, w) * g)` two ways: `tf.nn.conv2d`'
 (`native`), and a `tf.custom_gradient` whose kernel gradient is `x^T g` as one MatMul over the
 flattened positions (`gemm`; input gradient a 1x1 convolution with the transposed kernel), in
 --dtype (float32 by default). Both are checked equal (1e-5 of the largest value in float32, 1e-2
-in bfloat16, whose kernels may sum in another order), then timed in 9 interleaved, shuffled repeats; printed: the
-median ms of each and their ratio per shape, and the sums. A throwaway measurement of whether
+in bfloat16, whose kernels may sum in another order), then timed in 9 interleaved, shuffled
+repeats; printed: the median ms of each and their ratio per shape, and the sums. A throwaway measurement of whether
 the backbone's kernel gradients could go through GEMMs (issue 9); nothing in deeplab_tf uses it.
 """
 

@@ -8,9 +8,9 @@ of the peers benchmark's step, summed per op type, with FLOPs and GFLOP/s of the
 The model and step are those of `bench/peers_compare.py`'s deeplab-tf worker (experiment
 `voc_v3_r50_os16`, random weights, 21 classes; training: 321x321 batch 4, forward in training
 mode, masked cross-entropy, SGD with momentum; inference: 513x513 batch 1, logits resized to the
-input; with --served, the model the exporter serves: batch norms folded, convolution weights in the
-compute dtype, as in the peers benchmark). After --warmup untimed steps, --steps steps run under `tf.profiler.experimental.start`;
-the XPlane the profiler writes is parsed (host plane, executor threads: one event per op
+input; with --served, the model the exporters serve, as the peers benchmark runs it:
+`export.inference_model.served_form`). After --warmup untimed steps, --steps steps run under
+`tf.profiler.experimental.start`; the XPlane the profiler writes is parsed (host plane, executor threads: one event per op
 kernel, named `node:OpType`, OpType after grappler and oneDNN rewrites, e.g. `_MklNativeConv2D`).
 
 Printed, per step:
@@ -71,7 +71,7 @@ def parse_args(argv=None):
                         help="bfloat16: the model built under Keras' mixed_bfloat16 policy")
     parser.add_argument("--served", action="store_true",
                         help="inference: the model as the exporter serves it (batch norms folded, weights in the "
-                             "compute dtype: export/inference_model.py), not the Keras model")
+                             "compute dtype: export.inference_model.served_form), not the Keras model")
     parser.add_argument("--top", type=int, default=25, help="op types listed (the rest summed)")
     parser.add_argument("--peak", action="store_true", help="also measure the dense conv peak")
     parser.add_argument("--logdir", default="", help="keep the trace here (TensorBoard's profile plugin reads it)")
@@ -145,10 +145,9 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
-    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
-    from deeplab_tf.models.fold_batch_norm import fold_batch_norm
     from bench.peers.protocol import make_inputs
     from bench.peers.tf_common import resize_to, set_precision
+    from export.inference_model import served_form
 
     size, batch = DEFAULTS[mode]
     size, batch = args.size or size, args.batch or batch
@@ -162,8 +161,8 @@ def build_step(args, mode, with_model=False, model=None):
     if model is None:
         set_precision({"precision": getattr(args, "precision", "float32")}, keras)
         model = build_model(experiment.model, args.num_classes).model
-        if served:  # as export/inference_model.py serves it
-            model = store_weights_in_compute_dtype(fold_batch_norm(model))
+        if served:
+            model, _ = served_form(model)
     images, labels = (tf.constant(v) for v in make_inputs(config))
     if mode == "inference":
         step = tf.function(lambda x: resize_to(model(x, training=False), (height, width)))

@@ -13,7 +13,8 @@ class InferenceModel(NamedTuple):
     `model`: normalised float32 images [B, H, W, 3] -> logits [B, H, W, C], batch norms folded
     where asked, convolution weights in the compute dtype under a mixed policy. `normalize`:
     float32 pixels 0..255 -> model input. `info`: the dataset's classes, palette and ignore label.
-    `checkpoint`: the checkpoint prefix (or file, or what was imported) restored. `batch_norms_folded`: how many batch norms were folded into their convolutions.
+    `checkpoint`: the checkpoint prefix (or file, or what was imported) restored.
+    `batch_norms_folded`: how many batch norms were folded into their convolutions.
     """
 
     model: keras.Model
@@ -28,25 +29,30 @@ def build_inference_model(experiment, checkpoint: str, output_stride: int = 0, d
     """Returns the `InferenceModel` of `experiment` (`deeplab_tf.assembly.assemble`, at
     `output_stride` if > 0, under the Keras `dtype_policy`) restored from `checkpoint` (a run,
     a checkpoint, a weights file or zoo name, a published model:
-    `deeplab_tf.training.checkpoints.restore_model`). With `fold_batch_norm`, every batch norm
-    directly after a convolution is merged into it (`deeplab_tf.models.fold_batch_norm`). Under a
-    mixed policy (e.g. "mixed_bfloat16") the convolutions then hold their weights in the compute
-    dtype (`deeplab_tf.models.compute_dtype_weights`): the same outputs, no per-call casts."""
+    `deeplab_tf.training.checkpoints.restore_model`), in its served form (`served_form`)."""
     from deeplab_tf.assembly import assemble
-    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
-    from deeplab_tf.models.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
     from deeplab_tf.training.checkpoints import restore_model
 
     parts = assemble(experiment, output_stride=output_stride, dtype_policy=dtype_policy, with_data=False)
     prefix = restore_model(parts.model, checkpoint)
-    model = parts.model
-    folded_count = 0
-    if fold_batch_norm:
-        folded_count = len(foldable_pairs(model))
-        if folded_count:  # e.g. VGG-16 models have no batch norm: no need for a copy
-            model = fold(model, log=log)
-    model = store_weights_in_compute_dtype(model, log=log)
+    model, folded_count = served_form(parts.model, fold_batch_norm, log=log)
     return InferenceModel(model, parts.normalize, parts.info, prefix, folded_count)
+
+
+def served_form(model: keras.Model, fold_batch_norm: bool = True, log=None) -> tuple[keras.Model, int]:
+    """Returns `(served, folded)`: `model` as the exporters serve it, and how many batch norms
+    were folded. With `fold_batch_norm`, every batch norm directly after a convolution is merged
+    into it (`deeplab_tf.models.fold_batch_norm`); under a mixed policy (e.g. "mixed_bfloat16")
+    the convolutions then hold their weights in the compute dtype
+    (`deeplab_tf.models.compute_dtype_weights`): the same outputs, no per-call casts. `model` is
+    not changed; `served` is `model` itself when neither applies."""
+    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
+    from deeplab_tf.models.fold_batch_norm import fold_batch_norm as fold, foldable_pairs
+
+    folded_count = len(foldable_pairs(model)) if fold_batch_norm else 0
+    if folded_count:  # e.g. VGG-16 models have no batch norm: no need for a copy
+        model = fold(model, log=log)
+    return store_weights_in_compute_dtype(model, log=log), folded_count
 
 
 def parse_input_size(text: str) -> tuple[int, int] | None:

@@ -2,8 +2,8 @@
 stride 16, ASPP rates 6/12/18, multi-grid 1/2/4, 21 classes), random weights. Runs in the repo's
 own .venv. Config keys beyond the common ones: `override` (e.g. "model.atrous_implementation=native"),
 `experiment`, `jit_compile`, `fold_batch_norm` (inference only, default true: the batch norms merged
-into the convolutions and, in bfloat16, the convolution weights stored in bfloat16, as
-`export/export_saved_model.py` does by default)."""
+into the convolutions and, in bfloat16, the convolution weights stored in bfloat16: the exporters'
+`export.inference_model.served_form`)."""
 
 from bench.peers.protocol import serve
 
@@ -15,12 +15,11 @@ def build(config):
     import deeplab_tf
     import experiments
     from deeplab_tf.config import apply_overrides
-    from deeplab_tf.models.compute_dtype_weights import store_weights_in_compute_dtype
-    from deeplab_tf.models.fold_batch_norm import fold_batch_norm
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
 
     from bench.peers import tf_common
+    from export.inference_model import served_form
 
     experiment = experiments.get_experiment(config.get("experiment") or "voc_v3_r50_os16")
     if config.get("override"):
@@ -30,7 +29,7 @@ def build(config):
     model = build_model(experiment.model, config["num_classes"]).model
     folded = config["mode"] == "inference" and config.get("fold_batch_norm", True)
     if folded:
-        model = store_weights_in_compute_dtype(fold_batch_norm(model))
+        model, _ = served_form(model)
     optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
     run = tf_common.make_step(
         model,
