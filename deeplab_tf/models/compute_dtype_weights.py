@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.layers.atrous_conv import AtrousConv2D, AtrousDepthwiseConv2D
+from deeplab_tf.models.layer_clones import clone_from_configs
 
 # Layers whose call under a mixed policy only casts their variables to the compute dtype.
 WEIGHT_CASTING_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense,
@@ -44,17 +45,12 @@ def store_weights_in_compute_dtype(model: keras.Model, log=None) -> keras.Model:
     layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True) if _qualifies(layer)]
     if not layers:
         return model
-    copies = []
 
-    def clone_layer(layer):
-        config = layer.get_config()
+    def use_compute_dtype(layer, config):
         if _qualifies(layer):
             config["dtype"] = layer.dtype_policy.compute_dtype
-        clone = layer.__class__.from_config(config)
-        copies.append((layer, clone))
-        return clone
 
-    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
+    clone, copies = clone_from_configs(model, use_compute_dtype)
     for layer, copy in copies:
         for source, target in zip(layer.weights, copy.weights):
             target.assign(tf.cast(source.value, target.dtype))

@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from deeplab_tf.layers.atrous_conv import AtrousConv2D, AtrousDepthwiseConv2D
+from deeplab_tf.models.layer_clones import clone_from_configs
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, AtrousConv2D, AtrousDepthwiseConv2D)
 _DEPTHWISE = (keras.layers.DepthwiseConv2D, AtrousDepthwiseConv2D)
@@ -62,24 +63,12 @@ def fold_batch_norm(model: keras.Model, log=None) -> keras.Model:
     pairs = _find_pairs(model)
     folded_convs = {id(conv): bn for conv, bn in pairs}
     folded_bns = {id(bn) for _, bn in pairs}
-    copies, removed = [], set()
 
-    def clone_layer(layer):
-        config = layer.get_config()
+    def add_bias_to_folded_convs(layer, config):
         if id(layer) in folded_convs:
             config["use_bias"] = True
-        clone = layer.__class__.from_config(config)
-        if id(layer) in folded_bns:
-            removed.add(id(clone))
-        copies.append((layer, clone))
-        return clone
 
-    def call_layer(layer, *args, **kwargs):
-        if id(layer) in removed:
-            return args[0]  # the folded batch norm becomes the identity: the layer is dropped
-        return layer(*args, **kwargs)
-
-    folded = keras.models.clone_model(model, clone_function=clone_layer, call_function=call_layer, recursive=True)
+    folded, copies = clone_from_configs(model, add_bias_to_folded_convs, dropped=folded_bns)
     for layer, clone in copies:
         if id(layer) in folded_convs:
             clone.set_weights(folded_conv_weights(layer, folded_convs[id(layer)]))
