@@ -2,7 +2,7 @@
 
     python -m bench.peers_compare --mode=inference [--rounds=20]    # 513x513, batch 1
     python -m bench.peers_compare --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
-        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned]] [--size=N|HxW] [--batch=B] [--warmup=K]
+        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned,deeplab_tf_uncached]] [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
         [--deeplab_unfolded] [--precision=float32|bfloat16] [--json=results.json]
@@ -14,7 +14,11 @@ with random weights. The peer `deeplab_tf_autotuned` (not in the default list) i
 with its speed choices timed on this machine (`DEEPLAB_TF_AUTOTUNE=1`, deeplab_tf/layers/autotune.py)
 from an empty cache in the run's log folder; the tuning happens in its first call, whose time
 the warm-up line prints for every peer; `deeplab_tf` runs with the environment's setting (tuned,
-from the user's cache file, unless `DEEPLAB_TF_AUTOTUNE=0`: the fixed rules). After
+from the user's cache file, unless `DEEPLAB_TF_AUTOTUNE=0`: the fixed rules). In inference the
+deeplab-tf peers run as `predict` and `evaluate` serve a SavedModel, with oneDNN's weight cache
+on (`TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1`, deeplab_tf/onednn_weight_cache.py), except the peer
+`deeplab_tf_uncached` (not in the default list; inference only), which reorders its weights at
+every call as TensorFlow does by default. After
 --warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
 rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
 3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the
@@ -42,6 +46,7 @@ import threading
 import time
 
 from bench.peers import report, venvs
+from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 from bench.peers.protocol import REPLY_PREFIX
 
 # The workers run as `python -m bench.peers.worker_X` with this as their working directory, so
@@ -49,8 +54,8 @@ from bench.peers.protocol import REPLY_PREFIX
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
-ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned",)
-DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned")  # run in this interpreter's environment
+ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned", "deeplab_tf_uncached")
+DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned", "deeplab_tf_uncached")  # run in this interpreter's environment
 DEFAULTS = {"inference": {"size": "513", "batch": 1, "warmup": 2, "rounds": 20},
             "training": {"size": "321", "batch": 4, "warmup": 2, "rounds": 5}}
 
@@ -90,6 +95,8 @@ def parse_args(argv=None):
     unknown = sorted(set(args.peer_list) - set(ALL_PEERS))
     if unknown:
         parser.error(f"unknown peers {unknown}; known: {list(ALL_PEERS)}")
+    if args.mode == "training" and "deeplab_tf_uncached" in args.peer_list:
+        parser.error("deeplab_tf_uncached differs from deeplab_tf in inference only (training never caches weights)")
     return args
 
 
@@ -196,6 +203,8 @@ def main(argv=None):
                                  fold_batch_norm=not args.deeplab_unfolded)
             env = ({"DEEPLAB_TF_AUTOTUNE": "1", "XDG_CACHE_HOME": os.path.join(log_dir, "autotune_cache")}
                    if name == "deeplab_tf_autotuned" else {})
+            if args.mode == "inference":  # served weights never change: see deeplab_tf/onednn_weight_cache.py
+                env[FROZEN_WEIGHTS_VARIABLE] = "0" if name == "deeplab_tf_uncached" else "1"
             specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config, env))
         elif installs[name]["ok"]:
             extra = {"threads": args.torch_threads} if name == "torch" else {}

@@ -19,7 +19,11 @@ def build(config):
     from deeplab_tf.models import build_model
 
     from bench.peers import tf_common
+    from deeplab_tf.onednn_weight_cache import refuse_for_training
     from export.inference_model import served_form
+
+    if config["mode"] == "training":
+        refuse_for_training()  # from the user's environment: the step would keep its first weights
 
     experiment = experiments.get_experiment(config.get("experiment") or "voc_v3_r50_os16")
     if config.get("override"):

@@ -25,6 +25,7 @@ import os
 
 from absl import flags
 
+from deeplab_tf import onednn_weight_cache
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
 
 define_experiment_flags()
@@ -194,6 +195,8 @@ def main(argv):
     from deeplab_tf.validation import validate
 
     values = flags.FLAGS
+    if values.saved_model:  # this process only serves the SavedModel: its weights never change
+        onednn_weight_cache.cache_served_weights(log=print)
     experiment = eval_overrides(values, resolve_experiment(values.checkpoint or values.model_dir))
     validate(experiment)  # the evaluation flags too, before anything is read or built
     split, settings = experiment.data.eval_split, experiment.eval

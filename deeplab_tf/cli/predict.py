@@ -29,6 +29,7 @@ import sys
 
 from absl import flags
 
+from deeplab_tf import onednn_weight_cache
 from deeplab_tf.cli.flags import error_text, run
 
 flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
@@ -261,6 +262,8 @@ def _default_palette() -> list:
 def main(argv):
     del argv
     values = flags.FLAGS
+    if values.saved_model:  # this process only serves the SavedModel: its weights never change
+        onednn_weight_cache.cache_served_weights(log=print)
     if predict_files(values.saved_model, values.input, values.output, tflite=values.tflite,
                      tflite_threads=values.tflite_threads):
         sys.exit(1)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deeplab_tf import cpu
+from deeplab_tf import cpu, onednn_weight_cache
 from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_dict
@@ -38,7 +38,8 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     `deeplab_tf.training.distribute.create_strategy("auto")`. Writes (on the chief) `config.json` (the
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
-    Raises ValueError if `model_dir` holds a run of a different config, is being trained by another
+    Raises ValueError if the environment turns oneDNN's weight cache on
+    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if `model_dir` holds a run of a different config, is being trained by another
     process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
     trains again from step 0 over them, `resume.restore_latest`), FloatingPointError
     if the loss or a batch norm's moving statistics become NaN or Inf (nothing of that step is
@@ -46,6 +47,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     a SIGTERM (on any worker): the step in progress is finished and checkpointed first, so a
     rerun resumes from it.
     """
+    onednn_weight_cache.refuse_for_training()
     cfg = experiment.train
     if cfg.init_from and not cfg.init_checkpoint:
         raise ValueError(

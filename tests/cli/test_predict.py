@@ -153,6 +153,20 @@ def test_failed_writes_and_reads_are_named_counted_and_exit_1(exported_demo, tmp
     assert (out / "b.png").is_file() and (out / "b_overlay.png").is_file()
 
 
+def test_the_command_serves_with_the_onednn_weight_cache_and_the_same_labels(exported_demo, tmp_path, run_command):
+    """The command turns oneDNN's weight cache on (it only serves); its labels equal this
+    process's, which runs without it."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    images = write_images(inputs, ["a.png", "b.png", "c.png"], size=(33, 41))
+    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={out}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "oneDNN weight cache on (set by deeplab-tf for serving)" in result.stdout
+    for name, image in images.items():
+        np.testing.assert_array_equal(cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED),
+                                      reference_labels(export_dir, image), err_msg=name)
+
+
 @pytest.mark.parametrize("case", ["not_a_saved_model", "output_under_a_file"])
 def test_a_wrong_saved_model_or_output_folder_is_a_user_error(exported_demo, tmp_path, case):
     """ValueError (one `error:` line, exit status 2), not a raw OSError traceback."""

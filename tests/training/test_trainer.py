@@ -170,6 +170,15 @@ def test_unknown_class_weighting_is_refused(tmp_path):
         train(apply_overrides(tiny_demo(steps=1), ["train.class_weighting=median"]), str(tmp_path))
 
 
+@pytest.mark.parametrize("value", ["1", "TRUE"])
+def test_onednn_weight_cache_in_the_environment_is_refused_before_anything_is_written(tmp_path, monkeypatch, value):
+    """Under TF_ONEDNN_ASSUME_FROZEN_WEIGHTS the forward pass would keep the first weights."""
+    monkeypatch.setenv("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", value)
+    with pytest.raises(ValueError, match=f"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS={value} is set"):
+        train(tiny_demo(steps=1), str(tmp_path / "run"), log=lambda line: None)
+    assert not (tmp_path / "run").exists()
+
+
 DROPOUT_MODEL = (
     "model.arch=deeplab_v2,model.backbone=vgg16,model.backbone_alpha=1.0,model.head=fc,model.fc_channels=16,model.atrous_rates=(12,),"
     "model.output_stride=8,model.dropout_rate=0.5,data.crop_size=32,train.deterministic=true"
