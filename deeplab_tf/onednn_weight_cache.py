@@ -22,15 +22,14 @@ FROZEN_WEIGHTS_VARIABLE = "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS"
 _TRUE, _FALSE = ("1", "true"), ("0", "false")
 
 
-def cache_served_weights(log=None) -> bool:
-    """Turns the weight cache on for this process unless the environment already sets it, and
-    returns whether it is on.
+def cache_served_weights() -> tuple[bool, str]:
+    """Turns the weight cache on for this process unless the environment already sets it.
 
     Call it before the process builds any TensorFlow op, and only in a process whose models'
     weights never change after their first call (one that loads SavedModels and serves them).
 
-    Args:
-        log: callable or `None`. Called with one line saying whether the cache is on and why.
+    Returns:
+        `(on, line)`: whether the cache is on, and one line saying so and why, for the log.
 
     Raises:
         ValueError naming the variable and its value when the environment sets it to something
@@ -42,9 +41,7 @@ def cache_served_weights(log=None) -> bool:
         on, reason = True, "set by deeplab-tf for serving"
     else:
         on, reason = _parse(value), f"{FROZEN_WEIGHTS_VARIABLE}={value} in the environment"
-    if log is not None:
-        log(f"oneDNN weight cache {'on' if on else 'off'} ({reason})")
-    return on
+    return on, f"oneDNN weight cache {'on' if on else 'off'} ({reason})"
 
 
 def refuse_for_training() -> None:

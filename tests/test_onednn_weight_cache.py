@@ -22,19 +22,16 @@ def environment(monkeypatch):
 
 
 def test_serving_turns_the_cache_on_where_the_environment_is_silent(environment):
-    lines = []
-    assert cache_served_weights(log=lines.append) is True
+    assert cache_served_weights() == (True, "oneDNN weight cache on (set by deeplab-tf for serving)")
     assert os.environ[FROZEN_WEIGHTS_VARIABLE] == "1"
-    assert lines == ["oneDNN weight cache on (set by deeplab-tf for serving)"]
 
 
 @pytest.mark.parametrize("value, on", [("0", False), ("false", False), ("FALSE", False), ("1", True), ("True", True)])
 def test_the_users_setting_is_kept(environment, value, on):
     environment.setenv(FROZEN_WEIGHTS_VARIABLE, value)
-    lines = []
-    assert cache_served_weights(log=lines.append) is on
+    line = f"oneDNN weight cache {'on' if on else 'off'} ({FROZEN_WEIGHTS_VARIABLE}={value} in the environment)"
+    assert cache_served_weights() == (on, line)
     assert os.environ[FROZEN_WEIGHTS_VARIABLE] == value
-    assert lines == [f"oneDNN weight cache {'on' if on else 'off'} ({FROZEN_WEIGHTS_VARIABLE}={value} in the environment)"]
 
 
 def test_a_value_tensorflow_cannot_read_is_named(environment):

@@ -195,8 +195,8 @@ def main(argv):
     from deeplab_tf.validation import validate
 
     values = flags.FLAGS
-    if values.saved_model:  # this process only serves the SavedModel: its weights never change
-        onednn_weight_cache.cache_served_weights(log=print)
+    # Before TensorFlow builds any op; said once the checks have passed (a refusal is one line).
+    weight_cache = onednn_weight_cache.cache_served_weights() if values.saved_model else None
     experiment = eval_overrides(values, resolve_experiment(values.checkpoint or values.model_dir))
     validate(experiment)  # the evaluation flags too, before anything is read or built
     split, settings = experiment.data.eval_split, experiment.eval
@@ -205,6 +205,8 @@ def main(argv):
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
     make_output_dir(output_dir)
     scorer, model_identity, info = build_scorer(values, experiment)
+    if weight_cache:  # this process only serves the SavedModel: its weights never change
+        print(weight_cache[1])
     if model_identity["kind"] == "checkpoint":  # an export pads inside its graph
         scorer = padded(scorer, settings.pad_to_size, settings.pad_value)
     # Windows on the output-stride grid (sizes rounded down to its multiples): see `tiled`.

@@ -262,10 +262,14 @@ def _default_palette() -> list:
 def main(argv):
     del argv
     values = flags.FLAGS
-    if values.saved_model:  # this process only serves the SavedModel: its weights never change
-        onednn_weight_cache.cache_served_weights(log=print)
-    if predict_files(values.saved_model, values.input, values.output, tflite=values.tflite,
-                     tflite_threads=values.tflite_threads):
+    # This process only serves the SavedModel, whose weights never change. Set before TensorFlow
+    # builds any op; said at the end (a refused command prints its one error line only).
+    weight_cache = onednn_weight_cache.cache_served_weights() if values.saved_model else None
+    failed = predict_files(values.saved_model, values.input, values.output, tflite=values.tflite,
+                           tflite_threads=values.tflite_threads)
+    if weight_cache:
+        print(weight_cache[1])
+    if failed:
         sys.exit(1)
 
 
