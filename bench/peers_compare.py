@@ -46,8 +46,8 @@ import threading
 import time
 
 from bench.peers import report, venvs
-from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 from bench.peers.protocol import REPLY_PREFIX
+from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 
 # The workers run as `python -m bench.peers.worker_X` with this as their working directory, so
 # that `bench.peers` imports in the peers' virtualenvs, where deeplab_tf is not installed.
