@@ -39,8 +39,8 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
     Raises ValueError if the environment turns oneDNN's weight cache on
-    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if `model_dir` holds a run of a different config, is being trained by another
-    process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
+    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if `model_dir` holds a run of a
+    different config, is being trained by another process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
     trains again from step 0 over them, `resume.restore_latest`), FloatingPointError
     if the loss or a batch norm's moving statistics become NaN or Inf (nothing of that step is
     saved), and `resume.Preempted` after
