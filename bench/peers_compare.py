@@ -2,7 +2,8 @@
 
     python -m bench.peers_compare --mode=inference [--rounds=20]    # 513x513, batch 1
     python -m bench.peers_compare --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
-        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned,deeplab_tf_uncached]] [--size=N|HxW] [--batch=B] [--warmup=K]
+        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned,deeplab_tf_uncached,torch_frozen]]
+        [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
         [--deeplab_unfolded] [--precision=float32|bfloat16] [--json=results.json]
@@ -18,7 +19,10 @@ from the user's cache file, unless `DEEPLAB_TF_AUTOTUNE=0`: the fixed rules). In
 deeplab-tf peers run as `predict` and `evaluate` serve a SavedModel, with oneDNN's weight cache
 on (`TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1`, deeplab_tf/onednn_weight_cache.py), except the peer
 `deeplab_tf_uncached` (not in the default list; inference only), which reorders its weights at
-every call as TensorFlow does by default. After
+every call as TensorFlow does by default. The peer `torch_frozen` (not in the default list;
+inference only) is PyTorch served the way its documentation recommends for CPU inference:
+traced and `torch.jit.freeze`d (batch norms folded, weights prepared once), in the torch venv.
+After
 --warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
 rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
 3x3 convolution (forward + both gradients, TensorFlow) measuring the machine's conv peak in the
@@ -54,8 +58,11 @@ from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
-ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned", "deeplab_tf_uncached")
+ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned", "deeplab_tf_uncached", "torch_frozen")
 DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned", "deeplab_tf_uncached")  # run in this interpreter's environment
+INFERENCE_ONLY = {"deeplab_tf_uncached": "differs from deeplab_tf in inference only (training never caches weights)",
+                  "torch_frozen": "is a served (frozen) model: inference only"}
+VENV_OF = {"torch_frozen": "torch"}  # peers that are a variant of another peer: its venv and worker
 DEFAULTS = {"inference": {"size": "513", "batch": 1, "warmup": 2, "rounds": 20},
             "training": {"size": "321", "batch": 4, "warmup": 2, "rounds": 5}}
 
@@ -95,8 +102,9 @@ def parse_args(argv=None):
     unknown = sorted(set(args.peer_list) - set(ALL_PEERS))
     if unknown:
         parser.error(f"unknown peers {unknown}; known: {list(ALL_PEERS)}")
-    if args.mode == "training" and "deeplab_tf_uncached" in args.peer_list:
-        parser.error("deeplab_tf_uncached differs from deeplab_tf in inference only (training never caches weights)")
+    for name, why in INFERENCE_ONLY.items():
+        if args.mode == "training" and name in args.peer_list:
+            parser.error(f"{name} {why}")
     return args
 
 
@@ -185,8 +193,10 @@ def main(argv=None):
     for name in args.peer_list:
         if name in DEEPLAB_PEERS:
             continue
-        installs[name] = venvs.ensure(name, args.venv_dir, reinstall=args.reinstall, log=_log)
-        marker = installs[name]
+        venv = VENV_OF.get(name, name)
+        if venv not in installs:
+            installs[venv] = venvs.ensure(venv, args.venv_dir, reinstall=args.reinstall, log=_log)
+        marker = installs[name] = installs[venv]
         _log(f"venv {name}: {'ok' if marker['ok'] else 'INSTALL FAILED'}; versions {marker.get('versions')}; "
              f"installed with {marker.get('chosen')}; pip check: {' / '.join(marker.get('pip_check') or [])}")
     if args.install_only:
@@ -207,8 +217,9 @@ def main(argv=None):
                 env[FROZEN_WEIGHTS_VARIABLE] = "0" if name == "deeplab_tf_uncached" else "1"
             specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config, env))
         elif installs[name]["ok"]:
-            extra = {"threads": args.torch_threads} if name == "torch" else {}
-            specs.append((name, venvs.venv_python(args.venv_dir, name), f"bench.peers.worker_{name}",
+            venv = VENV_OF.get(name, name)
+            extra = {"threads": args.torch_threads, "freeze": name == "torch_frozen"} if venv == "torch" else {}
+            specs.append((name, venvs.venv_python(args.venv_dir, venv), f"bench.peers.worker_{venv}",
                           dict(config, **extra), {}))
     if not args.no_peak:
         peak_config = dict(config, peak_shape=args.peak_shape)

@@ -8,7 +8,10 @@ pooling; 256 filters, no bias, batch norm, ReLU) -> concat -> 1x1 projection -> 
 torchvision's `deeplabv3_resnet50` is not used: torchvision's default Linux wheel is a CUDA
 build (its _C.so needs libtorch_cuda.so), so it cannot be imported next to the CPU torch wheel.
 Config keys beyond the common ones: `channels_last` (default true), `threads`
-(torch.set_num_threads, 0 = default).
+(torch.set_num_threads, 0 = default), `freeze` (inference only: the network traced with
+`torch.jit.trace` and `torch.jit.freeze`d, PyTorch's recipe for CPU inference: parameters become
+constants, batch norms fold into the convolutions, and oneDNN prepares each convolution's weights
+once; in bfloat16 the trace records autocast's casts).
 With `precision` "bfloat16", the forward pass runs under `torch.autocast("cpu", torch.bfloat16)`
 (PyTorch's mixed precision: float32 parameters, bfloat16 convolutions)."""
 
@@ -108,6 +111,7 @@ def build(config):
     torch.manual_seed(config["seed"])
     network = build_network(config["num_classes"], tuple(config.get("rates", (6, 12, 18))))
     gflop = forward_gflops(network, config["batch"], config["height"], config["width"])
+    parameters = int(sum(p.numel() for p in network.parameters() if p.requires_grad))
     channels_last = config.get("channels_last", True)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     network = network.to(memory_format=memory_format)
@@ -124,11 +128,21 @@ def build(config):
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    freeze = bool(config.get("freeze"))
+    if freeze and config["mode"] != "inference":
+        raise ValueError("freeze is for inference only")
     if config["mode"] == "inference":
         network.eval()
+        if freeze:
+            # Autocast's casts go into the trace (TorchScript's own autocast pass off), and
+            # parameters that require no gradient can become the frozen graph's constants.
+            torch._C._jit_set_autocast_mode(False)
+            network.requires_grad_(False)
+            with torch.no_grad(), autocast():
+                network = torch.jit.freeze(torch.jit.trace(network, images, check_trace=False))
 
         def run():
-            with torch.inference_mode(), autocast():
+            with torch.inference_mode(), (contextlib.nullcontext() if freeze else autocast()):
                 return network(images).float().numpy()
 
     else:
@@ -149,10 +163,11 @@ def build(config):
         "threads": torch.get_num_threads(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "channels_last": channels_last,
+        "frozen": freeze,
         "precision": precision,
         "model": "DeepLabV3 ResNet-50 (Keras-Applications layout) OS16 multi-grid [1, 2, 4] rates "
                  f"{list(config.get('rates', (6, 12, 18)))}, plain torch",
-        "parameters": int(sum(p.numel() for p in network.parameters() if p.requires_grad)),
+        "parameters": parameters,
         "flops": {"gflop": gflop, "ops_with_unknown_shape": 0},
     }
     return run, info

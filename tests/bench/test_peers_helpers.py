@@ -62,3 +62,14 @@ def test_venv_marker_must_match_the_plan(tmp_path):
     assert venvs.is_current({"plan": plan, "ok": True}, plan)
     assert venvs.read_marker(str(tmp_path), "torch") is None
     assert set(venvs.PLANS) == set(venvs.REPORTED)
+
+
+@pytest.mark.parametrize("name", ["deeplab_tf_uncached", "torch_frozen"])
+def test_inference_only_peers_are_refused_for_training(name, capsys):
+    from bench import peers_compare
+
+    assert name in peers_compare.parse_args(["--mode=inference", f"--peers=torch,{name}"]).peer_list
+    with pytest.raises(SystemExit):
+        peers_compare.parse_args(["--mode=training", f"--peers=torch,{name}"])
+    error = capsys.readouterr().err
+    assert f"{name} " in error and "inference only" in error
