@@ -1,8 +1,9 @@
 """1x1 convolution training step: oneDNN's kernel gradient vs the same gradient as one GEMM.
 
-    python -m bench.pointwise_kernel_gradient [--dtype=float32|bfloat16]
+    python -m bench.pointwise_kernel_gradient [--dtype=float32|bfloat16] [--network=resnet50|mobilenet_v2]
 
-For ResNet-50's bottleneck 1x1 shapes at a 321 crop, batch 4, output stride 16, times the
+For ResNet-50's bottleneck 1x1 shapes at a 321 crop, batch 4, output stride 16 (the peers
+benchmark's step), or MobileNetV2 v3+'s at a 321 crop, batch 8 (the CamVid recipe's), times the
 forward pass + both gradients of `sum(conv(x, w) * g)` two ways: `tf.nn.conv2d`'s own gradients
 (`native`), and a `tf.custom_gradient` whose kernel gradient is `x^T g` as one MatMul over the
 flattened positions (`gemm`; input gradient a 1x1 convolution with the transposed kernel), in
@@ -42,22 +43,32 @@ def step(kind, w):
     return s
 
 
-# ResNet-50 bottleneck 1x1 shapes at a 321 crop, batch 4 (OS16): (size, in, out channels).
-SHAPES = [(81, 256, 64), (81, 64, 256), (41, 512, 128), (41, 128, 512),
-          (21, 1024, 256), (21, 256, 1024), (21, 2048, 512), (21, 512, 2048)]
+# (batch, [(size, in, out channels), ...]) at a 321 crop, output stride 16: ResNet-50's bottleneck
+# 1x1 shapes (batch 4); MobileNetV2's expansions and projections, then the v3+ decoder's 1x1s at
+# stride 4 (batch 8), each distinct shape once.
+SHAPES = {
+    "resnet50": (4, [(81, 256, 64), (81, 64, 256), (41, 512, 128), (41, 128, 512),
+                     (21, 1024, 256), (21, 256, 1024), (21, 2048, 512), (21, 512, 2048)]),
+    "mobilenet_v2": (8, [(161, 32, 16), (161, 16, 96), (81, 96, 24), (81, 24, 144), (81, 144, 24),
+                         (41, 144, 32), (41, 32, 192), (41, 192, 32), (21, 192, 64), (21, 64, 384),
+                         (21, 384, 64), (21, 576, 96), (21, 96, 576), (21, 960, 160), (21, 160, 960),
+                         (81, 176, 128), (81, 128, 128)]),
+}
 REPEATS = 9
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    dtype = parser.parse_args(argv).dtype
+    parser.add_argument("--network", choices=sorted(SHAPES), default="resnet50")
+    args = parser.parse_args(argv)
+    dtype, (batch, shapes) = args.dtype, SHAPES[args.network]
     tolerance = {"float32": 1e-5, "bfloat16": 1e-2}[dtype]
     rng = np.random.default_rng(0)
     totals = {"native": 0.0, "gemm": 0.0}
-    for size, channels, filters in SHAPES:
+    for size, channels, filters in shapes:
         x, w, g = (tf.constant(rng.standard_normal(shape), dtype=dtype) for shape in (
-            (4, size, size, channels), (1, 1, channels, filters), (4, size, size, filters)))
+            (batch, size, size, channels), (1, 1, channels, filters), (batch, size, size, filters)))
         w = w * tf.constant(0.05, dtype)
         steps = {kind: step(kind, w) for kind in totals}
         native, gemm = (steps[kind](x, g) for kind in ("native", "gemm"))
@@ -75,7 +86,7 @@ def main(argv=None):
         median = {kind: float(np.median(ms)) for kind, ms in times.items()}
         for kind in totals:
             totals[kind] += median[kind]
-        print(f"4x{size}x{size}x{channels}->{filters}: native {median['native']:.1f} ms, "
+        print(f"{batch}x{size}x{size}x{channels}->{filters}: native {median['native']:.1f} ms, "
               f"gemm kernel gradient {median['gemm']:.1f} ms "
               f"({median['gemm'] / median['native']:.2f}x)")
     print(f"sum: native {totals['native']:.1f} ms, gemm {totals['gemm']:.1f} ms "
