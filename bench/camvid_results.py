@@ -4,11 +4,14 @@
 
 Reads RUN_DIR/val_single/eval.json and RUN_DIR/val_msflip/eval.json (each evaluated with the CRF,
 so each holds the refined metrics and, under "before_crf", the unrefined ones),
-RUN_DIR/val_saved_model/eval.json (the export, single scale) and RUN_DIR/timings.tsv. Also
+RUN_DIR/val_saved_model/eval.json (the export, single scale), RUN_DIR/timings.tsv and the
+trainer's event files in RUN_DIR/train (the rates it logged: the training time of every run, a
+run cut short and then resumed included). Also
 writes RUN_DIR/val_examples.png: the evaluator's overlays (image | ground truth | prediction |
 errors in red) of the three val images with the lowest mIoU, stacked at half size.
 """
 
+import glob
 import json
 import os
 import platform
@@ -51,6 +54,32 @@ def training_summary(run_dir: str) -> tuple[float, float, int, int]:
     return seconds, train["steps"] * train["batch_size"] / max(seconds, 1e-9), train["steps"], train["batch_size"]
 
 
+def logged_training_seconds(run_dir: str, log_every: int, batch_size: int) -> tuple[float, int]:
+    """Returns `(seconds, runs)`: the time the trainer spent in the steps it logged, summed over
+    every run that wrote an event file into RUN_DIR/train, and how many runs logged steps.
+
+    Each progress line logs `images_per_second` over the steps since the line before (the first
+    line of a run: since the `log_every` multiple below it, where a resumed run starts), so a
+    line's window took `steps * batch_size / images_per_second` seconds. Unlike timings.tsv, which
+    only gets the time of a train command that finished, this counts a run cut short up to its last
+    line; steps a resumed run computed again count twice, as they were computed twice.
+    """
+    seconds, runs = 0.0, 0
+    for path in sorted(glob.glob(os.path.join(run_dir, "train", "events.out.tfevents.*"))):
+        rates = {}
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "images_per_second":
+                    rates[event.step] = float(tf.make_ndarray(value.tensor))
+        previous = None
+        for step in sorted(rates):
+            start = previous if previous is not None else (step - 1) // log_every * log_every
+            seconds += (step - start) * batch_size / rates[step]
+            previous = step
+        runs += bool(rates)
+    return seconds, runs
+
+
 def render(run_dir: str) -> str:
     modes = columns(run_dir)
     class_names = _load(run_dir, "val_single")["class_names"]
@@ -60,12 +89,17 @@ def render(run_dir: str) -> str:
     for key, label in (("miou", "**mIoU**"), ("pixel_accuracy", "pixel accuracy"), ("mean_class_accuracy", "mean class accuracy")):
         lines.append(f"| {label} | " + " | ".join(f"{100 * m[key]:.2f}" for _, m in modes) + " |")
     seconds, rate, steps, batch = training_summary(run_dir)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        log_every = json.load(f)["train"]["log_every"]
+    logged, runs = logged_training_seconds(run_dir, log_every, batch)
     exported = _load(run_dir, "val_saved_model")
     checkpoint = modes[0][1]
     lines += [
         "",
-        f"Training: {steps} steps x batch {batch} in {seconds / 60:.1f} min ({rate:.2f} img/s, wall clock, all runs of this "
-        f"directory summed); TensorFlow {tf.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores.",
+        f"Training: {steps} steps x batch {batch}, {logged / 60:.1f} min in training steps "
+        f"({steps * batch / max(logged, 1e-9):.2f} img/s; from the rates the trainer logged, {runs} run(s)); the train "
+        f"commands that finished took {seconds / 60:.1f} min of wall clock ({rate:.2f} img/s, timings.tsv); "
+        f"TensorFlow {tf.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores.",
         f"SavedModel vs checkpoint, val mIoU single scale: {100 * exported['miou']:.4f} vs {100 * checkpoint['miou']:.4f} "
         f"(difference {100 * abs(exported['miou'] - checkpoint['miou']):.4f} points).",
     ]
