@@ -42,16 +42,15 @@ def columns(run_dir: str) -> list[tuple[str, dict]]:
     return result
 
 
-def training_summary(run_dir: str) -> tuple[float, float, int, int]:
-    """Returns (training seconds summed over runs, images/s, steps, batch size)."""
+def training_summary(run_dir: str, train: dict) -> tuple[float, float]:
+    """Returns (seconds of the finished train commands in timings.tsv, images/s) for the run's
+    `train` config section."""
     seconds = 0.0
     with open(os.path.join(run_dir, "timings.tsv")) as f:
         for line in f:
             name, value = line.split("\t")
             seconds += float(value) if name == "train" else 0.0
-    with open(os.path.join(run_dir, "config.json")) as f:
-        train = json.load(f)["train"]
-    return seconds, train["steps"] * train["batch_size"] / max(seconds, 1e-9), train["steps"], train["batch_size"]
+    return seconds, train["steps"] * train["batch_size"] / max(seconds, 1e-9)
 
 
 def logged_training_seconds(run_dir: str, log_every: int, batch_size: int) -> tuple[float, int]:
@@ -88,10 +87,11 @@ def render(run_dir: str) -> str:
         lines.append(f"| {class_name} | " + " | ".join(f"{100 * m['per_class_iou'][index]:.1f}" for _, m in modes) + " |")
     for key, label in (("miou", "**mIoU**"), ("pixel_accuracy", "pixel accuracy"), ("mean_class_accuracy", "mean class accuracy")):
         lines.append(f"| {label} | " + " | ".join(f"{100 * m[key]:.2f}" for _, m in modes) + " |")
-    seconds, rate, steps, batch = training_summary(run_dir)
     with open(os.path.join(run_dir, "config.json")) as f:
-        log_every = json.load(f)["train"]["log_every"]
-    logged, runs = logged_training_seconds(run_dir, log_every, batch)
+        train = json.load(f)["train"]
+    steps, batch = train["steps"], train["batch_size"]
+    seconds, rate = training_summary(run_dir, train)
+    logged, runs = logged_training_seconds(run_dir, train["log_every"], batch)
     exported = _load(run_dir, "val_saved_model")
     checkpoint = modes[0][1]
     lines += [
