@@ -16,16 +16,23 @@ Normalize = Callable[[tf.Tensor], tf.Tensor]
 
 
 def build_train_dataset(
-    data_config, batch_size: int, normalize: Normalize, seed: int = 0
+    data_config, batch_size: int, normalize: Normalize, seed: int = 0, skip_batches: int = 0
 ) -> tf.data.Dataset:
-    """Returns an infinite dataset of training batches (images, labels).
+    """Returns an infinite dataset of training batches (images, labels), from batch
+    `skip_batches` of the stream on.
 
     images: float32 [batch_size, crop_h, crop_w, 3] = normalize(augmented pixels);
     labels: int32 [batch_size, crop_h, crop_w], class indices or 255 (ignore; also padding).
     Examples of `data_config.train_split` are shuffled (`shuffle_buffer`, `seed`), repeated, then
     randomly scaled in [min_scale, max_scale], padded to `crop_size` (mean colour / 255), randomly
     cropped to `crop_size` and, if `random_flip`, flipped left-right.
+    Skipping (a resumed run's steps already done) gives the batches an unskipped dataset gives
+    after its first `skip_batches`: the examples are dropped before augmentation, which is
+    seeded by their position in the stream, so they cost only their reading and decoding.
+    Raises ValueError for a negative `skip_batches`.
     """
+    if skip_batches < 0:
+        raise ValueError(f"skip_batches={skip_batches}: must be >= 0 (batches already trained on)")
     crop_height, crop_width = data_config.crop_size
 
     def augment_example(index, example):
@@ -47,7 +54,7 @@ def build_train_dataset(
         dataset = dataset.shuffle(
             data_config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
         )
-    dataset = dataset.repeat().enumerate()
+    dataset = dataset.repeat().enumerate().skip(skip_batches * batch_size)
     dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

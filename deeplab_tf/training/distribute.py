@@ -174,8 +174,8 @@ def distributed_train_dataset(strategy, data_config, global_batch_size: int, nor
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         batch_size = context.get_per_replica_batch_size(global_batch_size)
-        dataset = build_train_dataset(data_config, batch_size, normalize, seed=seed)
-        dataset = dataset.skip(start_step * replicas)
+        dataset = build_train_dataset(data_config, batch_size, normalize, seed=seed,
+                                      skip_batches=start_step * replicas)
         return dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
 
     return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,6 +1,7 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deeplab_tf.config import DataConfig
@@ -54,6 +55,20 @@ def test_train_is_deterministic_per_seed():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
+
+
+def test_skipped_batches_are_the_later_batches_of_the_unskipped_stream():
+    """A resumed run's input: 4 batches of 4 over 12 examples cross two reshuffled epochs."""
+    unskipped = list(build_train_dataset(SMALL, 4, normalize, seed=3).take(6))
+    skipped = list(build_train_dataset(SMALL, 4, normalize, seed=3, skip_batches=4).take(2))
+    for expected, batch in zip(unskipped[4:], skipped):
+        for a, b in zip(expected, batch):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_negative_skip_is_refused():
+    with pytest.raises(ValueError, match=r"skip_batches=-1"):
+        build_train_dataset(SMALL, 4, normalize, skip_batches=-1)
 
 
 def test_train_without_augmentation_returns_normalized_examples():
