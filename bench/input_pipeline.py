@@ -11,6 +11,9 @@
 3. Training rate (images/s): SGD steps of the `camvid_mnv2_v3plus` model (built with
    `deeplab_tf.assembly.assemble`) on random batches at the experiment's crop, then on batches from
    the real pipeline; equal rates mean the input keeps up.
+4. With --resume_step=N: seconds until a run resumed at step N has its first batch, skipping the
+   N batches already trained on as the trainer does (`skip_batches`: before augmentation) and as
+   it did before e30d6b4 (whole batches, augmented then dropped).
 
 Each rate is measured alone (it gets all cores) after --warmup batches. Prints one line per rate
 and the input/training ratios; exits with status 1 if an input rate is below 2x training.
@@ -76,6 +79,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="Batches before timing (input).")
     parser.add_argument("--batches", type=int, default=40, help="Timed batches (input).")
     parser.add_argument("--train_steps", type=int, default=5, help="Timed SGD steps.")
+    parser.add_argument("--resume_step", type=int, default=0, help="Also time resuming at this step.")
     args = parser.parse_args()
 
     data_dir = args.tfds_data_dir or tempfile.mkdtemp(prefix="bench_tfds_")
@@ -103,6 +107,18 @@ def main() -> int:
             )
         for name, rate in rates.items():
             print(f"input  {name:38s} {rate:8.1f} images/s")
+        if args.resume_step:
+            resumed = {
+                "skip before augmenting": lambda: build_train_dataset(
+                    tfds_data, batch, parts.normalize, seed=0, skip_batches=args.resume_step),
+                "skip augmented batches": lambda: build_train_dataset(
+                    tfds_data, batch, parts.normalize, seed=0).skip(args.resume_step),
+            }
+            for name, build in resumed.items():
+                start = time.perf_counter()
+                next(iter(build()))
+                print(f"resume at step {args.resume_step}, {name:24s} {time.perf_counter() - start:7.1f} s "
+                      f"to the first batch")
 
         height, width = crop
         rng = np.random.default_rng(0)
