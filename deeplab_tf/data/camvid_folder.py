@@ -14,6 +14,7 @@ per example inside the tf.data graph with `tf.debugging.Assert`.
 """
 
 import os
+from typing import Callable
 
 import tensorflow as tf
 
@@ -111,9 +112,15 @@ class CamVidFolder:
         Each element: "image" uint8 [H, W, 3] RGB, "label" uint8 [H, W] (0..10, 255 = void),
         "name" tf.string scalar (the image path).
         """
+        records, decode = self.records(split)
+        return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def records(self, split: str) -> tuple[tf.data.Dataset, Callable[[dict], dict]]:
+        """Returns `(records, decode)`: the split's file paths, dicts {"image": tf.string, "label":
+        tf.string} in list order, and `decode(record)`, the example `examples` gives for it."""
         images, labels = zip(*self.pairs(split))
-        paths = tf.data.Dataset.from_tensor_slices((list(images), list(labels)))
-        return paths.map(load_pair, num_parallel_calls=tf.data.AUTOTUNE)
+        records = tf.data.Dataset.from_tensor_slices({"image": list(images), "label": list(labels)})
+        return records, lambda record: load_pair(record["image"], record["label"])
 
     def _resolve(self, listed: str, where: str) -> str:
         """Returns the existing file for a listed path; FileNotFoundError naming `where` if none."""

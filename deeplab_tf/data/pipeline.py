@@ -26,16 +26,20 @@ def build_train_dataset(
     Examples of `data_config.train_split` are shuffled (`shuffle_buffer`, `seed`), repeated, then
     randomly scaled in [min_scale, max_scale], padded to `crop_size` (mean colour / 255), randomly
     cropped to `crop_size` and, if `random_flip`, flipped left-right.
+    The source's undecoded records (file paths or encoded bytes; `sources.py`) are what is
+    shuffled, so the buffer holds compressed examples; each is decoded with its augmentation.
     Skipping (a resumed run's steps already done) gives the batches an unskipped dataset gives
-    after its first `skip_batches`: the examples are dropped before augmentation, which is
-    seeded by their position in the stream, so they cost only their reading and decoding.
+    after its first `skip_batches`: the records are dropped before decoding and augmentation,
+    which is seeded by the position in the stream, so they cost only their reading.
     Raises ValueError for a negative `skip_batches`.
     """
     if skip_batches < 0:
         raise ValueError(f"skip_batches={skip_batches}: must be >= 0 (batches already trained on)")
     crop_height, crop_width = data_config.crop_size
+    records, decode = get_source(data_config).records(data_config.train_split)
 
-    def augment_example(index, example):
+    def augment_example(index, record):
+        example = decode(record)
         scale_seed, crop_seed, flip_seed = tf.unstack(
             tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), index]), 3)
         )
@@ -49,11 +53,9 @@ def build_train_dataset(
             image, label = augment.random_flip_left_right(image, label, flip_seed)
         return normalize(image), tf.cast(label, tf.int32)
 
-    dataset = get_source(data_config).examples(data_config.train_split)
+    dataset = records
     if data_config.shuffle_buffer > 1:
-        dataset = dataset.shuffle(
-            data_config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        )
+        dataset = dataset.shuffle(data_config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat().enumerate().skip(skip_batches * batch_size)
     dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -3,7 +3,10 @@
 A source has an `info` attribute (`DatasetInfo`) and an `examples(split)` method returning a
 deterministic `tf.data.Dataset` of dicts {"image": uint8 [H, W, 3] RGB, "label": uint8 [H, W]
 (255 = ignore), "name": tf.string scalar}; it is built from a `DataConfig` and honours
-`data_config.max_examples` (first N of a split). Datasets stored as TFDS builders
+`data_config.max_examples` (first N of a split). Its `records(split)` returns `(records,
+decode)`: the same split before decoding (file paths, encoded bytes: cheap to shuffle and skip)
+and the function that turns one record into the example `examples` gives, which equals
+`records.map(decode)`; the training pipeline shuffles records and decodes after. Datasets stored as TFDS builders
 (voc2012_segmentation, pascal_context, pascal_person_part, camvid, ade20k, cityscapes) are read
 through `tfds_source.TfdsSource`; their entries carry a `TfdsDataset`.
 """

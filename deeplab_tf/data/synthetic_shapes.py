@@ -14,6 +14,7 @@ same bytes on every call and the first N images do not depend on how many are ge
 """
 
 import functools
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -71,6 +72,11 @@ class SyntheticShapes:
         images, labels = generate_split(split, count)
         names = [f"synthetic_shapes/{split}/{i:05d}" for i in range(count)]
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels, "name": names})
+
+    def records(self, split: str) -> tuple[tf.data.Dataset, Callable[[dict], dict]]:
+        """Returns `(examples(split), identity)`: the examples are generated in memory, so they
+        are their own records (see `sources.py`)."""
+        return self.examples(split), lambda record: record
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,6 +18,7 @@ uint8 [H, W] (255 = ignore), "name" tf.string, in TFDS's stored order (fixed, ke
 
 import dataclasses
 import os
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -152,6 +153,13 @@ class TfdsSource:
 
         Raises ValueError naming the prepared splits for an unknown split.
         """
+        records, decode = self.records(split)
+        return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def records(self, split: str) -> tuple[tf.data.Dataset, Callable[[dict], dict]]:
+        """Returns `(records, decode)`: the stored examples of `split` with the image and label
+        still encoded (tf.string), in stored order, and `decode(record)`, the source dict
+        `examples` gives for it. Raises ValueError as `examples` does."""
         splits, base = self.builder.info.splits, split.split("[")[0]
         if base in self.spec.split_aliases:
             split = self.spec.split_aliases[base] + split[len(base):]
@@ -160,19 +168,22 @@ class TfdsSource:
                 f"{self.builder.info.full_name} has no split {split!r}; prepared splits: "
                 f"{', '.join(sorted(splits))} (in {self.builder.data_dir})"
             )
-        dataset = self.builder.as_dataset(
-            split=split, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False)
+        spec = self.spec
+        records = self.builder.as_dataset(
+            split=split, shuffle_files=False, read_config=tfds.ReadConfig(try_autocache=False),
+            decoders={spec.image_key: tfds.decode.SkipDecoding(), spec.label_key: tfds.decode.SkipDecoding()},
         )
         if self.max_examples > 0:
-            dataset = dataset.take(self.max_examples)
-        spec = self.spec
+            records = records.take(self.max_examples)
+        features = self.builder.info.features
         table = None if spec.label_table is None else tf.constant(spec.label_table, tf.uint8)
 
-        def convert(example):
-            label = example[spec.label_key][..., 0]
+        def decode(record):
+            label = features[spec.label_key].decode_example(record[spec.label_key])[..., 0]
             if table is not None:
                 label = tf.gather(table, tf.cast(label, tf.int32))
-            return {"image": example[spec.image_key], "label": label, "name": example[spec.name_key]}
+            image = features[spec.image_key].decode_example(record[spec.image_key])
+            return {"image": image, "label": label, "name": record[spec.name_key]}
 
-        return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+        return records, decode
 

@@ -40,6 +40,27 @@ def test_pipeline_reads_camvid_by_name(camvid_tfds, monkeypatch):
     assert get_source(DataConfig(dataset="camvid", max_examples=3)).examples("train").cardinality() == 3
 
 
+def test_source_decodes_its_records_as_tfds_does(camvid_tfds, read, monkeypatch):
+    """The source decodes the records itself (`records`), and the training pipeline shuffles
+    them undecoded: both must give TFDS's own decoding of the stored examples."""
+    _, folder, data_dir = camvid_tfds
+    monkeypatch.setenv("TFDS_DATA_DIR", data_dir)
+    config = DataConfig(dataset="camvid", data_dir=folder, crop_size=(360, 480), min_scale=1.0,
+                        max_scale=1.0, random_flip=False, max_examples=6, shuffle_buffer=4)
+    stored = read(camvid_tfds[0], "train")
+    examples = list(get_source(config).examples("train"))
+    assert len(examples) == 6
+    for example in examples:
+        image, label = stored[example["name"].numpy().decode()]
+        np.testing.assert_array_equal(example["image"].numpy(), image)
+        np.testing.assert_array_equal(example["label"].numpy(), label)
+    shuffled = get_source(config).examples("train").shuffle(4, seed=1, reshuffle_each_iteration=True).repeat()
+    stream = build_train_dataset(config, 3, normalize=lambda x: x, seed=1).take(3)
+    for (images, labels), expected in zip(stream, shuffled.batch(3)):
+        np.testing.assert_array_equal(images.numpy(), expected["image"].numpy().astype(np.float32))
+        np.testing.assert_array_equal(labels.numpy(), expected["label"].numpy())
+
+
 def test_test_split_is_built_when_listed(tmp_path, upstream, prepare, read):
     label = np.array([[0, 10, 11], [3, 11, 5]], np.uint8)
     manual = upstream.camvid_folder(str(tmp_path / "camvid"), {"train": [label] * 2, "val": [label], "test": [label] * 3})
