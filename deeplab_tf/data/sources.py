@@ -5,10 +5,11 @@ deterministic `tf.data.Dataset` of dicts {"image": uint8 [H, W, 3] RGB, "label":
 (255 = ignore), "name": tf.string scalar}; it is built from a `DataConfig` and honours
 `data_config.max_examples` (first N of a split). Its `records(split)` returns `(records,
 decode)`: the same split before decoding (file paths, encoded bytes: cheap to shuffle and skip)
-and the function that turns one record into the example `examples` gives, which equals
-`records.map(decode)`; the training pipeline shuffles records and decodes after. Datasets stored as TFDS builders
-(voc2012_segmentation, pascal_context, pascal_person_part, camvid, ade20k, cityscapes) are read
-through `tfds_source.TfdsSource`; their entries carry a `TfdsDataset`.
+and the function that turns one record into the example `examples` gives (`examples(split)` is
+`records.map(decode)`); the training pipeline shuffles records and decodes after. Datasets
+stored as TFDS builders (voc2012_segmentation, pascal_context, pascal_person_part, camvid,
+ade20k, cityscapes) are read through `tfds_source.TfdsSource`; their entries carry a
+`TfdsDataset`.
 """
 
 import dataclasses
