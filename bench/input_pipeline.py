@@ -12,8 +12,8 @@
    `deeplab_tf.assembly.assemble`) on random batches at the experiment's crop, then on batches from
    the real pipeline; equal rates mean the input keeps up.
 4. With --resume_step=N: seconds until a run resumed at step N has its first batch, skipping the
-   N batches already trained on as the trainer does (`skip_batches`: before augmentation) and as
-   it did before e30d6b4 (whole batches, augmented then dropped).
+   N batches already trained on as the trainer does (`skip_batches`: undecoded records) and as
+   it did before e30d6b4 (whole batches, decoded, augmented, then dropped).
 
 Each rate is measured alone (it gets all cores) after --warmup batches. Prints one line per rate
 and the input/training ratios; exits with status 1 if an input rate is below 2x training.
@@ -109,7 +109,7 @@ def main() -> int:
             print(f"input  {name:38s} {rate:8.1f} images/s")
         if args.resume_step:
             resumed = {
-                "skip before augmenting": lambda: build_train_dataset(
+                "skip_batches (the trainer)": lambda: build_train_dataset(
                     tfds_data, batch, parts.normalize, seed=0, skip_batches=args.resume_step),
                 "skip augmented batches": lambda: build_train_dataset(
                     tfds_data, batch, parts.normalize, seed=0).skip(args.resume_step),

@@ -57,29 +57,13 @@ def test_train_is_deterministic_per_seed():
     assert not np.array_equal(first[0], other[0])
 
 
-def check_stream_visits_the_shuffled_examples(config, seed=4, batches=3):
-    """Unaugmented training batches (crop = image size) hold, in order, the split's decoded
-    examples shuffled as `tf.data` shuffles them with `seed` (buffer `config.shuffle_buffer`,
-    reshuffled each epoch) and repeated: the stream as it was defined before the pipeline
-    shuffled undecoded records."""
-    expected = get_source(config).examples(config.train_split).shuffle(
-        config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
-    expected = list(expected.take(2 * batches))
-    stream = build_train_dataset(config, 2, normalize, seed=seed).take(batches)
-    for b, (images, labels) in enumerate(stream):
-        for i in range(2):
-            example = expected[2 * b + i]
-            np.testing.assert_allclose(images[i], normalize(example["image"].numpy().astype(np.float32)))
-            np.testing.assert_array_equal(labels[i], example["label"].numpy())
-
-
-def test_stream_visits_the_shuffled_examples_synthetic():
-    check_stream_visits_the_shuffled_examples(
+def test_stream_visits_the_shuffled_examples_synthetic(check_shuffled_stream):
+    check_shuffled_stream(
         dataclasses.replace(UNAUGMENTED, crop_size=(128, 128), max_examples=5, shuffle_buffer=8))
 
 
-def test_stream_visits_the_shuffled_examples_camvid_folder(camvid_dir):
-    check_stream_visits_the_shuffled_examples(
+def test_stream_visits_the_shuffled_examples_camvid_folder(camvid_dir, check_shuffled_stream):
+    check_shuffled_stream(
         DataConfig(dataset="camvid_folder", data_dir=camvid_dir, crop_size=(360, 480), min_scale=1.0,
                    max_scale=1.0, random_flip=False, max_examples=5, shuffle_buffer=3))
 

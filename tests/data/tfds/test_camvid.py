@@ -40,7 +40,7 @@ def test_pipeline_reads_camvid_by_name(camvid_tfds, monkeypatch):
     assert get_source(DataConfig(dataset="camvid", max_examples=3)).examples("train").cardinality() == 3
 
 
-def test_source_decodes_its_records_as_tfds_does(camvid_tfds, read, monkeypatch):
+def test_source_decodes_its_records_as_tfds_does(camvid_tfds, read, monkeypatch, check_shuffled_stream):
     """The source decodes the records itself (`records`), and the training pipeline shuffles
     them undecoded: both must give TFDS's own decoding of the stored examples."""
     _, folder, data_dir = camvid_tfds
@@ -54,11 +54,7 @@ def test_source_decodes_its_records_as_tfds_does(camvid_tfds, read, monkeypatch)
         image, label = stored[example["name"].numpy().decode()]
         np.testing.assert_array_equal(example["image"].numpy(), image)
         np.testing.assert_array_equal(example["label"].numpy(), label)
-    shuffled = get_source(config).examples("train").shuffle(4, seed=1, reshuffle_each_iteration=True).repeat()
-    stream = build_train_dataset(config, 3, normalize=lambda x: x, seed=1).take(3)
-    for (images, labels), expected in zip(stream, shuffled.batch(3)):
-        np.testing.assert_array_equal(images.numpy(), expected["image"].numpy().astype(np.float32))
-        np.testing.assert_array_equal(labels.numpy(), expected["label"].numpy())
+    check_shuffled_stream(config, seed=1)
 
 
 def test_test_split_is_built_when_listed(tmp_path, upstream, prepare, read):
