@@ -9,7 +9,7 @@ def test_known_experiments_exist():
     names = experiments.list_experiments()
     assert {"demo", "camvid_mnv2_v3plus"} <= set(names)
     assert experiments.get_experiment("demo").name == "demo"
-    assert experiments.list_experiments("camvid_*") == ["camvid_mnv2_v3plus", "camvid_mnv2_voc_transfer"]
+    assert experiments.list_experiments("camvid_*") == ["camvid_mnv2_v3plus", "camvid_mnv2_v3plus_separable", "camvid_mnv2_voc_transfer"]
 
 
 def test_unknown_name_lists_known_and_closest():
