@@ -16,10 +16,12 @@ Normalize = Callable[[tf.Tensor], tf.Tensor]
 
 
 def build_train_dataset(
-    data_config, batch_size: int, normalize: Normalize, seed: int = 0, skip_batches: int = 0
+    data_config, batch_size: int, normalize: Normalize, seed: int = 0, skip_batches: int = 0,
+    num_shards: int = 1, shard_index: int = 0,
 ) -> tf.data.Dataset:
     """Returns an infinite dataset of training batches (images, labels), from batch
-    `skip_batches` of the stream on.
+    `skip_batches` of the stream on, and of those only batches `shard_index`,
+    `shard_index + num_shards`, ... (one input pipeline's share under tf.distribute).
 
     images: float32 [batch_size, crop_h, crop_w, 3] = normalize(augmented pixels);
     labels: int32 [batch_size, crop_h, crop_w], class indices or 255 (ignore; also padding).
@@ -31,10 +33,16 @@ def build_train_dataset(
     Skipping (a resumed run's steps already done) gives the batches an unskipped dataset gives
     after its first `skip_batches`: the records are dropped before decoding and augmentation,
     which is seeded by the position in the stream, so they cost only their reading.
-    Raises ValueError for a negative `skip_batches`.
+    Sharding keeps what `dataset.shard(num_shards, shard_index)` keeps of the skipped stream's
+    batches, and drops the other shards' examples before decoding as well.
+    Raises ValueError for a negative `skip_batches`, `num_shards` < 1, or a `shard_index`
+    outside [0, num_shards).
     """
     if skip_batches < 0:
         raise ValueError(f"skip_batches={skip_batches}: must be >= 0 (batches already trained on)")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index={shard_index} of num_shards={num_shards}: need num_shards >= 1 "
+                         f"and 0 <= shard_index < num_shards")
     crop_height, crop_width = data_config.crop_size
     records, decode = get_source(data_config).records(data_config.train_split)
 
@@ -56,7 +64,10 @@ def build_train_dataset(
     dataset = records
     if data_config.shuffle_buffer > 1:
         dataset = dataset.shuffle(data_config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat().enumerate().skip(skip_batches * batch_size)
+    skipped = skip_batches * batch_size
+    dataset = dataset.repeat().enumerate().skip(skipped)
+    if num_shards > 1:
+        dataset = dataset.filter(lambda index, _: (index - skipped) // batch_size % num_shards == shard_index)
     dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

@@ -169,14 +169,14 @@ def synchronize_batch_norm(model: keras.Model) -> int:
 def distributed_train_dataset(strategy, data_config, global_batch_size: int, normalize, seed: int, start_step: int):
     """Returns the distributed training input from step `start_step` on: each replica gets
     (images, labels) of `global_batch_size / replicas` examples, each worker reads its own
-    shard of the batches (see the module docstring for which batch goes where)."""
+    shard of the batches (see the module docstring for which batch goes where) and decodes only
+    the examples of its shard."""
     replicas = strategy.num_replicas_in_sync
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         batch_size = context.get_per_replica_batch_size(global_batch_size)
-        dataset = build_train_dataset(data_config, batch_size, normalize, seed=seed,
-                                      skip_batches=start_step * replicas)
-        return dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+        return build_train_dataset(data_config, batch_size, normalize, seed=seed, skip_batches=start_step * replicas,
+                                   num_shards=context.num_input_pipelines, shard_index=context.input_pipeline_id)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 

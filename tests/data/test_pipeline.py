@@ -77,6 +77,25 @@ def test_skipped_batches_are_the_later_batches_of_the_unskipped_stream():
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("skip_batches", [0, 2])
+def test_shards_are_every_nth_batch_of_the_stream(skip_batches):
+    """Three input pipelines' shards interleave back into the one stream, resumed or not."""
+    unsharded = list(build_train_dataset(SMALL, 2, normalize, seed=3).take(skip_batches + 9))[skip_batches:]
+    for shard_index in range(3):
+        shard = list(build_train_dataset(SMALL, 2, normalize, seed=3, skip_batches=skip_batches,
+                                         num_shards=3, shard_index=shard_index).take(3))
+        assert len(shard) == 3
+        for expected, batch in zip(unsharded[shard_index::3], shard):
+            for a, b in zip(expected, batch):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("num_shards, shard_index", [(0, 0), (2, 2), (2, -1)])
+def test_bad_shard_is_refused(num_shards, shard_index):
+    with pytest.raises(ValueError, match=rf"shard_index={shard_index} of num_shards={num_shards}"):
+        build_train_dataset(SMALL, 2, normalize, num_shards=num_shards, shard_index=shard_index)
+
+
 def test_negative_skip_is_refused():
     with pytest.raises(ValueError, match=r"skip_batches=-1"):
         build_train_dataset(SMALL, 4, normalize, skip_batches=-1)
