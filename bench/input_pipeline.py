@@ -14,6 +14,9 @@
 4. With --resume_step=N: seconds until a run resumed at step N has its first batch, skipping the
    N batches already trained on as the trainer does (`skip_batches`: undecoded records) and as
    it did before e30d6b4 (whole batches, decoded, augmented, then dropped).
+5. With --shards=N: the input rate of one worker of N (shard 0), sharded as the trainer does
+   (`build_train_dataset(num_shards=N)`: the other workers' examples dropped undecoded) and as it
+   did before d2e9f5a (`dataset.shard` after batching: every batch decoded and augmented).
 
 Each rate is measured alone (it gets all cores) after --warmup batches. Prints one line per rate
 and the input/training ratios; exits with status 1 if an input rate is below 2x training.
@@ -80,6 +83,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=40, help="Timed batches (input).")
     parser.add_argument("--train_steps", type=int, default=5, help="Timed SGD steps.")
     parser.add_argument("--resume_step", type=int, default=0, help="Also time resuming at this step.")
+    parser.add_argument("--shards", type=int, default=1, help="Also time one worker's input of this many.")
     args = parser.parse_args()
 
     data_dir = args.tfds_data_dir or tempfile.mkdtemp(prefix="bench_tfds_")
@@ -119,6 +123,16 @@ def main() -> int:
                 next(iter(build()))
                 print(f"resume at step {args.resume_step}, {name:24s} {time.perf_counter() - start:7.1f} s "
                       f"to the first batch")
+        if args.shards > 1:
+            sharded = {
+                "shard before decoding (the trainer)": build_train_dataset(
+                    tfds_data, batch, parts.normalize, seed=0, num_shards=args.shards, shard_index=0),
+                "shard augmented batches": build_train_dataset(
+                    tfds_data, batch, parts.normalize, seed=0).shard(args.shards, 0),
+            }
+            for name, dataset in sharded.items():
+                rate = images_per_second(iter(dataset), batch, args.warmup, args.batches)
+                print(f"input  one worker of {args.shards}, {name:36s} {rate:8.1f} images/s")
 
         height, width = crop
         rng = np.random.default_rng(0)
