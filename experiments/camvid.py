@@ -53,9 +53,7 @@ Command: `python -m deeplab_tf.cli.train --experiment=camvid_mnv2_voc_transfer -
 (`EXPERIMENT=camvid_mnv2_voc_transfer bash bench/camvid.sh` trains, evaluates and exports).
 """
 
-import dataclasses
-
-from deeplab_tf.config import DataConfig, EvalConfig, Experiment, ModelConfig, TrainConfig
+from deeplab_tf.config import DataConfig, EvalConfig, Experiment, ModelConfig, TrainConfig, derive
 from experiments.registry import register_experiment
 
 
@@ -82,11 +80,10 @@ def camvid_mnv2_v3plus() -> Experiment:
 
 @register_experiment("camvid_mnv2_v3plus_separable")
 def camvid_mnv2_v3plus_separable() -> Experiment:
-    recipe = camvid_mnv2_v3plus()
-    return dataclasses.replace(
-        recipe,
+    return derive(
+        camvid_mnv2_v3plus(),
         description="DeepLabv3+ MobileNetV2 OS16 on CamVid 11 classes, from scratch, atrous separable ASPP and decoder",
-        model=dataclasses.replace(recipe.model, separable=True),
+        model=dict(separable=True),
     )
 
 
