@@ -3,11 +3,15 @@ alternately in one process (A B A B ...), after checking that they compute the s
 
     python -m bench.step_variants --mode=training|inference [--rounds=3] [--warmup=1]
         [--variants="keras_bn:model.fused_batch_norm=false;fused_bn:"] [--size=N|HxW] [--batch=B]
+        [--experiment=voc_v3_r50_os16] [--num_classes=21] [--precision=float32|bfloat16]
 
 A variant is `name:overrides`, where overrides are experiment overrides
 (`model.atrous_implementation=native,model.fused_batch_norm=false`, as
-`deeplab_tf.config.apply_overrides` takes) and the flag `+fold_bn` (inference only:
-`deeplab_tf.models.fold_batch_norm`, as the exporter does). Every variant is built from the same seed and gets the first variant's weights;
+`deeplab_tf.config.apply_overrides` takes) and the flags `+fold_bn` (inference only:
+`deeplab_tf.models.fold_batch_norm`, as the exporter does) and `+keras_depthwise` (the model's
+`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype).
+`--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy. Every variant
+is built from the same seed and gets the first variant's weights;
 its logits (inference mode, and training mode for --mode=training) must equal the first's to
 --tolerance (1e-4) relative, or the script stops. The step is `bench/profile_step.py`'s (= the peers
 benchmark worker's). Printed: min / median / max seconds per variant and the ratio of medians
@@ -34,20 +38,31 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int)
     parser.add_argument("--experiment", default="voc_v3_r50_os16")
     parser.add_argument("--num_classes", type=int, default=21)
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max relative logit difference")
     return parser.parse_args(argv)
 
 
 def build_variant(args, spec, weights):
+    import keras
+
+    from deeplab_tf.layers.layer_classes import switch_layer_class
+    from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
     from deeplab_tf.models.fold_batch_norm import fold_batch_norm
 
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]
     overrides, flags = parts[0], set(parts[1:])
+    unknown = flags - {"fold_bn", "keras_depthwise"}
+    if unknown:
+        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, +keras_depthwise")
     step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
-                                   override=overrides, num_classes=args.num_classes)
+                                   override=overrides, num_classes=args.num_classes,
+                                   precision=args.precision)
     step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
+    if "keras_depthwise" in flags:  # before the step's first call traces it
+        switch_layer_class(model, TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D)
     if weights is not None:
         model.set_weights(weights)
     if "fold_bn" in flags:

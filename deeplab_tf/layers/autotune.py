@@ -2,8 +2,10 @@
 
 A choice that only changes speed calls `pick(key, names, prepare)` while its layer is traced:
 `implementation="auto"` of the atrous convolutions (`deeplab_tf.layers.atrous_auto`: native,
-space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise) and the batch norm of a
-training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops).
+space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise), the batch norm of a
+training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops) and
+Keras' depthwise convolutions in bfloat16 and float16 (`deeplab_tf.layers.tuned_depthwise_conv`:
+in the compute dtype or in float32).
 The first time a key is seen on a machine, `prepare()` builds one run per candidate (one
 `tf.function`, `timed_step`: the forward pass, plus the gradients where a gradient tape records
 the call, i.e. in a training step), each run is timed (`measure`: a warm-up, then at least
@@ -35,7 +37,9 @@ folder, then `os.replace`), format 1:
         "atrous_conv2d train float32 input=8x33x33x320 kernel=3x3x320x256 rate=12 padding=same":
             {"pick": "tap_gradient",
              "ms": {"native": 41.2, "space_to_batch": 55.0, "shifted_gemm": 48.3, "tap_gradient": 30.9}},
-        "batch_norm train bfloat16 input=8x33x33x256": {"pick": "fused", "ms": {"fused": 1.9, "keras": 2.6}}
+        "batch_norm train bfloat16 input=8x33x33x256": {"pick": "fused", "ms": {"fused": 1.9, "keras": 2.6}},
+        "depthwise_conv2d train bfloat16 input=8x81x81x144 kernel=3x3x144x1 strides=2x2 dilation=1x1 padding=valid":
+            {"pick": "float32", "ms": {"float32": 9.5, "native": 30.1}}
       }
     }
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tensorflow.python.eager import record  # could_possibly_record: not public in 2.21
 
 from deeplab_tf.layers import autotune
+from deeplab_tf.layers.layer_classes import switch_layer_class
 
 
 @keras.saving.register_keras_serializable(package="deeplab_tf")
@@ -111,8 +112,4 @@ def use_fused_batch_norm(model: keras.Model) -> int:
     included) a `FusedBatchNormalization`, in place: same state and weights, only `call` changes.
     Subclasses (e.g. `deeplab_tf.training.distribute.SynchronizedBatchNormalization`) are left alone.
     Returns how many layers were switched."""
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if type(layer) is keras.layers.BatchNormalization]
-    for layer in layers:
-        layer.__class__ = FusedBatchNormalization
-    return len(layers)
+    return switch_layer_class(model, keras.layers.BatchNormalization, FusedBatchNormalization)

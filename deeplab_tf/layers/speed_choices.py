@@ -3,8 +3,10 @@
 Builders create atrous layers with their default implementation and Keras batch norms; the
 experiment's `model.atrous_implementation` and `model.fused_batch_norm` are set by
 `apply_speed_choices` after the model is built (`deeplab_tf.models.build_model`), so no
-builder passes them along. With `"auto"` and with the fused batch norm, each layer then picks,
-when it is traced, what ran fastest for its shape on this machine (timed once and cached:
+builder passes them along; it also makes Keras' depthwise convolutions `TunedDepthwiseConv2D`s
+(bfloat16 and float16 calls computed in the compute dtype or in float32). With `"auto"`, with the
+fused batch norm and in the tuned depthwise convolutions, each layer then picks, when it is
+traced, what ran fastest for its shape on this machine (timed once and cached:
 `deeplab_tf.layers.autotune`), or follows a fixed rule where tuning is off.
 """
 
@@ -12,7 +14,9 @@ import keras
 
 from deeplab_tf.layers.atrous_conv import ATROUS_IMPLEMENTATIONS, AtrousConv2D, AtrousDepthwiseConv2D
 from deeplab_tf.layers.fused_batch_norm import FusedBatchNormalization, use_fused_batch_norm
+from deeplab_tf.layers.layer_classes import switch_layer_class
 from deeplab_tf.layers.separable_atrous_conv import SeparableAtrousConv2D
+from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
 
 ATROUS_LAYERS = (AtrousConv2D, AtrousDepthwiseConv2D, SeparableAtrousConv2D)
 
@@ -31,6 +35,7 @@ def apply_speed_choices(model: keras.Model, atrous_implementation: str, fused_ba
               if isinstance(layer, ATROUS_LAYERS)]
     for layer in atrous:
         layer.implementation = atrous_implementation
+    switch_layer_class(model, keras.layers.DepthwiseConv2D, TunedDepthwiseConv2D)
     if fused_batch_norm:
         use_fused_batch_norm(model)
     return len(atrous)
