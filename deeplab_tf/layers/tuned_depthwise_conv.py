@@ -76,21 +76,20 @@ class TunedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         with this layer's strides, padding and dilation, computed in `precision` (one of
         `PRECISIONS`), in `inputs`' dtype and of shape `[batch, out_height, out_width, channels *
         depth_multiplier]`."""
+        dtype = inputs.dtype
         if precision == "float32":
-            inputs, kernel, dtype = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32), inputs.dtype
-        else:
-            dtype = inputs.dtype
+            inputs, kernel = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32)
         outputs = keras.ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
                                            dilation_rate=self.dilation_rate, data_format=self.data_format)
         return tf.cast(outputs, dtype)
 
     def _timed_runs(self, inputs, training):
         """{precision: run} for each of `PRECISIONS`: the convolution of a random map of
-        `inputs`' shape and dtype by this layer's kernel (`autotune.timed_step`; the bias and the
-        activation, the same in both, are left out)."""
-        maps = autotune.random_tensors([inputs.shape], inputs.dtype.name)
-        kernel = self.kernel.value  # the float32 variable: timed in a thread of its own, outside autocasting
+        `inputs`' shape and dtype by a random kernel of this layer's shape, with the gradients
+        of both in `training` (`autotune.timed_step`; the bias and the activation, the same in
+        both, are left out). No variable of the layer is read: it may be a replica's."""
+        tensors = autotune.random_tensors([inputs.shape, self.kernel.shape], inputs.dtype.name)
         return {precision: autotune.timed_step(
-                    lambda x, precision=precision: self._convolution(x, tf.cast(kernel, x.dtype), precision),
-                    maps, training)
+                    lambda x, kernel, precision=precision: self._convolution(x, kernel, precision),
+                    tensors, training)
                 for precision in PRECISIONS}

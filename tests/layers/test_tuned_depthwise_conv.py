@@ -1,9 +1,13 @@
 """TunedDepthwiseConv2D (deeplab_tf.layers.tuned_depthwise_conv): Keras' depthwise convolution
 whose bfloat16 / float16 calls run in the compute dtype or in float32. Both candidates give the
 NumPy reference's values and gradients; the tuner picks one of them and caches it; float32 calls
-and calls without tuning are Keras' own; the speed choices switch a built model's layers."""
+and calls without tuning are Keras' own; tuning works in replicas of a distributed step; the
+speed choices switch a built model's layers."""
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -150,3 +154,52 @@ def test_speed_choices_switch_keras_depthwise_layers_and_keep_them_through_a_ker
     loaded = keras.models.load_model(path)
     assert [type(layer) for layer in loaded.layers[1:]] == [TunedDepthwiseConv2D] * 2
     np.testing.assert_array_equal(loaded(x).numpy(), before)
+
+
+TWO_REPLICAS = """
+import json, os
+import numpy as np, keras, tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    layer = TunedDepthwiseConv2D(3, strides=2, dtype="mixed_bfloat16")
+    layer.build((2, 17, 17, 4))
+keras_layer = keras.layers.DepthwiseConv2D(3, strides=2, dtype="mixed_bfloat16")
+keras_layer.build((2, 17, 17, 4))
+keras_layer.set_weights(layer.get_weights())
+x = np.random.default_rng(0).standard_normal((4, 17, 17, 4)).astype(np.float32)
+
+@tf.function
+def step(x):
+    def replica(x):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+        return y, tape.gradient(tf.reduce_sum(tf.cast(y, tf.float32)), layer.kernel)
+    return strategy.run(replica, args=(x,))
+
+batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x).unbatch().batch(4))))
+outputs, gradients = step(batch)
+ours = np.concatenate([tf.cast(t, tf.float32).numpy() for t in strategy.experimental_local_results(outputs)])
+theirs = tf.cast(keras_layer(x), tf.float32).numpy()
+choices = json.load(open(os.path.join(os.environ["XDG_CACHE_HOME"], "deeplab_tf", "autotune.json")))["choices"]
+print(json.dumps({"error": float(np.abs(ours - theirs).max() / np.abs(theirs).max()), "keys": sorted(choices),
+                  "replicas": len(strategy.experimental_local_results(outputs))}))
+"""
+
+
+def test_tuning_runs_in_the_replicas_of_a_distributed_step(tmp_path):
+    """In a step of two replicas (a MirroredStrategy on two logical CPUs, its own process), a
+    bfloat16 layer tunes while the replicas' step is traced (timing for real), writes its training
+    key and gives Keras' outputs to bfloat16 rounding."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", autotune.SWITCH: "1", "XDG_CACHE_HOME": str(tmp_path)}
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-c", TWO_REPLICAS], capture_output=True, text=True, env=env,
+                            cwd=repo, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["keys"] == ["depthwise_conv2d train bfloat16 input=2x17x17x4 kernel=3x3x4x1 "
+                              "strides=2x2 dilation=1x1 padding=valid"]
+    assert report["error"] <= low_precision_tolerance("bfloat16")
