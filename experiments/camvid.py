@@ -29,9 +29,10 @@ Command: `python -m deeplab_tf.cli.train --experiment=camvid_mnv2_v3plus --model
 `camvid_mnv2_v3plus_separable`: the same recipe with the v3+ paper's atrous separable
 convolutions (depthwise 3x3 + batch norm + ReLU, then 1x1) in the ASPP and the decoder: a third of
 the convolution FLOPs and a 1.5x shorter float32 step on the AMD EPYC of BENCHMARKS.md (825 against
-1225-1280 ms), 2.19M parameters instead of 3.47M. Its one run (seed 0): `bench/camvid.sh` in
-80 min end to end in float32 on that CPU (the dense recipe: about 2 hours), 57.16% val mIoU single scale,
-60.10% with 6 scales + flip: 1.1-2.8 points below the dense recipe's three runs (BENCHMARKS.md).
+1225-1280 ms), 2.19M parameters instead of 3.47M. `bench/camvid.sh` in 80 min end to end in
+float32 on that CPU (seed 0; the dense recipe: about 2 hours); val mIoU single scale 57.16% and
+57.14% (seeds 0 and 1), 60.10% and 60.28% with 6 scales + flip: 1.1-2.8 points below the dense
+recipe's three runs (BENCHMARKS.md).
 Command: `EXPERIMENT=camvid_mnv2_v3plus_separable bash bench/camvid.sh`.
 
 `camvid_mnv2_voc_transfer`: the official DeepLabv3 MobileNetV2 trained on PASCAL VOC
