@@ -1,9 +1,11 @@
-"""Loss and schedule against direct NumPy formulas."""
+"""Loss (values, gradients, label checks) and schedule against direct NumPy formulas."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from deeplab_tf.training.losses import masked_sparse_cross_entropy
+from deeplab_tf.training.losses import softmax_cross_entropy
 from deeplab_tf.training.schedules import PolyDecay
 
 
@@ -46,3 +48,39 @@ def test_poly_decay_with_warmup():
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-5, abs=1e-12)
     with pytest.raises(ValueError, match="warmup_steps"):
         PolyDecay(0.05, 100, warmup_steps=100)
+
+
+def test_cross_entropy_gradient_matches_numpy():
+    """d loss / d logits = (softmax - one_hot(label)) * weight / labelled pixels, zero where ignored."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 4, size=(2, 3, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(2, 3, 5))
+    labels[1, 0] = 255
+    weights = np.array([1.0, 0.5, 2.0, 3.0], np.float32)
+    x = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = masked_sparse_cross_entropy(labels, x, class_weights=weights)
+    gradient = tape.gradient(loss, x).numpy()
+    valid = labels != 255
+    safe = np.where(valid, labels, 0)
+    softmax = np.exp(logits - logits.max(-1, keepdims=True))
+    softmax /= softmax.sum(-1, keepdims=True)
+    expected = (softmax - np.eye(4)[safe]) * (weights[safe] * valid / valid.sum())[..., None]
+    np.testing.assert_allclose(gradient, expected, atol=1e-6)
+
+
+def test_cross_entropy_of_large_logits_is_finite():
+    """Logits of 1e4 (exp overflows float32) give the NumPy value, log(2) for two equal logits."""
+    logits = np.array([[[[1e4, 1e4, -1e4]]]], np.float32)
+    assert float(softmax_cross_entropy(np.array([[[0]]]), tf.constant(logits))[0, 0, 0]) == pytest.approx(np.log(2.0), rel=1e-6)
+
+
+@pytest.mark.parametrize("label", (3, -1, 254))
+def test_a_label_outside_the_classes_is_refused(label):
+    """A label that is not the ignore label and not a class fails with an error naming the range,
+    rather than a one-hot of zeros giving a wrong loss."""
+    labels = np.zeros((1, 2, 2), np.int64)
+    labels[0, 1, 1] = label
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[0, number of classes\)"):
+        masked_sparse_cross_entropy(labels, np.zeros((1, 2, 2, 3), np.float32))
