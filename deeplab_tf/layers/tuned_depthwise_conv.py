@@ -2,7 +2,7 @@
 
 Under a mixed precision policy, Keras computes a depthwise convolution in the compute dtype
 (bfloat16 or float16). On the 2-core AMD EPYC (Zen 4, avx512_bf16) of BENCHMARKS.md, oneDNN's
-bfloat16 gradients of MobileNetV2's strided depthwise convolutions are about 3x slower than the
+bfloat16 gradients of MobileNetV2's strided depthwise convolutions are 3-4x slower than the
 float32 ones of the same values ("Depthwise convolutions in bfloat16"), so the same call runs
 faster as: the map and the kernel cast to float32 (exact: every bfloat16 or float16 value is a
 float32 value), the convolution and its gradients in float32, the result cast back to the
@@ -15,8 +15,8 @@ compute dtype. The two differ by the rounding of the sums only, so this is a spe
 Which one: with tuning on (`deeplab_tf.layers.autotune`, the default) and static shapes, the
 faster for the call's shapes, dtype, strides, padding and dilation on this machine, forward +
 gradients where a gradient tape records the call (a training step), the forward pass otherwise,
-timed once and cached under keys like "depthwise_conv2d train bfloat16 input=8x161x161x96
-kernel=3x3x96x1 strides=2 dilation=1 padding=valid". Without tuning (switched off, op
+timed once and cached under keys like "depthwise_conv2d train bfloat16 input=8x162x162x96
+kernel=3x3x96x1 strides=2x2 dilation=1x1 padding=valid". Without tuning (switched off, op
 determinism, a size unknown while tracing): `"native"`, Keras' own call. float32 and float64 calls
 are always Keras' own.
 

@@ -12,9 +12,10 @@ def softmax_cross_entropy(labels, logits):
     The values of `tf.nn.sparse_softmax_cross_entropy_with_logits` to float32 rounding, computed
     as `log(sum(exp(z))) - sum(z * one_hot(label))` with `z = logits - max(logits)` (the max held
     constant for the gradient, which is unchanged by it). Forward pass + gradient: 1.37x-1.59x
-    faster than the fused op on the 2-core AMD EPYC of BENCHMARKS.md ("The loss: one-hot form"). A one-hot of a
-    label outside [0, C) is all zeros, so such labels fail here with an InvalidArgumentError
-    naming the range (the fused op refuses them too).
+    faster than the fused op on the 2-core AMD EPYC of BENCHMARKS.md ("The loss: one-hot form").
+    A one-hot of a label outside [0, C) is all zeros, so such labels fail here with an
+    InvalidArgumentError naming the range (the fused op refuses them too; under XLA the check
+    is dropped, as XLA drops every assertion).
     """
     classes = tf.shape(logits)[-1]
     labels = tf.cast(labels, tf.int32)
