@@ -84,3 +84,12 @@ def test_a_label_outside_the_classes_is_refused(label):
     labels[0, 1, 1] = label
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"outside \[0, number of classes\)"):
         masked_sparse_cross_entropy(labels, np.zeros((1, 2, 2, 3), np.float32))
+
+
+def test_under_xla_a_label_outside_the_classes_gives_nan():
+    """XLA drops the label check; the pixel's loss is NaN then (what the fused op gives under XLA),
+    which the trainer's non-finite loss check stops on, never a finite wrong loss."""
+    labels = np.zeros((1, 2, 2), np.int64)
+    labels[0, 1, 1] = 3
+    loss = tf.function(masked_sparse_cross_entropy, jit_compile=True)(labels, np.zeros((1, 2, 2, 3), np.float32))
+    assert np.isnan(float(loss))
