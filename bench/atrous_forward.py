@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from bench import provenance
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,6 +32,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(provenance.describe())
     import tensorflow as tf
 
     from deeplab_tf.layers import atrous_conv2d

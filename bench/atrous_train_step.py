@@ -18,12 +18,13 @@ on 2 CPU cores. For `auto`, the implementation it picked is given in brackets.
 
 import argparse
 import os
-import platform
 import random
 import sys
 import time
 
 import numpy as np
+
+from bench import provenance
 
 
 HEAVY = 20_000_000
@@ -117,9 +118,8 @@ def main(argv=None):
 
     rates = [int(r) for r in args.rates.split(",")]
     implementations = args.implementations.split(",")
-    print(f"TensorFlow {tf.__version__}, Python {platform.python_version()}, "
-          f"{platform.machine()} {os.cpu_count()} CPU(s), GPUs: "
-          f"{len(tf.config.list_physical_devices('GPU'))}, "
+    print(provenance.describe())
+    print(f"GPUs: {len(tf.config.list_physical_devices('GPU'))}, "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
           f"jit_compile={args.jit}, load average at start {os.getloadavg()[0]:.1f}")
     print("Cells: median / (native rate 1 median) (min/median/max ms), forward + both gradients.")

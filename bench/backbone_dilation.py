@@ -13,10 +13,11 @@ alternating A B A B..., and prints min / median / max seconds and the ratio of m
 """
 
 import argparse
-import os
 import time
 
 import numpy as np
+
+from bench import provenance
 
 
 MODELS = {
@@ -78,7 +79,8 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(args.batch, args.size, args.size, 3)).astype("float32"))
     labels = tf.constant(rng.integers(0, 21, size=(args.batch, args.size, args.size)).astype("int32"))
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch}, {args.size}x{args.size}, SGD step")
+    print(provenance.describe())
+    print(f"batch {args.batch}, {args.size}x{args.size}, SGD step")
     print("| model | Keras dilated layers, s (min/med/max) | deeplab-tf atrous layers, s (min/med/max) | speed-up |")
     print("|---|---|---|---|")
     for name in args.models.split(","):

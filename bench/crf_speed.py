@@ -18,6 +18,8 @@ import time
 import cv2
 import numpy as np
 
+from bench import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -47,7 +49,8 @@ def main():
 
     params = DenseCRFParams()
     print("command: python -m bench.crf_speed " + " ".join(sys.argv[1:]))
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, TF threads {args.threads or 'default'}, "
+    print(provenance.describe())
+    print(f"TF threads {args.threads or 'default'}, "
           f"load average {os.getloadavg()[0]:.2f}, {params}")
     print("| H x W x C | pydensecrf (ms) | TensorFlow (ms) | TF / pydensecrf | pydensecrf ms/MP | TF ms/MP |")
     print("|---|---|---|---|---|---|")

@@ -44,7 +44,6 @@ import argparse
 import collections
 import glob
 import os
-import platform
 import random
 import re
 import sys
@@ -52,6 +51,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from bench import provenance
 
 
 # MobileNetV2 DeepLabv3+ at 321x321 batch 8: expanded_conv, block_2, block_4/5, block_7-9,
@@ -346,9 +347,8 @@ def main(argv=None):
     args = parse_args(argv)
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, Python {platform.python_version()}, "
-          f"{platform.machine()} {os.cpu_count()} CPU(s), "
-          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
+    print(provenance.describe())
+    print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
           f"load average at start {os.getloadavg()[0]:.1f}")
     start = time.perf_counter()
     if args.profile_model:

@@ -14,11 +14,12 @@ faster).
 """
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
+
+from bench import provenance
 
 
 MODELS = {
@@ -81,8 +82,8 @@ def main():
             if round_index >= args.warmup:
                 wall[name].append(time.perf_counter() - start)
                 cpu[name].append(time.process_time() - start_cpu)
-    print(f"{args.model} {args.size}x{args.size} batch {args.batch}, {args.rounds} rounds alternating, "
-          f"TF {tf.__version__}, {os.cpu_count()} CPUs")
+    print(f"{args.model} {args.size}x{args.size} batch {args.batch}, {args.rounds} rounds alternating; "
+          f"{provenance.describe()}")
     for label, times in (("wall", wall), ("cpu", cpu)):
         for name, values in times.items():
             print(f"  {label:4s} {name:9s} min {min(values):.3f} s  median {statistics.median(values):.3f} s  "

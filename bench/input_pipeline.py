@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bench import provenance
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import apply_overrides
 from deeplab_tf.data import TfdsSource, build_train_dataset
@@ -92,7 +93,8 @@ def main() -> int:
         source = TfdsSource("camvid", os.path.abspath(args.camvid), data_dir)
         counts = {k: v.num_examples for k, v in source.builder.info.splits.items()}
         prepared = time.perf_counter() - start
-        print(f"cores: {os.cpu_count()}  TF {tf.__version__}  prepared/opened camvid {counts} in {prepared:.1f} s "
+        print(provenance.describe())
+        print(f"prepared/opened camvid {counts} in {prepared:.1f} s "
               f"({sum(counts.values()) / prepared:.0f} images/s if it was prepared now)")
 
         experiment = apply_overrides(get_experiment(EXPERIMENT), f"data.data_dir={os.path.abspath(args.camvid)}")

@@ -41,7 +41,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import queue
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import tempfile
 import threading
 import time
 
+from bench import provenance
 from bench.peers import report, venvs
 from bench.peers.protocol import REPLY_PREFIX
 from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
@@ -164,17 +164,6 @@ class Worker:
         self.process.wait()
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def _log(message=""):
     print(message, flush=True)
 
@@ -184,8 +173,8 @@ def main(argv=None):
     started = time.time()
     _log(f"# peers_compare --mode={args.mode}  ({datetime.datetime.now().isoformat(timespec='seconds')})")
     _log(f"command: {' '.join(['python -m bench.peers_compare'] + (sys.argv[1:] if argv is None else list(argv)))}")
-    _log(f"machine: {os.cpu_count()} CPUs, {_cpu_model()}, Python {platform.python_version()}, "
-         f"load average at start {os.getloadavg()[0]:.2f}")
+    run_provenance = provenance.record()
+    _log(f"{provenance.describe(run_provenance)}; load average at start {os.getloadavg()[0]:.2f}")
     _log(f"input: {args.height}x{args.width}x3, batch {args.batch}, {args.num_classes} classes, {args.precision}; "
          f"warm-up {args.warmup}, rounds {args.rounds}")
 
@@ -306,7 +295,8 @@ def main(argv=None):
     _log(f"load average at end {os.getloadavg()[0]:.2f}; wall time {time.time() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items()}, "rows": rows, "installs": installs,
+            json.dump({"args": {k: v for k, v in vars(args).items()}, "provenance": run_provenance, "rows": rows,
+                       "installs": installs,
                        "infos": {w.name: w.info for w in workers}, "times": times, "peak_gflops": peak}, f, indent=1)
     return 0 if all(not r.get("error") for r in rows) else 1
 

@@ -20,6 +20,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from bench import provenance
+
 def gemm_grad_conv(x, w):
     @tf.custom_gradient
     def f(x, w):
@@ -62,6 +64,7 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--network", choices=sorted(SHAPES), default="resnet50")
     args = parser.parse_args(argv)
+    print(provenance.describe())
     dtype, (batch, shapes) = args.dtype, SHAPES[args.network]
     tolerance = {"float32": 1e-5, "bfloat16": 1e-2}[dtype]
     rng = np.random.default_rng(0)

@@ -26,6 +26,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from bench import provenance
+
 
 def read_pairs(images: str, masks: str) -> list[tuple[str, str | None]]:
     """Returns [(image path, mask path or None)] from the --images / --masks values."""
@@ -57,6 +59,7 @@ def main():
     parser.add_argument("--masks", default="", help="Comma-separated masks of the --images files, in order.")
     parser.add_argument("--repeats", type=int, default=1, help="Timed calls per image and export.")
     args = parser.parse_args()
+    print(provenance.describe())
 
     pairs = read_pairs(args.images, args.masks)
     (reference, classes), (candidate, _) = load(args.reference), load(args.candidate)

@@ -35,6 +35,8 @@ import re
 import tempfile
 import time
 
+from bench import provenance
+
 
 DEFAULTS = {"training": ("321", 4), "inference": ("513", 1)}
 # Kind of a convolution-like op, from its type in the graph (before rewrites) or in the trace
@@ -277,9 +279,11 @@ def conv_peak(repeats=5):
 
 def main(argv=None):
     args = parse_args(argv)
+    run_provenance = provenance.record()
+    print(provenance.describe(run_provenance))
     import tensorflow as tf
 
-    results = {}
+    results = {"provenance": run_provenance}
     modes = ("training", "inference") if args.mode == "both" else (args.mode,)
     profiled = {}
     for mode in modes:

@@ -19,6 +19,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from bench import provenance
+
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "camvid")
 
 
@@ -70,6 +72,7 @@ def main():
     parser.add_argument("--images", type=int, default=4, help="Distinct requests.")
     parser.add_argument("--batch", type=int, default=1, help="Images per request.")
     args = parser.parse_args()
+    print(provenance.describe())
 
     signature = tf.saved_model.load(args.saved_model).signatures["serving_default"]
     requests = camvid_requests(args.data_dir, args.images, args.batch)

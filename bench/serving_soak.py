@@ -29,6 +29,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from bench import provenance
 from bench.request_kinds import invalid_requests, signature_taking, valid_requests
 from deeplab_tf.cli.flags import error_text
 
@@ -139,8 +140,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="", help="Also write the figures to this file.")
     args = parser.parse_args()
+    run_provenance = provenance.record()
+    print(provenance.describe(run_provenance))
 
     figures = soak(tf.saved_model.load(args.saved_model), args.threads, args.requests, args.warmup, args.seed)
+    figures["provenance"] = run_provenance
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 
-from bench import profile_step
+from bench import profile_step, provenance
 
 
 def parse_args(argv=None):
@@ -75,6 +75,7 @@ def build_variant(args, spec, weights):
 
 def main(argv=None):
     args = parse_args(argv)
+    print(provenance.describe())
     import tensorflow as tf
 
     variants, weights = [], None

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from bench import provenance
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 OFFICIAL = os.path.join(REPO_ROOT, "..", "shared", "data", "official_deeplab", "tflite_mnv2_dm05_voc",
@@ -142,6 +144,8 @@ def main():
     if args.latency_child:
         print(json.dumps(latency_child(json.loads(args.latency_child))))
         return
+    run_provenance = provenance.record()
+    print(provenance.describe(run_provenance))
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)
     data = f"--override=data.data_dir={os.path.abspath(args.data_dir)}"
@@ -151,7 +155,7 @@ def main():
         print(line, flush=True)
         log_lines.append(line)
 
-    results = {"commands": log_lines, "precisions": {}, "official": {}}
+    results = {"provenance": run_provenance, "commands": log_lines, "precisions": {}, "official": {}}
     if args.official_only:
         official_comparison(results, out, args, log)
         save(results, out, "results_official.json")

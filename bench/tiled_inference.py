@@ -57,6 +57,8 @@ import tempfile
 
 import numpy as np
 
+from bench import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # children: python -m bench.tiled_inference
 
 MODELS = {  # name -> (experiment, overrides)
@@ -198,6 +200,7 @@ def main():
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    print(provenance.describe())
     args.size = tuple(int(side) for side in args.size.split(","))
     if args.mode:
         return child(args)

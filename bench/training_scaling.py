@@ -19,6 +19,8 @@ import sys
 import tempfile
 import textwrap
 
+from bench import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 LOGICAL = textwrap.dedent(
@@ -94,6 +96,7 @@ def main():
     parser.add_argument("--crop", type=int, default=129)
     parser.add_argument("--data_dir", default=os.path.join(REPO, "..", "shared", "data", "camvid"))
     args = parser.parse_args()
+    print(provenance.describe())
     args.data_dir = os.path.abspath(args.data_dir)
     with tempfile.TemporaryDirectory() as root:
         results = {name: run_one(args, root, name)
