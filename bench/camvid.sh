@@ -12,7 +12,8 @@
 #     bash bench/camvid.sh runs/camvid_transfer      (fine-tuned from the official VOC model)
 #
 # Rerunning continues an interrupted training from its latest checkpoint and redoes the
-# evaluations. RUN_DIR/timings.tsv records the wall-clock seconds of every phase of every run.
+# evaluations. RUN_DIR/timings.tsv records the wall-clock seconds of every phase of every run,
+# RUN_DIR/provenance.txt the CPU, TensorFlow and commit of every run (`bench/provenance.py`).
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/venv.sh"
 run_dir="${1:-runs/camvid_bench}"
 camvid="${CAMVID_DIR:-$(cd .. && pwd)/shared/data/camvid}"
@@ -29,6 +30,7 @@ phase() {  # phase NAME COMMAND...: runs COMMAND, appends "NAME<TAB>seconds" to 
   printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$run_dir/timings.tsv"
 }
 
+python -m bench.provenance | tee -a "$run_dir/provenance.txt"   # the CPU and code of each run
 phase train python -m deeplab_tf.cli.train --experiment=$experiment --model_dir="$run_dir" "$data"
 phase eval_single_crf python -m deeplab_tf.cli.evaluate --experiment=$experiment --model_dir="$run_dir" "$data" \
   --scales=1.0 --noflip --crf --num_visualizations=4 --output_dir="$run_dir/val_single"

@@ -4,7 +4,8 @@
 
 Reads RUN_DIR/val_single/eval.json and RUN_DIR/val_msflip/eval.json (each evaluated with the CRF,
 so each holds the refined metrics and, under "before_crf", the unrefined ones),
-RUN_DIR/val_saved_model/eval.json (the export, single scale), RUN_DIR/timings.tsv and the
+RUN_DIR/val_saved_model/eval.json (the export, single scale), RUN_DIR/timings.tsv,
+RUN_DIR/provenance.txt (the CPU and code of each run of camvid.sh) and the
 trainer's event files in RUN_DIR/train (the rates it logged: the training time of every run, a
 run cut short and then resumed included). Also
 writes RUN_DIR/val_examples.png: the evaluator's overlays (image | ground truth | prediction |
@@ -14,7 +15,6 @@ errors in red) of the three val images with the lowest mIoU, stacked at half siz
 import glob
 import json
 import os
-import platform
 import sys
 
 import cv2
@@ -79,6 +79,17 @@ def logged_training_seconds(run_dir: str, log_every: int, batch_size: int) -> tu
     return seconds, runs
 
 
+def run_machines(run_dir: str) -> list[str]:
+    """Returns the lines of RUN_DIR/provenance.txt (one "machine: ..." line per run of camvid.sh),
+    or one line saying that the runs did not record it."""
+    try:
+        with open(os.path.join(run_dir, "provenance.txt")) as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        lines = []
+    return lines or ["machine: not recorded (no provenance.txt: a run of an older bench/camvid.sh)"]
+
+
 def render(run_dir: str) -> str:
     modes = columns(run_dir)
     class_names = _load(run_dir, "val_single")["class_names"]
@@ -98,8 +109,8 @@ def render(run_dir: str) -> str:
         "",
         f"Training: {steps} steps x batch {batch}, {logged / 60:.1f} min in training steps "
         f"({steps * batch / max(logged, 1e-9):.2f} img/s; from the rates the trainer logged, {runs} run(s)); the train "
-        f"commands that finished took {seconds / 60:.1f} min of wall clock ({rate:.2f} img/s, timings.tsv); "
-        f"TensorFlow {tf.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU cores.",
+        f"commands that finished took {seconds / 60:.1f} min of wall clock ({rate:.2f} img/s, timings.tsv).",
+        *run_machines(run_dir),
         f"SavedModel vs checkpoint, val mIoU single scale: {100 * exported['miou']:.4f} vs {100 * checkpoint['miou']:.4f} "
         f"(difference {100 * abs(exported['miou'] - checkpoint['miou']):.4f} points).",
     ]

@@ -67,3 +67,7 @@ def describe(record_: dict | None = None) -> str:
     record_ = record_ or record()
     return (f"machine: {cpu_label(record_)}, TensorFlow {record_['tensorflow']}, Python {record_['python']}, "
             f"code {record_['commit']}, {record_['utc']}")
+
+
+if __name__ == "__main__":
+    print(describe())

@@ -29,3 +29,10 @@ def test_logged_training_seconds_sums_every_run_of_the_directory(tmp_path):
 
 def test_a_directory_without_event_files_has_no_logged_time(tmp_path):
     assert camvid_results.logged_training_seconds(str(tmp_path), log_every=20, batch_size=8) == (0.0, 0)
+
+
+def test_run_machines_lists_each_run_and_says_when_none_was_recorded(tmp_path):
+    assert camvid_results.run_machines(str(tmp_path)) == [
+        "machine: not recorded (no provenance.txt: a run of an older bench/camvid.sh)"]
+    (tmp_path / "provenance.txt").write_text("machine: CPU A, code 1\n\nmachine: CPU A, code 2\n")
+    assert camvid_results.run_machines(str(tmp_path)) == ["machine: CPU A, code 1", "machine: CPU A, code 2"]
