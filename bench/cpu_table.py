@@ -7,7 +7,8 @@ mode and precision (inference / training x float32 / bfloat16); a cell reads "de
 peer, deeplab-tf's speed-up over the peer, deeplab-tf's share of that run's conv peak", e.g.
 "0.423 vs 0.487 s, 1.15x, 86%" (inference: median seconds per request) or "1.771 vs 1.534 img/s,
 1.15x, 75%" (training: median images per second). Several runs of one cell are all listed, in
-the order of the files. The last column names the code and time of each run.
+the order of the files. The last column names the commits and, per commit, the UTC time of its
+runs.
 """
 
 import argparse
@@ -60,20 +61,23 @@ def cell(results: dict, against: str) -> str:
 
 def table(runs: list, against: str = "torch") -> str:
     """Returns the Markdown table of `runs` (peers_compare results, as `load` returns them):
-    a row per CPU in the order first seen, a column per `MODES` entry, then the runs' code and UTC."""
+    a row per CPU in the order first seen, a column per `MODES` entry, then per commit the UTC
+    time of its runs (the first and last where it has several)."""
     by_cpu = {}
     for results in runs:
         args = results["args"]
         mode = (args["mode"], args.get("precision", "float32"))
-        row = by_cpu.setdefault(cpu_label(results["provenance"]), {"cells": {}, "runs": []})
+        row = by_cpu.setdefault(cpu_label(results["provenance"]), {"cells": {}, "runs": {}})
         row["cells"].setdefault(mode, []).append(cell(results, against))
         provenance = results["provenance"]
-        row["runs"].append(f"{mode[0]} {mode[1]}: {provenance['commit']}, {provenance['utc']}")
+        row["runs"].setdefault(provenance["commit"], []).append(provenance["utc"])
     header = ["CPU (flags)"] + [f"{mode} {precision}" for mode, precision in MODES] + ["code, time (UTC)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, row in by_cpu.items():
         cells = ["; ".join(row["cells"].get(mode, ["not run"])) for mode in MODES]
-        lines.append("| " + " | ".join([label] + cells + ["; ".join(row["runs"])]) + " |")
+        runs = "; ".join(f"{commit}: {min(times)} to {max(times)}" if len(set(times)) > 1 else f"{commit}: {times[0]}"
+                         for commit, times in row["runs"].items())
+        lines.append("| " + " | ".join([label] + cells + [runs]) + " |")
     return "\n".join(lines)
 
 

@@ -48,6 +48,19 @@ def test_table_has_a_row_per_cpu_and_lists_repeated_runs():
     assert amd[2] == "not run" and amd[4] == "3.000 vs 2.500 img/s, 1.20x, 50%"
     assert intel[0] == "| Intel(R) Xeon(R) Platinum 8480+, 2 CPUs (amx_bf16, avx512_fp16)"
     assert intel[1] == "0.400 vs 0.600 s, 1.50x, 50%"
+    assert amd[-1] == "abc1234: 2026-12-06T15:00:00Z |"  # three runs at one time
+    assert intel[-1] == "abc1234: 2026-12-06T15:00:00Z |"
+
+
+def test_the_code_column_groups_runs_by_commit_with_their_first_and_last_time():
+    early = dict(AMD, commit="1111111", utc="2026-12-06T16:20:00Z")
+    late = dict(AMD, commit="2222222", utc="2026-12-06T16:40:00Z")
+    middle = dict(AMD, commit="2222222", utc="2026-12-06T16:30:00Z")
+    text = cpu_table.table([run("inference", "float32", 0.5, 0.6, provenance=early),
+                            run("training", "float32", 1.8, 1.5, provenance=late),
+                            run("inference", "bfloat16", 0.2, 0.25, provenance=middle)])
+    assert text.splitlines()[2].endswith(
+        "| 1111111: 2026-12-06T16:20:00Z; 2222222: 2026-12-06T16:30:00Z to 2026-12-06T16:40:00Z |")
 
 
 def test_load_refuses_a_file_without_provenance_naming_it(tmp_path):
