@@ -49,6 +49,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from bench import provenance
+
 CAMVID_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "shared", "data", "camvid")
 # The tests' tiny `demo` (tests/conftest.py `exported_demo`): 2 steps train in well under a minute.
@@ -781,9 +783,8 @@ def run_all(repo: str, selected: set[str] | None, jobs: int, keep: bool) -> dict
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
-    commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     return {
-        "repo": os.path.abspath(repo), "commit": commit.strip(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "repo": os.path.abspath(repo), "commit": provenance.commit(repo) or "", "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1), "jobs": jobs, "tiny_overrides": TINY,
         "setup": [dataclasses.asdict(outcome) for outcome in bench.setup],
         "rows": [dataclasses.asdict(row) for row in rows],

@@ -61,12 +61,12 @@ def cpu_label(record: dict) -> str:
     return f"{record['cpu_model']}, {record['cpus']} CPUs ({listed})"
 
 
-def describe(record_: dict | None = None) -> str:
-    """Returns `record_` (default: `record()`) as one line: "machine: AMD EPYC, 2 CPUs (...; no
-    AMX), TensorFlow 2.21.0, Python 3.11.9, code 1696046, 2026-12-06T15:10:00Z"."""
-    record_ = record_ or record()
-    return (f"machine: {cpu_label(record_)}, TensorFlow {record_['tensorflow']}, Python {record_['python']}, "
-            f"code {record_['commit']}, {record_['utc']}")
+def describe(recorded: dict | None = None) -> str:
+    """Returns `recorded` (a `record()`; default: a new one) as one line: "machine: AMD EPYC, 2
+    CPUs (...; no AMX), TensorFlow 2.21.0, Python 3.11.9, code 1696046, 2026-12-06T15:10:00Z"."""
+    recorded = recorded or record()
+    return (f"machine: {cpu_label(recorded)}, TensorFlow {recorded['tensorflow']}, Python {recorded['python']}, "
+            f"code {recorded['commit']}, {recorded['utc']}")
 
 
 if __name__ == "__main__":
