@@ -142,9 +142,10 @@ def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], o
 @tf.autograph.experimental.do_not_convert
 def eagerly(fn: Callable[[], object]) -> object:
     """Returns `fn()`, run in a thread of its own: eagerly, and outside what is local to the
-    caller's thread (a function being traced, a recording gradient tape, Keras' scopes), so it
-    can run while a model is traced and nothing it runs is recorded. `tf.init_scope` would not
-    do: it stops every gradient tape of the thread, also those `fn` opens. Exceptions propagate."""
+    caller's thread (a function being traced, a recording gradient tape, Keras' scopes, a
+    `tf.distribute` strategy's scope or replica context), so it can run while a model is traced
+    and nothing it runs is recorded or distributed. `tf.init_scope` would not do: it stops every
+    gradient tape of the thread, also those `fn` opens. Exceptions propagate."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as executor:
         return executor.submit(fn).result()
 

@@ -16,12 +16,15 @@ kernel would round to float32) fall back to Keras' code. Under a mixed policy (f
 bfloat16 maps) the map enters the kernel in its own type and is normalised with float32
 statistics, where Keras casts it to float32 and back.
 
-In a training step (`training=True`, a gradient tape recording, static shapes, no distribution
-strategy) with tuning on (`deeplab_tf.layers.autotune`), each layer runs whichever of the fused
-kernel and Keras' ops took less time for its input shape and dtype on this machine, forward +
-gradients timed once on a copy of the layer (key "batch_norm train <dtype> input=<shape>",
-picks "fused" or "keras"). At inference the fused kernel always runs: grappler folds it into the
-convolution before it, which a batch norm timed alone would not show.
+In a training step (`training=True`, a gradient tape recording, static shapes) with tuning on
+(`deeplab_tf.layers.autotune`), each layer runs whichever of the fused kernel and Keras' ops took
+less time for its input shape and dtype on this machine, forward + gradients timed once on a copy
+of the layer (key "batch_norm train <dtype> input=<shape>", picks "fused" or "keras"). This
+holds under a distribution strategy too (the trainer always runs under one), with the shape one
+replica sees: the copy is made and timed in `autotune.eagerly`'s thread, where no strategy's
+scope is entered, so its variables are plain ones and creating them runs no collective. At
+inference the fused kernel always runs: grappler folds it into the convolution before it, which
+a batch norm timed alone would not show.
 """
 
 import keras
@@ -61,8 +64,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         """Whether the fused kernel runs this call: False only where tuning (module docstring)
         found Keras' ops faster for a training step of this shape and dtype."""
         if not (training and self.trainable and record.could_possibly_record()
-                and inputs.shape.is_fully_defined() and not tf.distribute.has_strategy()
-                and autotune.enabled()):
+                and inputs.shape.is_fully_defined() and autotune.enabled()):
             return True
         key = autotune.key("batch_norm", True, inputs.dtype.name, input=inputs.shape)
         return autotune.pick(key, ("fused", "keras"), lambda: self._timed_runs(inputs)) == "fused"

@@ -24,6 +24,8 @@ from tests.layers.test_atrous_conv import random_case
 from tests.layers.test_atrous_conv import reference
 from tests.layers.test_atrous_conv import reference_gradients
 from tests.layers.test_atrous_conv import tape_gradients
+from tests.layers.test_fused_batch_norm import layer_under
+from tests.layers.test_fused_batch_norm import replica_training_step
 
 SIZE = (9, 11)  # random_case: batch 2, 3 channels, 4 filters or multiplier 2
 CONV_KEY = "atrous_conv2d train float32 input=2x9x11x3 kernel=3x3x3x4 rate=2 padding=same"
@@ -184,33 +186,30 @@ def test_a_cached_pick_that_is_no_candidate_is_timed_again(cache_file, timed):
     assert json.loads(cache_file.read_text())["choices"][DEPTHWISE_KEY]["pick"] == "native"
 
 
-@pytest.mark.parametrize("pick", ["fused", "keras"])
-def test_batch_norm_picks_compute_the_numpy_batch_norm(pick, cache_file, timed, monkeypatch):
-    write_cache(cache_file, {NORM_KEY: pick})
+@pytest.mark.parametrize("strategy", [None, "one_device"])
+@pytest.mark.parametrize("pick", ["fused", "keras", None])
+def test_batch_norm_picks_compute_the_numpy_batch_norm(pick, strategy, cache_file, timed, monkeypatch):
+    """With a cached pick, that candidate runs untimed; without one, both are timed (the layer's
+    copies made while the step is traced) and the tie goes to "fused". The same in a step under a
+    distribution strategy (the trainer's case). Each gives the NumPy batch norm."""
+    if pick:
+        write_cache(cache_file, {NORM_KEY: pick})
     fused_calls = []
     fused = FusedBatchNormalization._fused
     monkeypatch.setattr(FusedBatchNormalization, "_fused",
                         lambda self, *args: fused_calls.append(1) or fused(self, *args))
-    rng = np.random.default_rng(3)
-    x = rng.normal(1.0, 3.0, (2, *SIZE, 4)).astype(np.float32)
-    layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-3)
-    layer.build(x.shape)
-    gamma, beta = rng.uniform(0.5, 2.0, 4).astype(np.float32), rng.normal(size=4).astype(np.float32)
-    layer.set_weights([gamma, beta, np.zeros(4, np.float32), np.ones(4, np.float32)])
-
-    @tf.function
-    def step(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-        return y, tape.gradient(y, x)
-
+    distribution = tf.distribute.OneDeviceStrategy("/cpu:0") if strategy else tf.distribute.get_strategy()
+    layer, gamma, beta = layer_under(distribution)
+    x = np.random.default_rng(3).normal(1.0, 3.0, (2, *SIZE, 4)).astype(np.float32)
+    step = replica_training_step(layer, distribution)
     outputs, _ = step(tf.constant(x))
     mean, variance = x.astype(np.float64).mean((0, 1, 2)), x.astype(np.float64).var((0, 1, 2))
     assert_close(outputs, (x - mean) / np.sqrt(variance + 1e-3) * gamma + beta)
     assert_close(layer.moving_mean, 0.1 * mean)
     assert_close(layer.moving_variance, 0.9 + 0.1 * variance)
-    assert bool(fused_calls) == (pick == "fused") and not timed
+    assert len(timed) == (0 if pick else 2)
+    assert bool(fused_calls) == ((pick or "fused") == "fused")
+    assert json.loads(cache_file.read_text())["choices"][NORM_KEY]["pick"] == (pick or "fused")
 
 
 STALE = {

@@ -121,3 +121,60 @@ def test_model_switch_keeps_weights_and_outputs(tmp_path):
     model.save(tmp_path / "model.keras")
     restored = keras.saving.load_model(tmp_path / "model.keras")
     assert_close(restored(images), model(images))
+
+
+
+def layer_under(strategy, seed=3):
+    """Returns `(layer, gamma, beta)`: a 4-channel `FusedBatchNormalization` (momentum 0.9,
+    epsilon 1e-3) built in `strategy`'s scope, with random gamma/beta (float32 [4]) and moving
+    statistics 0 and 1."""
+    with strategy.scope():
+        layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-3)
+        layer.build((None, None, None, 4))
+    rng = np.random.default_rng(seed)
+    gamma, beta = rng.uniform(0.5, 2.0, 4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    layer.set_weights([gamma, beta, np.zeros(4, np.float32), np.ones(4, np.float32)])
+    return layer, gamma, beta
+
+
+def replica_training_step(layer, strategy):
+    """Returns a `tf.function` of a (distributed) batch `x`: per replica, the training call's
+    outputs and the gradient of their sum with respect to `x`, as `strategy.run` returns them."""
+    @tf.function
+    def step(x):
+        def replica(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+            return y, tape.gradient(y, x)
+        return strategy.run(replica, args=(x,))
+    return step
+
+
+TWO_REPLICA_STEP = """
+import json, os
+import numpy as np
+from tests.layers.test_fused_batch_norm import layer_under, replica_training_step
+layer, gamma, beta = layer_under(strategy)
+x = np.random.default_rng(4).normal(1.0, 3.0, (4, 9, 11, 4)).astype(np.float32)
+batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x).unbatch().batch(4))))
+outputs, _ = replica_training_step(layer, strategy)(batch)
+choices = json.load(open(os.path.join(os.environ["XDG_CACHE_HOME"], "deeplab_tf", "autotune.json")))["choices"]
+print(json.dumps({"x": x.tolist(), "gamma": gamma.tolist(), "beta": beta.tolist(), "choices": choices,
+                  "outputs": [t.numpy().tolist() for t in strategy.experimental_local_results(outputs)]}))
+"""
+
+
+def test_tuning_runs_in_the_replicas_of_a_distributed_step(run_in_two_replicas):
+    """The trainer's case: in a training step of two replicas (its own process), the layer times
+    both candidates for the shape one replica sees (for real), caches the pick, and each replica
+    gives the NumPy batch norm of its half of the batch, whichever was picked."""
+    report = run_in_two_replicas(TWO_REPLICA_STEP)
+    assert list(report["choices"]) == ["batch_norm train float32 input=2x9x11x4"]
+    entry = report["choices"]["batch_norm train float32 input=2x9x11x4"]
+    assert sorted(entry["ms"]) == ["fused", "keras"] and entry["pick"] in ("fused", "keras")
+    x, gamma, beta = (np.asarray(report[name]) for name in ("x", "gamma", "beta"))
+    assert len(report["outputs"]) == 2
+    for half, outputs in zip((x[:2], x[2:]), report["outputs"]):
+        mean, variance = half.mean((0, 1, 2)), half.var((0, 1, 2))
+        assert_close(outputs, (half - mean) / np.sqrt(variance + 1e-3) * gamma + beta)

@@ -5,9 +5,6 @@ and calls without tuning are Keras' own; tuning works in replicas of a distribut
 speed choices switch a built model's layers."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -156,13 +153,10 @@ def test_speed_choices_switch_keras_depthwise_layers_and_keep_them_through_a_ker
     np.testing.assert_array_equal(loaded(x).numpy(), before)
 
 
-TWO_REPLICAS = """
+TWO_REPLICA_STEP = """
 import json, os
-import numpy as np, keras, tensorflow as tf
-tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
-                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np, keras
 from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     layer = TunedDepthwiseConv2D(3, strides=2, dtype="mixed_bfloat16")
     layer.build((2, 17, 17, 4))
@@ -189,16 +183,11 @@ print(json.dumps({"error": float(np.abs(ours - theirs).max() / np.abs(theirs).ma
 """
 
 
-def test_tuning_runs_in_the_replicas_of_a_distributed_step(tmp_path):
+def test_tuning_runs_in_the_replicas_of_a_distributed_step(run_in_two_replicas):
     """In a step of two replicas (a MirroredStrategy on two logical CPUs, its own process), a
     bfloat16 layer tunes while the replicas' step is traced (timing for real), writes its training
     key and gives Keras' outputs to bfloat16 rounding."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", autotune.SWITCH: "1", "XDG_CACHE_HOME": str(tmp_path)}
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", TWO_REPLICAS], capture_output=True, text=True, env=env,
-                            cwd=repo, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_in_two_replicas(TWO_REPLICA_STEP)
     assert report["replicas"] == 2
     assert report["keys"] == ["depthwise_conv2d train bfloat16 input=2x17x17x4 kernel=3x3x4x1 "
                               "strides=2x2 dilation=1x1 padding=valid"]
