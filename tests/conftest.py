@@ -1,4 +1,5 @@
-"""Shared fixtures: the CamVid folder from ../shared, and a fresh-process SavedModel runner."""
+"""Shared fixtures: the CamVid folder from ../shared, a fresh-process SavedModel runner, and the
+speed-tuning cache (`cache_file`, `timed`)."""
 
 import os
 import subprocess
@@ -122,3 +123,25 @@ def exported_demo(tmp_path_factory):
     options = ServingOptions(input_types=INPUT_TYPES)  # the default signatures plus serving_tf_example
     export_saved_model(experiment, str(root / "run"), str(root / "export"), options=options, log=lambda line: None)
     return experiment, root / "run", root / "export"
+
+
+@pytest.fixture
+def cache_file(tmp_path, monkeypatch):
+    """Tuning on (`deeplab_tf.layers.autotune`), with its cache under `tmp_path`; returns the
+    cache file's path (not written yet)."""
+    from deeplab_tf.layers import autotune
+
+    monkeypatch.setenv(autotune.SWITCH, "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "deeplab_tf" / "autotune.json"
+
+
+@pytest.fixture
+def timed(monkeypatch):
+    """Counts the candidates timed: returns a list that gets one entry per run `autotune.measure`
+    times. Runs are not run: each takes "1 ms", so a pick is the first candidate (ties)."""
+    from deeplab_tf.layers import autotune
+
+    runs = []
+    monkeypatch.setattr(autotune, "measure", lambda run: runs.append(run) or 1e-3)
+    return runs

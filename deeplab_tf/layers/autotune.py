@@ -5,7 +5,8 @@ A choice that only changes speed calls `pick(key, names, prepare)` while its lay
 space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise), the batch norm of a
 training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops) and
 Keras' depthwise convolutions in bfloat16 and float16 (`deeplab_tf.layers.tuned_depthwise_conv`:
-in the compute dtype or in float32).
+in the compute dtype or in float32), and the training loss's per-pixel cross-entropy
+(`deeplab_tf.training.losses`: the one-hot form or TensorFlow's fused op).
 The first time a key is seen on a machine, `prepare()` builds one run per candidate (one
 `tf.function`, `timed_step`: the forward pass, plus the gradients where a gradient tape records
 the call, i.e. in a training step), each run is timed (`measure`: a warm-up, then at least
@@ -23,7 +24,8 @@ Switches:
   (tests/conftest.py); tests that tune set "1".
 - Op determinism (`tf.config.experimental.enable_op_determinism()`, the trainer's
   `--deterministic`) turns it off: a pick timed on a busy machine could differ between runs.
-When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel).
+When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel; the
+compute dtype; the one-hot form).
 
 Cache file: `$XDG_CACHE_HOME/deeplab_tf/autotune.json` (`~/.cache/deeplab_tf/autotune.json`
 when XDG_CACHE_HOME is unset or empty), JSON, written atomically (a temporary file in the same

@@ -1,22 +1,63 @@
-"""Segmentation losses."""
+"""Segmentation losses: the masked softmax cross-entropy (its per-pixel form a tuned speed
+choice) and the L2 weight decay."""
 
 import tensorflow as tf
+from tensorflow.python.eager import record  # could_possibly_record: not public in 2.21
 
 from deeplab_tf.data.dataset_info import IGNORE_LABEL
+from deeplab_tf.layers import autotune
+
+
+def _one_hot_form(labels, logits):
+    """`log(sum(exp(z))) - sum(z * one_hot(label))` with `z = logits - max(logits)` (the max held
+    constant for the gradient, which is unchanged by it): float32 [B, H, W]."""
+    shifted = logits - tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
+    log_sum = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1))
+    one_hot = tf.one_hot(labels, tf.shape(logits)[-1], dtype=shifted.dtype)
+    return log_sum - tf.reduce_sum(shifted * one_hot, axis=-1)
+
+
+def _fused_form(labels, logits):
+    """TensorFlow's fused op, `tf.nn.sparse_softmax_cross_entropy_with_logits`: float32 [B, H, W]."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+# The exact forms of the per-pixel cross-entropy, a speed choice (`_form`); the first is the
+# fixed rule and wins ties.
+CROSS_ENTROPY_FORMS = {"one_hot": _one_hot_form, "fused": _fused_form}
+
+
+def _form(logits) -> str:
+    """The name of the form in `CROSS_ENTROPY_FORMS` that computes the loss of `logits`: with
+    tuning on (`deeplab_tf.layers.autotune`) and a static shape, the faster on this machine for
+    that shape (key "cross_entropy <train|infer> float32 logits=<shape>", forward + gradient
+    timed where a gradient tape records); "one_hot" otherwise."""
+    if not (logits.shape.is_fully_defined() and autotune.enabled()):
+        return next(iter(CROSS_ENTROPY_FORMS))
+    training = record.could_possibly_record()
+    key = autotune.key("cross_entropy", training, logits.dtype.name, logits=logits.shape)
+
+    def timed_runs():
+        [random_logits] = autotune.random_tensors([logits.shape], logits.dtype.name)
+        labels = tf.random.stateless_uniform(logits.shape[:-1], seed=[1, 0], maxval=logits.shape[-1], dtype=tf.int32)
+        return {name: autotune.timed_step(lambda z, form=form: form(labels, z), [random_logits], training)
+                for name, form in CROSS_ENTROPY_FORMS.items()}
+
+    return autotune.pick(key, tuple(CROSS_ENTROPY_FORMS), timed_runs)
 
 
 def softmax_cross_entropy(labels, logits):
     """Returns `-log softmax(logits)[label]` per pixel: float32 [B, H, W], for int labels
     [B, H, W] in [0, C) and float32 logits [B, H, W, C].
 
-    The values of `tf.nn.sparse_softmax_cross_entropy_with_logits` to float32 rounding, computed
-    as `log(sum(exp(z))) - sum(z * one_hot(label))` with `z = logits - max(logits)` (the max held
-    constant for the gradient, which is unchanged by it). Forward pass + gradient: 1.18x-1.50x
-    faster than the fused op on the 2-core AMD EPYC of BENCHMARKS.md ("The loss: one-hot form").
-    A one-hot of a label outside [0, C) is all zeros, so such labels fail here with an
-    InvalidArgumentError naming the range (the fused op refuses them too). XLA drops assertions,
-    so there such pixels' losses are NaN instead, as the fused op's are under XLA (the trainer
-    stops on a non-finite loss).
+    Computed by one of `CROSS_ENTROPY_FORMS`, equal to float32 rounding: the one-hot form
+    (`_one_hot_form`) or TensorFlow's fused op. Which one is a speed choice, tuned per logits
+    shape on the machine in use (`_form`): on the 2-core AMD EPYC of BENCHMARKS.md the one-hot
+    form's forward pass + gradient was 1.18x-1.50x faster ("The loss: one-hot form"). A label
+    outside [0, C) fails with an InvalidArgumentError naming the range (either form sees only
+    in-range labels, so the message is always this one). XLA drops assertions, so there such
+    pixels' losses are NaN instead, as the fused op's are under XLA (the trainer stops on a
+    non-finite loss).
     """
     classes = tf.shape(logits)[-1]
     labels = tf.cast(labels, tf.int32)
@@ -26,9 +67,7 @@ def softmax_cross_entropy(labels, logits):
         ["cross-entropy: a label outside [0, number of classes) that is not the ignore label; "
          "number of classes:", classes, "labels from", tf.reduce_min(labels), "to", tf.reduce_max(labels)],
     )
-    shifted = logits - tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))
-    log_sum = tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1))
-    per_pixel = log_sum - tf.reduce_sum(shifted * tf.one_hot(labels, classes, dtype=shifted.dtype), axis=-1)
+    per_pixel = CROSS_ENTROPY_FORMS[_form(logits)](tf.where(in_range, labels, 0), logits)
     return tf.where(in_range, per_pixel, float("nan"))
 
 

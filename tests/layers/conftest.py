@@ -1,4 +1,5 @@
-"""Fixtures of the speed-tuning tests (deeplab_tf.layers.autotune and the layers that tune)."""
+"""Fixture of the speed-tuning tests of layers: a script run in two replicas (the tuning cache
+fixtures, `cache_file` and `timed`, are in tests/conftest.py: the loss tunes too)."""
 
 import json
 import os
@@ -16,23 +17,6 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 """
-
-
-@pytest.fixture
-def cache_file(tmp_path, monkeypatch):
-    """Tuning on, with its cache under `tmp_path`; returns the cache file's path (not written yet)."""
-    monkeypatch.setenv(autotune.SWITCH, "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "deeplab_tf" / "autotune.json"
-
-
-@pytest.fixture
-def timed(monkeypatch):
-    """Counts the candidates timed: returns a list that gets one entry per run `autotune.measure`
-    times. Runs are not run: each takes "1 ms", so a pick is the first candidate (ties)."""
-    runs = []
-    monkeypatch.setattr(autotune, "measure", lambda run: runs.append(run) or 1e-3)
-    return runs
 
 
 @pytest.fixture

@@ -1,12 +1,17 @@
-"""Loss (values, gradients, label checks) and schedule against direct NumPy formulas."""
+"""Loss (values, gradients, label checks, each tuned form) and schedule against direct NumPy
+formulas."""
+
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from deeplab_tf.training import losses
 from deeplab_tf.training.losses import masked_sparse_cross_entropy
 from deeplab_tf.training.losses import softmax_cross_entropy
 from deeplab_tf.training.schedules import PolyDecay
+from tests.layers.test_autotune import write_cache
 
 
 def test_cross_entropy_ignores_255():
@@ -93,3 +98,56 @@ def test_under_xla_a_label_outside_the_classes_gives_nan():
     labels[0, 1, 1] = 3
     loss = tf.function(masked_sparse_cross_entropy, jit_compile=True)(labels, np.zeros((1, 2, 2, 3), np.float32))
     assert np.isnan(float(loss))
+
+
+LOSS_KEY = "cross_entropy train float32 logits=2x3x5x4"
+
+
+def loss_and_gradient(labels, logits):
+    """The masked loss of `logits` (NumPy [2, 3, 5, 4]) and its gradient, in a traced training step."""
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = masked_sparse_cross_entropy(labels, x)
+        return loss, tape.gradient(loss, x)
+    return step(tf.constant(logits))
+
+
+@pytest.mark.parametrize("pick", sorted(losses.CROSS_ENTROPY_FORMS))
+def test_each_tuned_form_gives_the_numpy_loss_and_gradient(pick, cache_file, timed, monkeypatch):
+    """With a cached pick, that form (and only it) computes the loss, untimed: the NumPy loss and
+    its gradient `(softmax - one_hot(label)) / labelled pixels`, zero where ignored."""
+    write_cache(cache_file, {LOSS_KEY: pick})
+    called = []
+    monkeypatch.setattr(losses, "CROSS_ENTROPY_FORMS", {
+        name: (lambda labels, logits, name=name, form=form: called.append(name) or form(labels, logits))
+        for name, form in losses.CROSS_ENTROPY_FORMS.items()})
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 4, size=(2, 3, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=(2, 3, 5))
+    labels[0, 1] = 255
+    loss, gradient = loss_and_gradient(labels, logits)
+    valid = labels != 255
+    safe = np.where(valid, labels, 0)
+    log_softmax = logits - logits.max(-1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(log_softmax, safe[..., None], -1)[..., 0]
+    assert float(loss) == pytest.approx(nll[valid].mean(), rel=1e-5)
+    expected = (np.exp(log_softmax) - np.eye(4)[safe]) * (valid / valid.sum())[..., None]
+    np.testing.assert_allclose(gradient.numpy(), expected, atol=1e-6)
+    assert called == [pick] and not timed
+
+
+def test_the_loss_form_is_timed_once_and_cached(cache_file):
+    """Without a cached pick both forms are timed for real (forward + gradient), the pick is
+    cached under the logits' shape, and the next trace reads it."""
+    logits = np.random.default_rng(6).normal(size=(2, 3, 5, 4)).astype(np.float32)
+    labels = np.zeros((2, 3, 5), np.int64)
+    loss_and_gradient(labels, logits)
+    entry = json.loads(cache_file.read_text())["choices"][LOSS_KEY]
+    assert sorted(entry["ms"]) == sorted(losses.CROSS_ENTROPY_FORMS) and entry["pick"] in losses.CROSS_ENTROPY_FORMS
+    cache_file.write_text(cache_file.read_text().replace(f'"pick": "{entry["pick"]}"', '"pick": "fused"'))
+    before = cache_file.read_text()
+    loss_and_gradient(labels, logits)
+    assert cache_file.read_text() == before
