@@ -123,7 +123,6 @@ def test_model_switch_keeps_weights_and_outputs(tmp_path):
     assert_close(restored(images), model(images))
 
 
-
 def layer_under(strategy, seed=3):
     """Returns `(layer, gamma, beta)`: a 4-channel `FusedBatchNormalization` (momentum 0.9,
     epsilon 1e-3) built in `strategy`'s scope, with random gamma/beta (float32 [4]) and moving
