@@ -8,9 +8,8 @@ alternately in one process (A B A B ...), after checking that they compute the s
 A variant is `name:overrides`, where overrides are experiment overrides
 (`model.atrous_implementation=native,model.fused_batch_norm=false`, as
 `deeplab_tf.config.apply_overrides` takes) and the flags `+fold_bn` (inference only:
-`deeplab_tf.models.fold_batch_norm`, as the exporter does), `+keras_depthwise` (the model's
-`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype) and
-`+keras_conv` (its `TunedConv2D`s made Keras' `Conv2D`s again: oneDNN's convolution and gradients).
+`deeplab_tf.models.fold_batch_norm`, as the exporter does) and `+keras_depthwise` (the model's
+`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype).
 `--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy. Every variant
 is built from the same seed and gets the first variant's weights;
 its logits (inference mode, and training mode for --mode=training) must equal the first's to
@@ -49,25 +48,21 @@ def build_variant(args, spec, weights):
     import keras
 
     from deeplab_tf.layers.layer_classes import switch_layer_class
-    from deeplab_tf.layers.tuned_conv import TunedConv2D
     from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
     from deeplab_tf.models.fold_batch_norm import fold_batch_norm
 
-    keras_classes = {"keras_depthwise": (TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D),
-                     "keras_conv": (TunedConv2D, keras.layers.Conv2D)}
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]
     overrides, flags = parts[0], set(parts[1:])
-    unknown = flags - {"fold_bn", *keras_classes}
+    unknown = flags - {"fold_bn", "keras_depthwise"}
     if unknown:
-        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, "
-                         + ", ".join(f"+{flag}" for flag in keras_classes))
+        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, +keras_depthwise")
     step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
                                    override=overrides, num_classes=args.num_classes,
                                    precision=args.precision)
     step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
-    for flag in flags & set(keras_classes):  # before the step's first call traces it
-        switch_layer_class(model, *keras_classes[flag])
+    if "keras_depthwise" in flags:  # before the step's first call traces it
+        switch_layer_class(model, TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D)
     if weights is not None:
         model.set_weights(weights)
     if "fold_bn" in flags:

@@ -1,8 +1,8 @@
 """TunedDepthwiseConv2D (deeplab_tf.layers.tuned_depthwise_conv): Keras' depthwise convolution
 whose bfloat16 / float16 calls run in the compute dtype or in float32. Both candidates give the
 NumPy reference's values and gradients; the tuner picks one of them and caches it; float32 calls
-and calls without tuning are Keras' own. (tests/layers/test_speed_choices.py: the layers switched
-in a built model, and tuning in the replicas of a distributed step.)"""
+and calls without tuning are Keras' own; tuning works in replicas of a distributed step; the
+speed choices switch a built model's layers."""
 
 import json
 
@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.layers import autotune
+from deeplab_tf.layers.speed_choices import apply_speed_choices
 from deeplab_tf.layers.tuned_depthwise_conv import PRECISIONS
 from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
 from tests.layers.test_atrous_conv import assert_close_relative_to_max
@@ -52,9 +53,8 @@ def make_layer(strides, dilation, padding, dtype, weights=None, cls=TunedDepthwi
 
 
 def run_with_gradients(layer, x, g):
-    """Returns (outputs, d sum(outputs * g) / d x, d ... / d kernel, d ... / d bias) of a traced
-    call of `layer` (kernel and bias, in this order) that a gradient tape records, as float64
-    arrays."""
+    """Returns (outputs, d sum(outputs * g) / d x, d ... / d kernel) of a traced call that a
+    gradient tape records, as float64 arrays."""
 
     @tf.function
     def step(x):
@@ -62,7 +62,7 @@ def run_with_gradients(layer, x, g):
             tape.watch(x)
             y = layer(x)
             loss = tf.reduce_sum(tf.cast(y, tf.float64) * g)
-        return y, *tape.gradient(loss, [x, layer.kernel, layer.bias])
+        return y, *tape.gradient(loss, [x, layer.kernel])
 
     return [tf.cast(t, tf.float64).numpy() for t in step(tf.constant(x, tf.float32))]
 
@@ -89,7 +89,7 @@ def test_both_precisions_match_the_numpy_reference(strides, dilation, padding, d
     layer = make_layer(strides, dilation, padding, f"mixed_{dtype}", [w, np.ones(CHANNELS * MULTIPLIER)])
     expected = strided_reference(x, w, strides, dilation, padding) + 1.0
     g = rounded(np.random.default_rng(7).standard_normal(expected.shape), dtype)
-    y, dx, dw, _ = run_with_gradients(layer, x, g)
+    y, dx, dw = run_with_gradients(layer, x, g)
     tolerance = low_precision_tolerance(dtype)
     assert_close_relative_to_max(y, expected, tolerance)
     for gradient, want in zip((dx, dw), strided_reference_gradients(x, w, g, strides, dilation, padding)):
@@ -131,3 +131,64 @@ def test_float32_calls_and_calls_without_tuning_are_keras_own(dtype, switch, cac
     for ours, theirs in zip(run_with_gradients(layer, x, g), run_with_gradients(keras_layer, x, g)):
         np.testing.assert_array_equal(ours, theirs)
     assert timed == [] and not cache_file.exists()
+
+
+def test_speed_choices_switch_keras_depthwise_layers_and_keep_them_through_a_keras_file(tmp_path):
+    """`apply_speed_choices` makes a built model's `DepthwiseConv2D`s tuned ones with the same
+    weights and outputs; a `.keras` file of the model loads them back as tuned layers."""
+    inputs = keras.Input((9, 11, 3))
+    hidden = keras.layers.DepthwiseConv2D(3, strides=2, name="strided")(inputs)
+    outputs = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="same")(hidden)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(3).standard_normal((2, 9, 11, 3)).astype(np.float32)
+    weights, before = model.get_weights(), model(x).numpy()
+    apply_speed_choices(model, "auto", fused_batch_norm=False)
+    assert [type(layer) for layer in model.layers[1:]] == [TunedDepthwiseConv2D] * 2
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    np.testing.assert_array_equal(model(x).numpy(), before)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert [type(layer) for layer in loaded.layers[1:]] == [TunedDepthwiseConv2D] * 2
+    np.testing.assert_array_equal(loaded(x).numpy(), before)
+
+
+TWO_REPLICA_STEP = """
+import json, os
+import numpy as np, keras
+from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
+with strategy.scope():
+    layer = TunedDepthwiseConv2D(3, strides=2, dtype="mixed_bfloat16")
+    layer.build((2, 17, 17, 4))
+keras_layer = keras.layers.DepthwiseConv2D(3, strides=2, dtype="mixed_bfloat16")
+keras_layer.build((2, 17, 17, 4))
+keras_layer.set_weights(layer.get_weights())
+x = np.random.default_rng(0).standard_normal((4, 17, 17, 4)).astype(np.float32)
+
+@tf.function
+def step(x):
+    def replica(x):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+        return y, tape.gradient(tf.reduce_sum(tf.cast(y, tf.float32)), layer.kernel)
+    return strategy.run(replica, args=(x,))
+
+batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x).unbatch().batch(4))))
+outputs, gradients = step(batch)
+ours = np.concatenate([tf.cast(t, tf.float32).numpy() for t in strategy.experimental_local_results(outputs)])
+theirs = tf.cast(keras_layer(x), tf.float32).numpy()
+choices = json.load(open(os.path.join(os.environ["XDG_CACHE_HOME"], "deeplab_tf", "autotune.json")))["choices"]
+print(json.dumps({"error": float(np.abs(ours - theirs).max() / np.abs(theirs).max()), "keys": sorted(choices),
+                  "replicas": len(strategy.experimental_local_results(outputs))}))
+"""
+
+
+def test_tuning_runs_in_the_replicas_of_a_distributed_step(run_in_two_replicas):
+    """In a step of two replicas (a MirroredStrategy on two logical CPUs, its own process), a
+    bfloat16 layer tunes while the replicas' step is traced (timing for real), writes its training
+    key and gives Keras' outputs to bfloat16 rounding."""
+    report = run_in_two_replicas(TWO_REPLICA_STEP)
+    assert report["replicas"] == 2
+    assert report["keys"] == ["depthwise_conv2d train bfloat16 input=2x17x17x4 kernel=3x3x4x1 "
+                              "strides=2x2 dilation=1x1 padding=valid"]
+    assert report["error"] <= low_precision_tolerance("bfloat16")
