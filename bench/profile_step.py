@@ -138,13 +138,16 @@ def graph_flops_by_kind(graph, seen=None):
 def build_step(args, mode, with_model=False, model=None):
     """Returns (step tf.function, its inputs, a label[, the model]). `args` has size, batch,
     experiment, override, num_classes and optionally precision ("float32" or "bfloat16": the
-    model's Keras dtype policy, float32 or mixed_bfloat16); `model` replaces the experiment's
+    model's Keras dtype policy, float32 or mixed_bfloat16), jit (the training step compiled by
+    XLA, its speed choices timed under XLA as the trainer's are) and xla_picks (default True;
+    False: with jit, the speed choices timed without XLA); `model` replaces the experiment's
     model if given."""
     import keras
     import tensorflow as tf
 
     import experiments
     from deeplab_tf.config import apply_overrides
+    from deeplab_tf.layers import autotune
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
     from bench.peers.protocol import make_inputs
@@ -173,9 +176,11 @@ def build_step(args, mode, with_model=False, model=None):
         optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
         variables = model.trainable_variables
 
-        @tf.function
+        jit = getattr(args, "jit", False)
+
+        @tf.function(jit_compile=jit or None)
         def step(x, y):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape() as tape, autotune.compiled_by_xla(jit and getattr(args, "xla_picks", True)):
                 logits = resize_to(model(x, training=True), (height, width))
                 loss = masked_sparse_cross_entropy(y, tf.cast(logits, tf.float32))
             grads = tape.gradient(loss, variables)
@@ -186,7 +191,8 @@ def build_step(args, mode, with_model=False, model=None):
     m = experiment.model
     label = (f"{mode}: {m.arch} {m.backbone} OS{m.output_stride} atrous={m.atrous_implementation} "
              f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}, {model.dtype_policy.name}"
-             f"{', served (batch norms folded, weights in the compute dtype)' if served else ''}")
+             f"{', served (batch norms folded, weights in the compute dtype)' if served else ''}"
+             f"{', XLA' if mode == 'training' and getattr(args, 'jit', False) else ''}")
     return (step, inputs, label, model) if with_model else (step, inputs, label)
 
 

@@ -3,14 +3,16 @@ alternately in one process (A B A B ...), after checking that they compute the s
 
     python -m bench.step_variants --mode=training|inference [--rounds=3] [--warmup=1]
         [--variants="keras_bn:model.fused_batch_norm=false;fused_bn:"] [--size=N|HxW] [--batch=B]
-        [--experiment=voc_v3_r50_os16] [--num_classes=21] [--precision=float32|bfloat16]
+        [--experiment=voc_v3_r50_os16] [--num_classes=21] [--precision=float32|bfloat16] [--jit]
 
 A variant is `name:overrides`, where overrides are experiment overrides
 (`model.atrous_implementation=native,model.fused_batch_norm=false`, as
 `deeplab_tf.config.apply_overrides` takes) and the flags `+fold_bn` (inference only:
 `deeplab_tf.models.fold_batch_norm`, as the exporter does) and `+keras_depthwise` (the model's
-`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype).
-`--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy. Every variant
+`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype) and
+`+picks_without_xla` (with --jit: the speed choices timed without XLA, as before they were timed
+under it). `--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy;
+`--jit` compiles every variant's training step with XLA. Every variant
 is built from the same seed and gets the first variant's weights;
 its logits (inference mode, and training mode for --mode=training) must equal the first's to
 --tolerance (1e-4) relative, or the script stops. The step is `bench/profile_step.py`'s (= the peers
@@ -39,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--experiment", default="voc_v3_r50_os16")
     parser.add_argument("--num_classes", type=int, default=21)
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--jit", action="store_true", help="training steps compiled by XLA")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max relative logit difference")
     return parser.parse_args(argv)
@@ -54,12 +57,14 @@ def build_variant(args, spec, weights):
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]
     overrides, flags = parts[0], set(parts[1:])
-    unknown = flags - {"fold_bn", "keras_depthwise"}
+    unknown = flags - {"fold_bn", "keras_depthwise", "picks_without_xla"}
     if unknown:
-        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, +keras_depthwise")
+        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, +keras_depthwise, "
+                         "+picks_without_xla")
     step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
                                    override=overrides, num_classes=args.num_classes,
-                                   precision=args.precision)
+                                   precision=args.precision, jit=args.jit,
+                                   xla_picks="picks_without_xla" not in flags)
     step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
     if "keras_depthwise" in flags:  # before the step's first call traces it
         switch_layer_class(model, TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D)

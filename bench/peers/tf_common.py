@@ -1,6 +1,8 @@
 """What the TensorFlow workers share: the timed step (inference or SGD training) and an
 analytic FLOP count of a traced graph. Works with Keras 3 and tf_keras models alike."""
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -101,13 +103,15 @@ def cross_entropy(labels, logits):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def make_step(model, config, optimizer=None, loss_fn=cross_entropy, jit_compile=False):
+def make_step(model, config, optimizer=None, loss_fn=cross_entropy, jit_compile=False,
+              trace_scope=contextlib.nullcontext):
     """Returns run(): one timed iteration on the benchmark's fixed input.
 
     Inference: `model(images, training=False)` with logits resized to the input size. Training:
     forward in training mode, logits resized to the crop, `loss_fn(labels, logits)`, gradients,
     one `optimizer` step (SGD with momentum). The result is fetched to the host so that the
-    timing covers the whole computation."""
+    timing covers the whole computation. `trace_scope()` is entered while the step's body is
+    traced (deeplab-tf: its speed choices timed under XLA when `jit_compile`)."""
     images, labels = make_inputs(config)
     images, labels = tf.constant(images), tf.constant(labels)
     size = (config["height"], config["width"])
@@ -115,7 +119,8 @@ def make_step(model, config, optimizer=None, loss_fn=cross_entropy, jit_compile=
 
         @tf.function(jit_compile=jit_compile)
         def infer(x):
-            return resize_to(model(x, training=False), size)
+            with trace_scope():
+                return resize_to(model(x, training=False), size)
 
         return lambda: infer(images).numpy()
 
@@ -123,7 +128,7 @@ def make_step(model, config, optimizer=None, loss_fn=cross_entropy, jit_compile=
 
     @tf.function(jit_compile=jit_compile)
     def train(x, y):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, trace_scope():
             logits = resize_to(model(x, training=True), size)
             loss = loss_fn(y, tf.cast(logits, tf.float32))
         grads = tape.gradient(loss, variables)

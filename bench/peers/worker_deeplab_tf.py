@@ -15,6 +15,7 @@ def build(config):
     import deeplab_tf
     import experiments
     from deeplab_tf.config import apply_overrides
+    from deeplab_tf.layers import autotune
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.models import build_model
 
@@ -41,6 +42,7 @@ def build(config):
         optimizer,
         loss_fn=lambda y, logits: masked_sparse_cross_entropy(y, logits),
         jit_compile=bool(config.get("jit_compile")),
+        trace_scope=lambda: autotune.compiled_by_xla(bool(config.get("jit_compile"))),
     )
     m = experiment.model
     # Count the FLOPs of the dense (native) convolutions, so that the figure does not depend on

@@ -24,6 +24,10 @@ Switches:
   (tests/conftest.py); tests that tune set "1".
 - Op determinism (`tf.config.experimental.enable_op_determinism()`, the trainer's
   `--deterministic`) turns it off: a pick timed on a busy machine could differ between runs.
+- A function that XLA compiles (the trainer's step under `--jit_compile`) traces its layers
+  inside `compiled_by_xla()`: the choices picked there are timed compiled by XLA too
+  (`timed_step`), and kept apart from the others by a last key field "xla" (XLA fuses and
+  lowers ops its own way, so the pick for oneDNN's kernels may be the slower one under it).
 When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel; the
 compute dtype; the one-hot form).
 
@@ -48,8 +52,8 @@ folder, then `os.replace`), format 1:
 `machine` is what the times depend on (`machine()`): the CPU's "model name" and the vector and
 matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo, read by `deeplab_tf.cpu`), the threads
 TensorFlow runs ops on, TF's version and its oneDNN switch. A key (`key`) is "<op> <train|infer>
-<dtype> <field>=<value>...", shapes written `8x33x33x320`; "train" times forward + gradients,
-"infer" the forward pass. `ms` holds each candidate's least time in milliseconds, for reading
+<dtype> <field>=<value>...[ xla]", shapes written `8x33x33x320`; "train" times forward +
+gradients, "infer" the forward pass, "xla" ends the key of a choice timed and run compiled by XLA. `ms` holds each candidate's least time in milliseconds, for reading
 only. A file of another format or machine, or one that is not this JSON, is ignored with a
 warning and replaced at the next write, never an error; an entry whose pick is not a candidate of
 its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
@@ -58,6 +62,7 @@ file is never torn.
 """
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import tempfile
@@ -78,6 +83,7 @@ BUDGET_SECONDS = 0.02
 MIN_RUNS = 3
 
 _lock = threading.Lock()  # one pick at a time (replicas may trace in threads)
+_thread = threading.local()  # .xla: this thread traces a function that XLA compiles
 
 
 def enabled() -> bool:
@@ -87,6 +93,25 @@ def enabled() -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"{SWITCH}={value!r}; allowed: 0 (tuning off) or 1 (on, the default)")
     return value == "1" and not tf_config.is_op_determinism_enabled()
+
+
+@tf.autograph.experimental.do_not_convert  # Python run while tracing: never converted
+@contextlib.contextmanager
+def compiled_by_xla(enabled: bool = True):
+    """Within (`with compiled_by_xla(jit_compile):`, in the body of a function traced for
+    `tf.function(jit_compile=True)`), when `enabled`: the choices picked in this thread are keyed
+    (`key`) and timed (`timed_step`) for XLA. Nests; the previous state comes back on exit."""
+    previous = getattr(_thread, "xla", False)
+    _thread.xla = bool(enabled)
+    try:
+        yield
+    finally:
+        _thread.xla = previous
+
+
+def xla() -> bool:
+    """Returns True inside `compiled_by_xla()` (in this thread), False elsewhere."""
+    return getattr(_thread, "xla", False)
 
 
 def cache_path() -> str:
@@ -107,14 +132,15 @@ def machine() -> dict:
 def key(op: str, training: bool, dtype: str, **fields) -> str:
     """Returns the cache key of one choice, e.g. `key("batch_norm", True, "float32",
     input=(8, 33, 33, 256))` -> "batch_norm train float32 input=8x33x33x256" (shapes: sequences
-    of ints, e.g. a `tf.TensorShape`, joined by "x"; other values as `str`)."""
+    of ints, e.g. a `tf.TensorShape`, joined by "x"; other values as `str`), and
+    "... input=8x33x33x256 xla" inside `compiled_by_xla()`."""
     def text(value):
         if isinstance(value, (tuple, list, tf.TensorShape)):
             return "x".join(str(int(size)) for size in value)
         return str(value)
 
     return " ".join([op, "train" if training else "infer", dtype,
-                     *(f"{name}={text(value)}" for name, value in fields.items())])
+                     *(f"{name}={text(value)}" for name, value in fields.items()), *(["xla"] if xla() else [])])
 
 
 def random_tensors(shapes, dtype: str) -> list:
@@ -126,7 +152,8 @@ def random_tensors(shapes, dtype: str) -> list:
 def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], object]:
     """Returns a run of `fn(*inputs)` as one `tf.function` of no arguments: the forward pass,
     and with `training` also the gradients (of the sum of the outputs) with respect to `inputs`
-    and to the trainable variables `fn` reads, as a training step computes them."""
+    and to the trainable variables `fn` reads, as a training step computes them; compiled by XLA
+    inside `compiled_by_xla()` (`pick` carries that state into its timing thread)."""
     inputs = list(inputs)
 
     def forward():
@@ -138,7 +165,8 @@ def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], o
             outputs = fn(*inputs)
         return tape.gradient(outputs, [*inputs, *tape.watched_variables()])
 
-    return tf.function(forward_and_gradients if training else forward, autograph=False)
+    return tf.function(forward_and_gradients if training else forward, autograph=False,
+                       jit_compile=True if xla() else None)
 
 
 @tf.autograph.experimental.do_not_convert
@@ -164,6 +192,7 @@ def measure(run: Callable[[], object]) -> float:
     return min(times)
 
 
+@tf.autograph.experimental.do_not_convert  # Python run while tracing: never converted
 def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Callable]]) -> str:
     """Returns the fastest of `names` (the exact candidates of the call `key` describes) on this
     machine: the pick cached for `key`, or, at its first build here, the one whose run takes the
@@ -177,7 +206,13 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
         choices = _read(path, current)
         if choices.get(key, {}).get("pick") in names:
             return choices[key]["pick"]
-        seconds = eagerly(lambda: {name: measure(run) for name, run in prepare().items()})
+        compiled = xla()
+
+        def timings():  # in `eagerly`'s thread, which takes this thread's XLA state
+            with compiled_by_xla(compiled):
+                return {name: measure(run) for name, run in prepare().items()}
+
+        seconds = eagerly(timings)
         best = min(names, key=seconds.__getitem__)
         choices[key] = {"pick": best, "ms": {name: round(value * 1e3, 4) for name, value in seconds.items()}}
         _write(path, {"format": FORMAT, "machine": current, "choices": choices})

@@ -21,6 +21,7 @@ from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
 from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_dict
 from deeplab_tf.data import class_weights as class_weights_lib
+from deeplab_tf.layers import autotune
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
 
 CONFIG_FILE = "config.json"
@@ -237,7 +238,8 @@ def _distributed_step(strategy, parts, optimizer, cfg, class_weights=None):
         context = tf.distribute.get_replica_context()
         labelled = tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32))
         share = labelled / tf.maximum(context.all_reduce(tf.distribute.ReduceOp.SUM, labelled), 1.0)
-        with tf.GradientTape() as tape:
+        # Under XLA the speed choices traced here are timed compiled by XLA too.
+        with tf.GradientTape() as tape, autotune.compiled_by_xla(cfg.jit_compile):
             # One loss per supervised output: with multi-scale inputs, the fused and each scale's.
             outputs = tf.nest.flatten(parts.training_model(images, training=True))
             loss = share * tf.add_n(

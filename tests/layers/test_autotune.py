@@ -1,9 +1,11 @@
 """Speed tuning (deeplab_tf.layers.autotune): `auto` and the fused batch norm pick, among exact
 candidates only, what ran fastest here, cache it in a JSON file and read it back; stale or
-corrupt files are ignored with a warning; tuning is off by switch and under op determinism."""
+corrupt files are ignored with a warning; tuning is off by switch and under op determinism;
+choices traced for XLA are keyed apart and timed compiled by XLA."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -50,14 +52,15 @@ def write_cache(path, choices, **changes):
     path.write_text(json.dumps(content))
 
 
-def train_conv_and_norm(x, batch=2):
+def train_conv_and_norm(x, batch=2, xla=False):
     """A training step of a new AtrousConv2D(4, 3, rate=2) and a new fused batch norm on `x`
-    [2, 9, 11, 3], traced for a batch of size `batch` (None: unknown): returns their gradients."""
+    [2, 9, 11, 3], traced for a batch of size `batch` (None: unknown), compiled by XLA and traced
+    in `autotune.compiled_by_xla()` when `xla`: returns their gradients."""
     conv, norm = AtrousConv2D(4, 3, rate=2), FusedBatchNormalization()
 
-    @tf.function(input_signature=[tf.TensorSpec([batch, *SIZE, 3])])
+    @tf.function(input_signature=[tf.TensorSpec([batch, *SIZE, 3])], jit_compile=xla or None)
     def step(x):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, autotune.compiled_by_xla(xla):
             y = norm(conv(x), training=True)
         return tape.gradient(y, conv.trainable_weights + norm.trainable_weights)
 
@@ -306,3 +309,45 @@ def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
     assert eager
     for gradient, want in zip(gradients, reference_gradients(x, w, g_ones, 2, "same", False)):
         assert_close(gradient, want)
+
+
+def test_choices_traced_for_xla_are_keyed_apart_and_timed_compiled_by_xla(cache_file):
+    """Inside `compiled_by_xla()` keys end with "xla" and the runs `prepare` builds are compiled by
+    XLA: a candidate with an op XLA cannot compile (a NumPy function) fails there and runs
+    outside. The state nests and is this thread's only."""
+    x = tf.constant([1.0, 1.0, 2.0])
+
+    def prepare():
+        return {"numpy": autotune.timed_step(lambda x: tf.numpy_function(np.copy, [x], tf.float32), [x], False),
+                "identity": autotune.timed_step(tf.identity, [x], False)}
+
+    plain = autotune.key("op", False, "float32", input=(3,))
+    assert plain == "op infer float32 input=3" and not autotune.xla()
+    with autotune.compiled_by_xla():
+        key = autotune.key("op", False, "float32", input=(3,))
+        assert key == "op infer float32 input=3 xla"
+        with pytest.raises(tf.errors.InvalidArgumentError, match="PyFunc"):
+            autotune.pick(key, ("numpy", "identity"), prepare)
+        with autotune.compiled_by_xla(False):
+            assert not autotune.xla()
+        assert autotune.xla() and not autotune.eagerly(autotune.xla)
+    assert not autotune.xla()
+    assert autotune.pick(plain, ("numpy", "identity"), prepare) in ("numpy", "identity")
+    assert list(json.loads(cache_file.read_text())["choices"]) == [plain]
+
+
+def test_a_step_compiled_by_xla_tunes_under_its_own_keys_and_computes_the_same(cache_file, timed):
+    """An XLA-compiled training step traced in `compiled_by_xla()` picks under "... xla" keys,
+    never reading the picks of the same shapes without XLA, and gives the gradients of the step
+    without XLA."""
+    x = tf.random.stateless_normal([2, *SIZE, 3], seed=[1, 2])
+    keras.utils.set_random_seed(0)
+    expected = train_conv_and_norm(x)
+    first = len(timed)
+    keras.utils.set_random_seed(0)
+    gradients = train_conv_and_norm(x, xla=True)
+    assert len(timed) == 2 * first  # timed again: the picks without XLA are not read
+    assert sorted(json.loads(cache_file.read_text())["choices"]) == sorted(
+        [CONV_KEY, NORM_KEY, f"{CONV_KEY} xla", f"{NORM_KEY} xla"])
+    for ours, theirs in zip(gradients, expected):
+        assert_close(ours.numpy(), theirs.numpy())
