@@ -27,7 +27,8 @@ Switches:
 - A function that XLA compiles (the trainer's step under `--jit_compile`) traces its layers
   inside `compiled_by_xla()`: the choices picked there are timed compiled by XLA too
   (`timed_step`), and kept apart from the others by a last key field "xla" (XLA fuses and
-  lowers ops its own way, so the pick for oneDNN's kernels may be the slower one under it).
+  lowers ops its own way, so the pick for oneDNN's kernels may be the slower one under it). A
+  candidate XLA cannot compile is left out there, with a warning.
 When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel; the
 compute dtype; the one-hot form).
 
@@ -198,7 +199,9 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
     machine: the pick cached for `key`, or, at its first build here, the one whose run takes the
     least time (`measure` of each run `prepare()` returns, a dict name -> run, called only then);
     that pick and the times are written to the cache file. A single name is returned untimed.
-    Times `eagerly`, so it can be called while a function is traced. Call where `enabled()`."""
+    Times `eagerly`, so it can be called while a function is traced, and under XLA inside
+    `compiled_by_xla()`, where a candidate XLA cannot compile is left out with a warning (a
+    ValueError naming `key` if none compiles). Call where `enabled()`."""
     if len(names) == 1:
         return names[0]
     with _lock:
@@ -207,16 +210,31 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
         if choices.get(key, {}).get("pick") in names:
             return choices[key]["pick"]
         compiled = xla()
-
-        def timings():  # in `eagerly`'s thread, which takes this thread's XLA state
-            with compiled_by_xla(compiled):
-                return {name: measure(run) for name, run in prepare().items()}
-
-        seconds = eagerly(timings)
-        best = min(names, key=seconds.__getitem__)
+        seconds = eagerly(lambda: _times(prepare, compiled))
+        if not seconds:
+            raise ValueError(f"autotune: no candidate of {key!r} ({', '.join(names)}) compiles under XLA; "
+                             f"train without --jit_compile")
+        best = min(seconds, key=lambda name: (seconds[name], names.index(name)))
         choices[key] = {"pick": best, "ms": {name: round(value * 1e3, 4) for name, value in seconds.items()}}
         _write(path, {"format": FORMAT, "machine": current, "choices": choices})
         return best
+
+
+def _times(prepare: Callable[[], Mapping[str, Callable]], compiled: bool) -> dict:
+    """Returns {name: least seconds (`measure`)} of the runs `prepare()` returns, built and timed
+    in this thread with XLA when `compiled`; then a run XLA cannot compile is left out, with a
+    warning naming it."""
+    seconds = {}
+    with compiled_by_xla(compiled):
+        for name, run in prepare().items():
+            try:
+                seconds[name] = measure(run)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+                if not compiled:
+                    raise
+                reason = str(error).strip().splitlines()[0][:200]
+                warnings.warn(f"autotune: candidate {name!r} does not compile under XLA and is left out ({reason})")
+    return seconds
 
 
 def _read(path: str, current: dict) -> dict:

@@ -313,27 +313,35 @@ def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
 
 def test_choices_traced_for_xla_are_keyed_apart_and_timed_compiled_by_xla(cache_file):
     """Inside `compiled_by_xla()` keys end with "xla" and the runs `prepare` builds are compiled by
-    XLA: a candidate with an op XLA cannot compile (a NumPy function) fails there and runs
-    outside. The state nests and is this thread's only."""
+    XLA: a candidate with an op XLA cannot compile (a NumPy function) is left out there with a
+    warning, and timed outside; none compiling is an error naming the key. The state nests and is
+    this thread's only."""
     x = tf.constant([1.0, 1.0, 2.0])
 
-    def prepare():
-        return {"numpy": autotune.timed_step(lambda x: tf.numpy_function(np.copy, [x], tf.float32), [x], False),
-                "identity": autotune.timed_step(tf.identity, [x], False)}
+    def prepare(names=("numpy", "identity")):  # run in the timing thread
+        runs = {"numpy": lambda: tf.numpy_function(np.copy, [x], tf.float32),
+                "numpy_negative": lambda: tf.numpy_function(np.negative, [x], tf.float32),
+                "identity": lambda: tf.identity(x)}
+        return {name: autotune.timed_step(runs[name], [], False) for name in names}
 
     plain = autotune.key("op", False, "float32", input=(3,))
     assert plain == "op infer float32 input=3" and not autotune.xla()
     with autotune.compiled_by_xla():
         key = autotune.key("op", False, "float32", input=(3,))
         assert key == "op infer float32 input=3 xla"
-        with pytest.raises(tf.errors.InvalidArgumentError, match="PyFunc"):
-            autotune.pick(key, ("numpy", "identity"), prepare)
+        with pytest.warns(UserWarning, match="'numpy' does not compile under XLA"):
+            assert autotune.pick(key, ("numpy", "identity"), prepare) == "identity"
+        numpy_only = ("numpy", "numpy_negative")
+        with pytest.raises(ValueError, match="no candidate of 'other infer float32 input=3 xla'"), pytest.warns(UserWarning):
+            autotune.pick(autotune.key("other", False, "float32", input=(3,)), numpy_only, lambda: prepare(numpy_only))
         with autotune.compiled_by_xla(False):
             assert not autotune.xla()
         assert autotune.xla() and not autotune.eagerly(autotune.xla)
     assert not autotune.xla()
     assert autotune.pick(plain, ("numpy", "identity"), prepare) in ("numpy", "identity")
-    assert list(json.loads(cache_file.read_text())["choices"]) == [plain]
+    choices = json.loads(cache_file.read_text())["choices"]
+    assert sorted(choices) == [plain, key]
+    assert set(choices[key]["ms"]) == {"identity"} and set(choices[plain]["ms"]) == {"numpy", "identity"}
 
 
 def test_a_step_compiled_by_xla_tunes_under_its_own_keys_and_computes_the_same(cache_file, timed):
