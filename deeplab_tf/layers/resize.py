@@ -4,6 +4,17 @@ import keras
 import tensorflow as tf
 
 
+def _in_float32(maps):
+    """Returns `maps` cast to float32 when they are bfloat16 or float16 (exact), else `maps`.
+
+    TensorFlow's bilinear resize computes and returns float32 whatever its input type, so this
+    changes no value. It keeps the gradient in float32 up to the cast: XLA (TF 2.21) lowers the
+    resize's gradient for a bfloat16 input with mismatched types, and a `jit_compile` training step
+    of a mixed-precision model then fails to compile ("Seen floating point types of different
+    precisions ... ReluGrad")."""
+    return tf.cast(maps, tf.float32) if maps.dtype in (tf.bfloat16, tf.float16) else maps
+
+
 @keras.saving.register_keras_serializable(package="deeplab_tf")
 class ResizeToMatch(keras.layers.Layer):
     """Resizes `inputs[0]` bilinearly to the height and width of `inputs[1]`.
@@ -37,12 +48,12 @@ class ResizeToMatch(keras.layers.Layer):
 
     def call(self, inputs):
         features, reference = inputs
-        size = tf.shape(reference)[1:3]
+        size, maps = tf.shape(reference)[1:3], _in_float32(features)
         if self.align_corners:
-            resized = tf.raw_ops.ResizeBilinear(images=features, size=size, align_corners=True,
+            resized = tf.raw_ops.ResizeBilinear(images=maps, size=size, align_corners=True,
                                                 half_pixel_centers=False)
         else:
-            resized = tf.image.resize(features, size, method=self.interpolation)
+            resized = tf.image.resize(maps, size, method=self.interpolation)
         return tf.cast(resized, features.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -73,7 +84,7 @@ class ResizeByFactor(keras.layers.Layer):
     def call(self, images):
         size = tf.cast(tf.shape(images)[1:3], tf.float32) * self.scale
         size = tf.maximum(tf.cast(tf.round(size), tf.int32), 1)
-        return tf.cast(tf.image.resize(images, size, method="bilinear"), images.dtype)
+        return tf.cast(tf.image.resize(_in_float32(images), size, method="bilinear"), images.dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], None, None, input_shape[3])

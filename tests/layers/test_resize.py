@@ -75,3 +75,40 @@ def test_saved_model_file_keeps_align_corners(tmp_path):
 def test_align_corners_needs_bilinear():
     with pytest.raises(ValueError, match="align_corners=True needs interpolation='bilinear'"):
         ResizeToMatch(interpolation="nearest", align_corners=True)
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    """Keras' global dtype policy "mixed_bfloat16" (as the trainer sets it) for one test."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_a_bfloat16_training_step_compiles_under_xla_with_the_gradients_of_the_step_without(align_corners, mixed_bfloat16):
+    """conv -> batch norm -> ReLU -> conv -> resize in mixed bfloat16 (every DeepLab head's end):
+    with `jit_compile` it compiles (TF 2.21's XLA mistyped the resize's bfloat16 gradient: "Seen
+    floating point types of different precisions") and gives the gradients of the step without
+    XLA to bfloat16 rounding; the resized map's values are the float32 resize of its input."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 8))
+    hidden = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    hidden = keras.layers.ReLU()(keras.layers.BatchNormalization()(hidden))
+    logits = keras.layers.Conv2D(4, 1)(hidden)
+    model = keras.Model(inputs, ResizeToMatch(align_corners=align_corners)([logits, inputs]))
+    x = tf.constant(np.random.default_rng(1).standard_normal((2, 16, 16, 8)), tf.float32)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, model.trainable_variables)
+
+    for ours, theirs in zip(tf.function(step, jit_compile=True)(x), tf.function(step)(x)):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-2 * float(tf.reduce_max(tf.abs(theirs))))
+    small = keras.Model(inputs, logits)(x)
+    resized = model(x)
+    assert small.dtype == resized.dtype == tf.bfloat16
+    expected = ResizeToMatch(align_corners=align_corners, dtype="float32")([tf.cast(small, tf.float32), x])
+    np.testing.assert_array_equal(tf.cast(resized, tf.float32), tf.cast(tf.cast(expected, tf.bfloat16), tf.float32))

@@ -132,11 +132,13 @@ def test_mixed_bfloat16_trains_with_float32_variables(tmp_path):
     assert kernels and all(reader.get_variable_to_dtype_map()[name] == tf.float32 for name in kernels)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_speed_choices_are_tuned_for_the_step_as_it_is_compiled(jit_compile, tmp_path, cache_file, timed):
+@pytest.mark.parametrize("jit_compile, precision", [(False, ""), (True, ""), (True, "mixed_bfloat16")])
+def test_speed_choices_are_tuned_for_the_step_as_it_is_compiled(jit_compile, precision, tmp_path, cache_file, timed):
     """With tuning on, the trainer's step picks its speed choices under keys ending in "xla"
-    exactly when it is compiled by XLA (`train.jit_compile`), so they are timed that way too."""
-    experiment = apply_overrides(tiny_demo(steps=1), f"data.crop_size=32,train.jit_compile={str(jit_compile).lower()}")
+    exactly when it is compiled by XLA (`train.jit_compile`), so they are timed that way too; in
+    bfloat16 too (whose XLA step did not compile before the resize took float32 maps)."""
+    experiment = apply_overrides(tiny_demo(steps=1), f"data.crop_size=32,train.jit_compile={str(jit_compile).lower()},"
+                                                     f"train.mixed_precision={precision}")
     assert train(experiment, str(tmp_path / "run"), log=lambda line: None)["step"] == 1
     keys = list(json.loads(cache_file.read_text())["choices"])
     assert timed and keys
