@@ -54,10 +54,11 @@ folder, then `os.replace`), format 1:
 matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo, read by `deeplab_tf.cpu`), the threads
 TensorFlow runs ops on, TF's version and its oneDNN switch. A key (`key`) is "<op> <train|infer>
 <dtype> <field>=<value>...[ xla]", shapes written `8x33x33x320`; "train" times forward +
-gradients, "infer" the forward pass, "xla" ends the key of a choice timed and run compiled by XLA. `ms` holds each candidate's least time in milliseconds, for reading
-only. A file of another format or machine, or one that is not this JSON, is ignored with a
-warning and replaced at the next write, never an error; an entry whose pick is not a candidate of
-its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
+gradients, "infer" the forward pass, "xla" ends the key of a choice timed and run compiled by
+XLA. `ms` holds each candidate's least time in milliseconds, for reading only (under XLA, only
+the candidates that compiled). A file of another format or machine, or one that is not this JSON,
+is ignored with a warning and replaced at the next write, never an error; an entry whose pick is
+not a candidate of its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
 processes tuning at once may each drop the other's new entries (they are timed again later); the
 file is never torn.
 """

@@ -332,7 +332,8 @@ def test_choices_traced_for_xla_are_keyed_apart_and_timed_compiled_by_xla(cache_
         with pytest.warns(UserWarning, match="'numpy' does not compile under XLA"):
             assert autotune.pick(key, ("numpy", "identity"), prepare) == "identity"
         numpy_only = ("numpy", "numpy_negative")
-        with pytest.raises(ValueError, match="no candidate of 'other infer float32 input=3 xla'"), pytest.warns(UserWarning):
+        with (pytest.raises(ValueError, match="no candidate of 'other infer float32 input=3 xla'"),
+              pytest.warns(UserWarning)):
             autotune.pick(autotune.key("other", False, "float32", input=(3,)), numpy_only, lambda: prepare(numpy_only))
         with autotune.compiled_by_xla(False):
             assert not autotune.xla()

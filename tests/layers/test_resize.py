@@ -86,7 +86,8 @@ def mixed_bfloat16():
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
-def test_a_bfloat16_training_step_compiles_under_xla_with_the_gradients_of_the_step_without(align_corners, mixed_bfloat16):
+def test_a_bfloat16_training_step_compiles_under_xla_with_the_gradients_of_the_step_without(
+        align_corners, mixed_bfloat16):
     """conv -> batch norm -> ReLU -> conv -> resize in mixed bfloat16 (every DeepLab head's end):
     with `jit_compile` it compiles (TF 2.21's XLA mistyped the resize's bfloat16 gradient: "Seen
     floating point types of different precisions") and gives the gradients of the step without
