@@ -207,30 +207,17 @@ def predict_files(saved_model: str | None, input_path: str, output_dir: str, log
 def _predict_image(serve, palette, path: str, labels_file: str, overlay_file: str) -> None:
     """Writes the label PNG and the overlay of image file `path`; raises OSError or
     tf.errors.OpError saying why when it cannot be read, predicted or written."""
-    import cv2
     import numpy as np
     import tensorflow as tf
+
+    from deeplab_tf.evaluation import reports
 
     with open(path, "rb") as f:
         data = f.read()
     labels = serve(image_bytes=tf.constant([data]))["labels"][0].numpy()
     image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-    _write_png(labels_file, labels.astype(np.uint8))
-    _write_png(overlay_file, cv2.cvtColor(overlay(image, labels, palette), cv2.COLOR_RGB2BGR))
-
-
-def _write_png(path: str, image) -> None:
-    """Writes uint8 `image` ([H,W] or BGR [H,W,3]) as a PNG file at `path`, creating its folder.
-    Raises OSError when that fails (encoded with cv2.imencode and written by Python: cv2.imwrite
-    only returns False)."""
-    import cv2
-
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"cannot encode {path} as PNG")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(encoded.tobytes())
+    reports.write_png(labels_file, labels.astype(np.uint8))
+    reports.write_png(overlay_file, overlay(image, labels, palette))
 
 
 def _make_folder(path: str) -> None:

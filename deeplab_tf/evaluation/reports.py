@@ -136,8 +136,19 @@ def overlay_image(pixels, labels, predictions, palette, ignore_label: int = 255)
     return np.concatenate([pixels, gap, truth, gap, predicted, gap, errors], axis=1)
 
 
-def write_png(path: str, rgb) -> None:
-    """Writes an RGB uint8 image to `path` (folders created)."""
+def write_png(path: str, image) -> None:
+    """Writes uint8 `image`, [H, W] grey or [H, W, 3] RGB, as a PNG file at `path`, creating its
+    folder. Raises ValueError naming the shape or dtype it cannot write, OSError when writing
+    fails (encoded by OpenCV, written by Python: `cv2.imwrite` would only return False)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"cannot write {path}: a PNG here is uint8 [H, W] or [H, W, 3], "
+                         f"got {image.dtype} {list(image.shape)}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise OSError(f"cannot encode {path} as PNG")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"Could not write {path}")
+    with open(path, "wb") as f:
+        f.write(encoded.tobytes())
