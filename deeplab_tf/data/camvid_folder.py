@@ -4,7 +4,7 @@ Layout of `data_dir`::
 
     train.txt, val.txt, ...      one "image_path label_path" pair per line
     train/0001TP_006690.png      RGB image
-    trainannot/0001TP_006690.png single-channel uint8 label, class index per pixel, 11 = void
+    trainannot/0001TP_006690.png single-channel 8- or 16-bit label, class index per pixel, 11 = void
 
 Listed paths are relative to `data_dir`. SegNet's original lists hold absolute paths such as
 `/SegNet/CamVid/train/0001TP_006690.png`; a listed path that does not exist falls back to
@@ -38,8 +38,8 @@ CAMVID_INFO = DatasetInfo(
 _LAYOUT = (
     "Expected layout: DIR/<split>.txt (e.g. train.txt, val.txt) with one 'image_path label_path' "
     "pair per line, paths relative to DIR (e.g. 'train/0001TP_006690.png "
-    "trainannot/0001TP_006690.png'); labels are single-channel uint8 PNGs with class indices "
-    "0..10 and 11 = void."
+    "trainannot/0001TP_006690.png'); labels are single-channel 8- or 16-bit PNGs with class "
+    "indices 0..10 and 11 = void."
 )
 
 
@@ -141,15 +141,17 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     """Returns the decoded example for one pair of file paths (tf.string scalars).
 
     Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
-    "name": image_path}. Fails with an InvalidArgumentError naming the files when a PNG is cut
-    short (`_png_end_check`), the label has more than one channel (a colour-coded label, which would otherwise be read as grey levels),
-    the image and label sizes differ or a label value is neither a class index nor void/ignore.
+    "name": image_path}. A 16-bit label PNG's values are read as stored (`_decode_label`). Fails
+    with an InvalidArgumentError naming the files when a PNG is cut short (`_png_end_check`), the
+    label has more than one channel (a colour-coded label, which would otherwise be read as grey
+    levels), the image and label sizes differ or a label value is neither a class index nor
+    void/ignore.
     """
     image_data, label_data = tf.io.read_file(image_path), tf.io.read_file(label_path)
     with tf.control_dependencies([_png_end_check(image_data, image_path, "image"),
                                   _png_end_check(label_data, label_path, "label")]):
         image = tf.io.decode_image(image_data, channels=3, expand_animations=False)
-        label = tf.io.decode_image(label_data, channels=0, expand_animations=False)
+        label = _decode_label(label_data)
     channels = tf.shape(label)[-1]
     channel_check = tf.debugging.Assert(
         tf.equal(channels, 1),
@@ -170,7 +172,7 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
             " (height x width)",
         )],
     )
-    label = tf.where(label == CAMVID_VOID, tf.constant(IGNORE_LABEL, tf.uint8), label)
+    label = tf.where(label == CAMVID_VOID, IGNORE_LABEL, label)
     valid = (label < CAMVID_INFO.num_classes) | (label == IGNORE_LABEL)
     value_check = tf.debugging.Assert(
         tf.reduce_all(valid),
@@ -182,10 +184,25 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
         )],
     )
     with tf.control_dependencies([size_check, value_check]):
-        return {"image": tf.identity(image), "label": tf.identity(label), "name": image_path}
+        return {"image": tf.identity(image), "label": tf.cast(label, tf.uint8), "name": image_path}
+
+
+def _decode_label(data: tf.Tensor) -> tf.Tensor:
+    """Returns the label image in the file bytes `data` (tf.string scalar) as int32 [H, W, C]
+    holding the values stored: a 16-bit PNG's as they are (`tf.io.decode_image` would scale them
+    to 8 bits, turning class indices 0..255 into 0), any other image's 8-bit values."""
+    depth = tf.strings.substr(data, tf.minimum(PNG_BIT_DEPTH_OFFSET, tf.strings.length(data)), 1)
+    return tf.cond(
+        _is_png(data) & tf.equal(depth, b"\x10"),
+        lambda: tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.int32),
+        lambda: tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.int32),
+    )
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_BIT_DEPTH_OFFSET = 24
+"""Byte offset of a PNG's bit depth: after its signature, its first (IHDR) chunk's length and type,
+and the image's width and height."""
 PNG_END = b"IEND"
 """Type of the chunk that ends a PNG datastream."""
 _END_SEARCH_BYTES = 1 << 16
@@ -203,12 +220,16 @@ def _png_end_check(data: tf.Tensor, path: tf.Tensor, what: str) -> tf.Operation:
     count = tf.size(tail) - (len(PNG_END) - 1)
     windows = tf.stack([tail[k:k + count] for k in range(len(PNG_END))], axis=1)  # [count, 4]
     found = tf.reduce_any(tf.reduce_all(tf.equal(windows, list(PNG_END)), axis=1))
-    is_png = tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
     return tf.debugging.Assert(
-        tf.logical_or(tf.logical_not(is_png), found),
+        tf.logical_or(tf.logical_not(_is_png(data)), found),
         [_text("camvid_folder: ", what, " ", path, " is cut short: a PNG of ", size,
                " bytes without its end (no IEND chunk)")],
     )
+
+
+def _is_png(data: tf.Tensor) -> tf.Tensor:
+    """Returns whether the file bytes `data` (tf.string scalar) start with the PNG signature."""
+    return tf.equal(tf.strings.substr(data, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
 
 
 def _text(*parts) -> tf.Tensor:

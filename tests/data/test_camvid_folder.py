@@ -149,6 +149,30 @@ def test_load_pair_checks_values_eager_and_in_map(tmp_path, run):
         run(load_pair, *pair_paths(tmp_path))
 
 
+def write_16_bit_label(folder, label, stem="a"):
+    """Writes folder/img/<stem>.png and, over its 8-bit label, `label` as a 16-bit PNG."""
+    write_pair(folder, stem, image_size=np.shape(label))
+    path = folder / "ann" / f"{stem}.png"
+    cv2.imwrite(str(path), np.asarray(label, np.uint16))
+    assert path.read_bytes()[24] == 16  # the PNG's bit depth
+
+
+def test_a_16_bit_label_is_read_as_stored(tmp_path, run):
+    """TensorFlow's decoder scales a 16-bit PNG to 8 bits, which would read these classes as 0."""
+    write_16_bit_label(tmp_path, [[0, 10, 11, 255, 3, 7]] * 4)
+    example = run(load_pair, *pair_paths(tmp_path))
+    assert example["label"].dtype == tf.uint8
+    np.testing.assert_array_equal(example["label"], [[0, 10, 255, 255, 3, 7]] * 4)
+
+
+def test_a_16_bit_label_value_beyond_8_bits_is_refused_naming_it(tmp_path, run):
+    label = np.zeros((4, 6))
+    label[1, 2] = 256 + 3  # 8 bits of it would be class 3
+    write_16_bit_label(tmp_path, label)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"label {tmp_path / 'ann' / 'a.png'} has value 259;"):
+        run(load_pair, *pair_paths(tmp_path))
+
+
 @pytest.mark.parametrize("what, sub", [("image", "img"), ("label", "ann")])
 def test_a_png_cut_short_is_refused_naming_it(tmp_path, what, sub):
     """TensorFlow's decoder says only "Invalid PNG data, size N"; the reader names the file."""
