@@ -8,8 +8,9 @@ alternately in one process (A B A B ...), after checking that they compute the s
 A variant is `name:overrides`, where overrides are experiment overrides
 (`model.atrous_implementation=native,model.fused_batch_norm=false`, as
 `deeplab_tf.config.apply_overrides` takes) and the flags `+fold_bn` (inference only:
-`deeplab_tf.models.fold_batch_norm`, as the exporter does) and `+keras_depthwise` (the model's
-`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype) and
+`deeplab_tf.models.fold_batch_norm`, as the exporter does), `+keras_depthwise` (the model's
+`TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype),
+`+keras_conv` (its `TunedConv2D`s made Keras' `Conv2D`s again: oneDNN's kernel gradients) and
 `+picks_without_xla` (with --jit: the speed choices timed without XLA, as before they were timed
 under it). `--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy;
 `--jit` compiles every variant's training step with XLA. Every variant
@@ -51,23 +52,27 @@ def build_variant(args, spec, weights):
     import keras
 
     from deeplab_tf.layers.layer_classes import switch_layer_class
+    from deeplab_tf.layers.tuned_conv import TunedConv2D
     from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
     from deeplab_tf.models.fold_batch_norm import fold_batch_norm
 
+    keras_classes = {"keras_depthwise": (TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D),
+                     "keras_conv": (TunedConv2D, keras.layers.Conv2D)}
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]
     overrides, flags = parts[0], set(parts[1:])
-    unknown = flags - {"fold_bn", "keras_depthwise", "picks_without_xla"}
+    known = ["fold_bn", *keras_classes, "picks_without_xla"]
+    unknown = flags - set(known)
     if unknown:
-        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: +fold_bn, +keras_depthwise, "
-                         "+picks_without_xla")
+        raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: "
+                         + ", ".join(f"+{flag}" for flag in known))
     step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
                                    override=overrides, num_classes=args.num_classes,
                                    precision=args.precision, jit=args.jit,
                                    xla_picks="picks_without_xla" not in flags)
     step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
-    if "keras_depthwise" in flags:  # before the step's first call traces it
-        switch_layer_class(model, TunedDepthwiseConv2D, keras.layers.DepthwiseConv2D)
+    for flag in flags & set(keras_classes):  # before the step's first call traces it
+        switch_layer_class(model, *keras_classes[flag])
     if weights is not None:
         model.set_weights(weights)
     if "fold_bn" in flags:

@@ -13,7 +13,7 @@ in parallel processes (see `deeplab_tf.evaluation.crf_search.search_model`). Loa
 
 from absl import flags
 
-from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, model_to_read, resolve_experiment, run
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder: its latest checkpoint is used and the result written there.")
@@ -31,8 +31,9 @@ def main(argv):
     from deeplab_tf.evaluation.crf_search import search_model
 
     values = flags.FLAGS
-    search_model(resolve_experiment(values.checkpoint or values.model_dir), values.model_dir, values.checkpoint,
-                 values.split, values.num_images, values.processes, values.output)
+    experiment = resolve_experiment(model_to_read(values.model_dir, values.checkpoint))
+    search_model(experiment, values.model_dir, values.checkpoint, values.split, values.num_images, values.processes,
+                 values.output)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import os
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, model_to_read, resolve_experiment, run
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
@@ -197,7 +197,7 @@ def main(argv):
     values = flags.FLAGS
     # Before TensorFlow builds any op; said once the checks have passed (a refusal is one line).
     weight_cache = onednn_weight_cache.cache_served_weights() if values.saved_model else None
-    experiment = eval_overrides(values, resolve_experiment(values.checkpoint or values.model_dir))
+    experiment = eval_overrides(values, resolve_experiment(model_to_read(values.model_dir, values.checkpoint)))
     validate(experiment)  # the evaluation flags too, before anything is read or built
     split, settings = experiment.data.eval_split, experiment.eval
     output_dir = values.output_dir or (values.model_dir and os.path.join(values.model_dir, split))

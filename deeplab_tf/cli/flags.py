@@ -133,6 +133,31 @@ def run_config_path(path: str) -> str | None:
     return config if os.path.isfile(config) else None
 
 
+def model_to_read(model_dir: str | None, checkpoint: str | None) -> str | None:
+    """Returns the model a command that writes its results into --model_dir reads: `checkpoint`,
+    else `model_dir` (its latest checkpoint).
+
+    Raises ValueError when `model_dir` is a training run and `checkpoint` is not one of its
+    checkpoints (it is another run's, or outside any run): that model's results would be written
+    into `model_dir` as the run's own, over the run's.
+    """
+    from deeplab_tf.training.checkpoints import CHECKPOINT_SUBDIR
+
+    run = model_dir and run_config_path(model_dir)
+    if not (run and checkpoint):
+        return checkpoint or model_dir
+    owner = run_config_path(checkpoint)
+    if owner and os.path.samefile(owner, run):
+        return checkpoint
+    where = f"in the run {os.path.dirname(owner)}" if owner else "outside any training run"
+    advice = f"--model_dir={os.path.dirname(owner)}" if owner else "a --model_dir that holds no training run"
+    raise ValueError(
+        f"--checkpoint={checkpoint} is {where}, not in the run --model_dir={model_dir}: this command would "
+        f"file another model's results as that run's. Give a checkpoint in "
+        f"{os.path.join(model_dir, CHECKPOINT_SUBDIR)}, or {advice}"
+    )
+
+
 def run_experiment(config_path: str, name: str | None, overrides: list[str]) -> Experiment:
     """Returns the experiment a run recorded in `config_path`, with `overrides` applied.
 

@@ -3,10 +3,11 @@
 A choice that only changes speed calls `pick(key, names, prepare)` while its layer is traced:
 `implementation="auto"` of the atrous convolutions (`deeplab_tf.layers.atrous_auto`: native,
 space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise), the batch norm of a
-training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops) and
+training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops),
 Keras' depthwise convolutions in bfloat16 and float16 (`deeplab_tf.layers.tuned_depthwise_conv`:
-in the compute dtype or in float32), and the training loss's per-pixel cross-entropy
-(`deeplab_tf.training.losses`: the one-hot form or TensorFlow's fused op).
+in the compute dtype or in float32), the kernel gradient of Keras' strided 1x1 convolutions in a
+training step (`deeplab_tf.layers.tuned_conv`: oneDNN's or one GEMM), and the training loss's
+per-pixel cross-entropy (`deeplab_tf.training.losses`: the one-hot form or TensorFlow's fused op).
 The first time a key is seen on a machine, `prepare()` builds one run per candidate (one
 `tf.function`, `timed_step`: the forward pass, plus the gradients where a gradient tape records
 the call, i.e. in a training step), each run is timed (`measure`: a warm-up, then at least
@@ -30,7 +31,7 @@ Switches:
   lowers ops its own way, so the pick for oneDNN's kernels may be the slower one under it). A
   candidate XLA cannot compile is left out there, with a warning.
 When off, each choice follows its fixed rule (`atrous_auto.fixed_rule`; the fused kernel; the
-compute dtype; the one-hot form).
+compute dtype; oneDNN's kernel gradient; the one-hot form).
 
 Cache file: `$XDG_CACHE_HOME/deeplab_tf/autotune.json` (`~/.cache/deeplab_tf/autotune.json`
 when XDG_CACHE_HOME is unset or empty), JSON, written atomically (a temporary file in the same

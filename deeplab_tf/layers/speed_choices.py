@@ -4,8 +4,9 @@ Builders create atrous layers with their default implementation and Keras batch 
 experiment's `model.atrous_implementation` and `model.fused_batch_norm` are set by
 `apply_speed_choices` after the model is built (`deeplab_tf.models.build_model`), so no
 builder passes them along; it also makes Keras' depthwise convolutions `TunedDepthwiseConv2D`s
-(bfloat16 and float16 calls computed in the compute dtype or in float32). With `"auto"`, with the
-fused batch norm and in the tuned depthwise convolutions, each layer then picks, when it is
+(bfloat16 and float16 calls computed in the compute dtype or in float32) and Keras' convolutions
+`TunedConv2D`s (the kernel gradient of a strided 1x1 one from oneDNN or one GEMM). With `"auto"`,
+with the fused batch norm and in the tuned convolutions, each layer then picks, when it is
 traced, what ran fastest for its shape on this machine (timed once and cached:
 `deeplab_tf.layers.autotune`), or follows a fixed rule where tuning is off.
 """
@@ -16,6 +17,7 @@ from deeplab_tf.layers.atrous_conv import ATROUS_IMPLEMENTATIONS, AtrousConv2D, 
 from deeplab_tf.layers.fused_batch_norm import FusedBatchNormalization, use_fused_batch_norm
 from deeplab_tf.layers.layer_classes import switch_layer_class
 from deeplab_tf.layers.separable_atrous_conv import SeparableAtrousConv2D
+from deeplab_tf.layers.tuned_conv import TunedConv2D
 from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
 
 ATROUS_LAYERS = (AtrousConv2D, AtrousDepthwiseConv2D, SeparableAtrousConv2D)
@@ -23,7 +25,8 @@ ATROUS_LAYERS = (AtrousConv2D, AtrousDepthwiseConv2D, SeparableAtrousConv2D)
 
 def apply_speed_choices(model: keras.Model, atrous_implementation: str, fused_batch_norm: bool) -> int:
     """Sets `atrous_implementation` (one of `ATROUS_IMPLEMENTATIONS`) on every atrous layer of
-    `model`, nested models and layers included, and with `fused_batch_norm` computes every
+    `model`, nested models and layers included, makes its Keras depthwise and full convolutions
+    tuned ones (`TunedDepthwiseConv2D`, `TunedConv2D`), and with `fused_batch_norm` computes every
     Keras batch norm with TensorFlow's fused kernel (`use_fused_batch_norm`).
 
     Returns the number of atrous layers set. Raises ValueError for an unknown implementation.
@@ -36,6 +39,7 @@ def apply_speed_choices(model: keras.Model, atrous_implementation: str, fused_ba
     for layer in atrous:
         layer.implementation = atrous_implementation
     switch_layer_class(model, keras.layers.DepthwiseConv2D, TunedDepthwiseConv2D)
+    switch_layer_class(model, keras.layers.Conv2D, TunedConv2D)
     if fused_batch_norm:
         use_fused_batch_norm(model)
     return len(atrous)

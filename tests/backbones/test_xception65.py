@@ -81,7 +81,7 @@ def test_structure_and_parameter_count(backbones):
     """
     model = backbones(16)
     separable = [l for l in model.layers if isinstance(l, SeparableAtrousConv2D)]
-    convs = [l for l in model.layers if type(l) is keras.layers.Conv2D]
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
     assert len(separable) == 63
     assert [l.kernel_size for l in convs] == [(3, 3), (3, 3)] + [(1, 1)] * 4
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -1,16 +1,18 @@
 """evaluate, export and save_weights of a training run: its experiment is read from its
 config.json (the training's overrides are not repeated), and a model of another experiment or
-class count, an override that contradicts the run, or an output that cannot be written is refused in one line
-before any work."""
+class count, an override that contradicts the run, a checkpoint of another run than --model_dir, or an
+output that cannot be written is refused in one line before any work."""
 
 import json
 import re
+import shutil
 
 import pytest
 
 from deeplab_tf.cli import flags as cli_flags
 from deeplab_tf.config import apply_overrides
 from experiments import get_experiment
+from tests.file_digest import tree_digest
 
 TRAINED = "model.aspp_filters=16,model.low_level_filters=8,data.crop_size=64,train.steps=2"
 
@@ -26,6 +28,27 @@ def test_a_run_is_found_from_its_model_dir_its_checkpoints_folder_or_a_checkpoin
         assert cli_flags.run_config_path(str(path)) == str(run / "config.json"), path
     for path in (tmp_path, tmp_path / "ckpt-1", run / "weights.npz", tmp_path / "missing"):
         assert cli_flags.run_config_path(str(path)) is None, path
+
+
+def test_a_checkpoint_read_with_a_run_as_model_dir_must_be_that_runs(tmp_path):
+    for name in ("run", "other"):
+        (tmp_path / name / "checkpoints").mkdir(parents=True)
+        (tmp_path / name / "config.json").write_text("{}")
+        (tmp_path / name / "checkpoints" / "ckpt-3.index").write_text("")
+    (tmp_path / "weights.npz").write_text("")
+    run, other = tmp_path / "run", tmp_path / "other"
+    assert cli_flags.model_to_read(str(run), None) == str(run)
+    assert cli_flags.model_to_read(None, str(other)) == str(other)
+    assert cli_flags.model_to_read(f"{run}/", str(run / "checkpoints" / "ckpt-3")) == str(run / "checkpoints" / "ckpt-3")
+    assert cli_flags.model_to_read(str(tmp_path), str(other)) == str(other)  # a --model_dir that is no run
+    for checkpoint, where, advice in ((other / "checkpoints" / "ckpt-3", f"in the run {other}", f"--model_dir={other}"),
+                                      (tmp_path / "weights.npz", "outside any training run",
+                                       "a --model_dir that holds no training run")):
+        with pytest.raises(ValueError) as error:
+            cli_flags.model_to_read(str(run), str(checkpoint))
+        assert str(error.value) == (
+            f"--checkpoint={checkpoint} is {where}, not in the run --model_dir={run}: this command would file another "
+            f"model's results as that run's. Give a checkpoint in {run / 'checkpoints'}, or {advice}")
 
 
 def test_the_runs_experiment_takes_data_location_and_eval_overrides_and_refuses_the_rest(tmp_path):
@@ -86,6 +109,10 @@ def test_save_weights_of_a_model_dir_needs_neither_experiment_nor_overrides(expo
     assert output.stat().st_size > 0
 
 REFUSED = [  # (command, arguments, the one error line after "error: "; RUN, EXPORT and TMP are paths)
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--checkpoint=TMP/a_file"],
+     "--checkpoint=TMP/a_file is outside any training run, not in the run --model_dir=RUN: this command would"),
+    ("deeplab_tf.cli.crf_search", ["--model_dir=RUN", "--checkpoint=TMP/a_file"],
+     "--checkpoint=TMP/a_file is outside any training run, not in the run --model_dir=RUN: this command would"),
     ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--experiment=demo", "--override=model.aspp_filters=64"],
      "--override contradicts the run's config RUN/config.json: model.aspp_filters=64 (the run has 16). Drop"),
     ("export.export_saved_model", ["--checkpoint=RUN", "--export_dir=TMP/export", "--override=train.steps=9"],
@@ -118,3 +145,18 @@ def test_refused_in_one_line_before_any_work(exported_demo, run_command, tmp_pat
     assert result.stderr.startswith(f"error: {paths(error)}"), result.stderr[-3000:]
     assert result.stderr.count("\n") == 1, result.stderr[-3000:]
     assert result.stdout == ""
+
+
+def test_evaluate_refuses_another_runs_checkpoint_into_a_run_leaving_it_as_it_was(exported_demo, run_command,
+                                                                                 tmp_path):
+    _, run, _ = exported_demo
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    before = tree_digest(run)
+    result = run_command("deeplab_tf.cli.evaluate", f"--model_dir={run}",
+                         f"--checkpoint={other / 'checkpoints' / 'ckpt-2'}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr == (f"error: --checkpoint={other / 'checkpoints' / 'ckpt-2'} is in the run {other}, not in "
+                             f"the run --model_dir={run}: this command would file another model's results as that "
+                             f"run's. Give a checkpoint in {run / 'checkpoints'}, or --model_dir={other}\n")
+    assert tree_digest(run) == before

@@ -1,8 +1,7 @@
 """TunedDepthwiseConv2D (deeplab_tf.layers.tuned_depthwise_conv): Keras' depthwise convolution
 whose bfloat16 / float16 calls run in the compute dtype or in float32. Both candidates give the
 NumPy reference's values and gradients; the tuner picks one of them and caches it; float32 calls
-and calls without tuning are Keras' own; tuning works in replicas of a distributed step; the
-speed choices switch a built model's layers."""
+and calls without tuning are Keras' own; tuning works in replicas of a distributed step."""
 
 import json
 
@@ -12,7 +11,6 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.layers import autotune
-from deeplab_tf.layers.speed_choices import apply_speed_choices
 from deeplab_tf.layers.tuned_depthwise_conv import PRECISIONS
 from deeplab_tf.layers.tuned_depthwise_conv import TunedDepthwiseConv2D
 from tests.layers.test_atrous_conv import assert_close_relative_to_max
@@ -131,26 +129,6 @@ def test_float32_calls_and_calls_without_tuning_are_keras_own(dtype, switch, cac
     for ours, theirs in zip(run_with_gradients(layer, x, g), run_with_gradients(keras_layer, x, g)):
         np.testing.assert_array_equal(ours, theirs)
     assert timed == [] and not cache_file.exists()
-
-
-def test_speed_choices_switch_keras_depthwise_layers_and_keep_them_through_a_keras_file(tmp_path):
-    """`apply_speed_choices` makes a built model's `DepthwiseConv2D`s tuned ones with the same
-    weights and outputs; a `.keras` file of the model loads them back as tuned layers."""
-    inputs = keras.Input((9, 11, 3))
-    hidden = keras.layers.DepthwiseConv2D(3, strides=2, name="strided")(inputs)
-    outputs = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="same")(hidden)
-    model = keras.Model(inputs, outputs)
-    x = np.random.default_rng(3).standard_normal((2, 9, 11, 3)).astype(np.float32)
-    weights, before = model.get_weights(), model(x).numpy()
-    apply_speed_choices(model, "auto", fused_batch_norm=False)
-    assert [type(layer) for layer in model.layers[1:]] == [TunedDepthwiseConv2D] * 2
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
-    np.testing.assert_array_equal(model(x).numpy(), before)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert [type(layer) for layer in loaded.layers[1:]] == [TunedDepthwiseConv2D] * 2
-    np.testing.assert_array_equal(loaded(x).numpy(), before)
 
 
 TWO_REPLICA_STEP = """
