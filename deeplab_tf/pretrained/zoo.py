@@ -178,17 +178,28 @@ def file_sha256(path: str) -> str:
 
 
 def check_files(model: PretrainedModel, path: str) -> list[str]:
-    """Returns the problems of the local copy of `model` at `path` (a folder holding its
-    `files`, or the single file): missing files and sha256 mismatches; [] when it is complete
-    and every known checksum matches."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    """Returns the problems of the local copy of `model` at `path`: missing files and sha256
+    mismatches; [] when it is complete and every known checksum matches. `path` is a folder
+    holding the model's `files`, or, for a model of one file, that file under any name (its
+    own bytes are checked, not a file beside it).
+
+    Raises ValueError naming `path` when it is a file and `model` has several files.
+    """
+    if not os.path.exists(path):
+        return [f"{path} does not exist"]
+    if os.path.isdir(path):
+        found = {name: sorted(glob.glob(os.path.join(path, name))) for name in model.files}
+    elif len(model.files) == 1:
+        found = {model.files[0]: [path]}
+    else:
+        raise ValueError(f"{path} is a file, but {model.name} has {len(model.files)} files "
+                         f"({', '.join(model.files)}): give the folder holding them")
     problems = []
-    for name in model.files:
-        matches = sorted(glob.glob(os.path.join(folder, name)))
+    for name, matches in found.items():
         if not matches:
-            problems.append(f"{os.path.join(folder, name)} is missing")
-        elif name in model.sha256 and file_sha256(matches[0]) != model.sha256[name]:
-            problems.append(f"{matches[0]} has sha256 {file_sha256(matches[0])}, published {model.sha256[name]}")
+            problems.append(f"{os.path.join(path, name)} is missing")
+        elif name in model.sha256 and (digest := file_sha256(matches[0])) != model.sha256[name]:
+            problems.append(f"{matches[0]} has sha256 {digest}, published {model.sha256[name]}")
     return problems
 
 

@@ -2,7 +2,9 @@
 experiment exists), the official files here match the published sha256, lookups fail clearly,
 and the listing command prints every entry."""
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +50,32 @@ def test_check_files_names_missing_and_altered_files(tmp_path):
     (tmp_path / "deeplabv3_257_mv_gpu.tflite").write_bytes(b"not the model")
     (problem,) = check_files(model, str(tmp_path))
     assert "has sha256" in problem and model.sha256["deeplabv3_257_mv_gpu.tflite"] in problem
+
+
+def test_check_files_of_a_file_checks_that_file_not_the_published_name_beside_it(tmp_path):
+    model = get_pretrained("deeplabv3_mnv2_dm05_257_tflite")
+    (tmp_path / "deeplabv3_257_mv_gpu.tflite").write_bytes(b"the published name, other bytes")
+    given = tmp_path / "renamed.tflite"
+    given.write_bytes(b"the file given")
+    expected = hashlib.sha256(b"the file given").hexdigest()
+    assert check_files(model, str(given)) == [
+        f"{given} has sha256 {expected}, published {model.sha256['deeplabv3_257_mv_gpu.tflite']}"]
+    assert check_files(model, str(tmp_path / "missing.tflite")) == [f"{tmp_path / 'missing.tflite'} does not exist"]
+
+
+def test_check_files_of_a_renamed_official_file_passes(tmp_path):
+    official = os.path.join(OFFICIAL, LOCAL_COPIES["deeplabv3_mnv2_dm05_257_tflite"], "deeplabv3_257_mv_gpu.tflite")
+    if not os.path.isfile(official):
+        pytest.skip(f"official models not found at {os.path.abspath(OFFICIAL)}")
+    shutil.copy(official, tmp_path / "model.tflite")
+    assert check_files(get_pretrained("deeplabv3_mnv2_dm05_257_tflite"), str(tmp_path / "model.tflite")) == []
+
+
+def test_check_files_of_one_file_of_a_model_of_several_is_refused(tmp_path):
+    (tmp_path / "model.json").write_text("{}")
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'model.json'} is a file, but "
+                                         "deeplabv3_mnv2_pascal_trainval_tfjs has 4 files"):
+        check_files(get_pretrained("deeplabv3_mnv2_pascal_trainval_tfjs"), str(tmp_path / "model.json"))
 
 
 def test_unknown_name_lists_the_known_ones():
