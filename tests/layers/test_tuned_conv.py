@@ -78,8 +78,8 @@ def test_both_kernel_gradients_match_the_numpy_reference(strides, dtype, kernel_
     for gradient, want in zip((dx, dw), reference_gradients(x, w, g, strides)):
         assert_close_relative_to_max(gradient, want, tolerance)
     assert ("Conv2DBackpropFilter" in training_op_types(layer, x)) == (kernel_gradient == "native")
-    assert picked == [(f"strided_pointwise_conv2d train {dtype} input=2x9x12x5 kernel=1x1x5x7 "
-                       f"strides={strides[0]}x{strides[1]}", KERNEL_GRADIENTS)]
+    assert set(picked) == {(f"strided_pointwise_conv2d train {dtype} input=2x9x12x5 kernel=1x1x5x7 "
+                            f"strides={strides[0]}x{strides[1]}", KERNEL_GRADIENTS)}
 
 
 def test_the_tuner_picks_a_candidate_and_caches_it(cache_file):
