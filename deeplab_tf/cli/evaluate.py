@@ -26,7 +26,7 @@ import os
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import define_experiment_flags, model_to_read, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, make_output_dir, model_to_read, resolve_experiment, run
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
@@ -203,7 +203,7 @@ def main(argv):
     output_dir = values.output_dir or (values.model_dir and os.path.join(values.model_dir, split))
     if not output_dir:
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
-    make_output_dir(output_dir)
+    make_output_dir(output_dir, "--output_dir")
     scorer, model_identity, info = build_scorer(values, experiment)
     if weight_cache:  # this process only serves the SavedModel: its weights never change
         print(weight_cache[1])
@@ -233,18 +233,6 @@ def main(argv):
     write_reports(output_dir, results, worst, info)
     print(f"Wrote {output_dir}/eval.json, report.md, confusion.png"
           + (", trimap.png" if results.get("trimap") else "") + (f", {len(worst.entries())} overlays in worst/" if worst.entries() else ""))
-
-
-def make_output_dir(path: str) -> None:
-    """Creates folder `path` (and its parents) if needed and checks it can be written, before
-    anything is evaluated. Raises OSError naming `path` and why when it cannot be created or
-    written."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot create --output_dir {path}: {error.strerror or error}") from None
-    if not os.access(path, os.W_OK):
-        raise PermissionError(f"cannot write into --output_dir {path}: permission denied")
 
 
 def write_reports(output_dir: str, results: dict, worst, info) -> None:

@@ -201,6 +201,30 @@ def changed_fields(before: Experiment, after: Experiment) -> list[tuple[str, obj
     ]
 
 
+def make_output_dir(path: str, what: str) -> None:
+    """Creates folder `path` (and its parents) if needed and checks it can be written, before any
+    work. Raises OSError naming `what` (e.g. "--output_dir"), `path` and why when it is a file or
+    cannot be created or written."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"{what} {path} is a file, not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create {what} {path}: {error.strerror or error}") from None
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"cannot write into {what} {path}: permission denied")
+
+
+def check_new_file(path: str, flag: str) -> None:
+    """Checks, before any work, that the file `path` (named by `flag`, or its default) can be
+    written without replacing anything: its folder is made (`make_output_dir`). Raises
+    FileExistsError naming `path` when it exists (commands never overwrite a result file) and
+    OSError as `make_output_dir` does."""
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path} exists and is not replaced: remove it or choose another {flag}")
+    make_output_dir(os.path.dirname(path) or ".", f"the folder of {flag}")
+
+
 def user_errors() -> tuple:
     """Returns the exception types that mean the user's input or environment is wrong (a name, a
     path, a value, a file that cannot be read or written, a diverged training): shown as one line."""

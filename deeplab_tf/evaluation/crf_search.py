@@ -171,11 +171,16 @@ def held_out_probabilities(parts, split: str, num_images: int) -> tuple:
     return images, probabilities, labels
 
 
+def params_path(model_dir: str, output: str | None = None) -> str:
+    """Returns the file `search_model` writes: `output`, by default MODEL_DIR/crf_params.json."""
+    return output or os.path.join(model_dir, PARAMS_FILE)
+
+
 def search_model(experiment, model_dir: str, checkpoint=None, split=None, num_images=100, processes=None,
                  output=None, progress=True, log=print) -> dict:
     """Restores `experiment`'s model, searches CRF parameters on its held-out probabilities and
-    writes them with the search summary to `output` (default MODEL_DIR/crf_params.json).
-    Returns the JSON content written.
+    writes them with the search summary to `output` (`params_path`: by default
+    MODEL_DIR/crf_params.json). Returns the JSON content written.
 
     Raises FileNotFoundError / ValueError when there is no matching checkpoint, ValueError for
     num_images < 1 or an empty split.
@@ -194,7 +199,7 @@ def search_model(experiment, model_dir: str, checkpoint=None, split=None, num_im
         miou=result.best_miou, unary_miou=result.unary_miou, experiment=experiment.name, checkpoint=checkpoint,
         split=split, num_images=len(images), trials=[dict(p.to_dict(), miou=m) for p, m in result.trials],
     )
-    output = output or os.path.join(model_dir, PARAMS_FILE)
+    output = params_path(model_dir, output)
     save_params(result.best, output, **summary)
     log(f"mIoU {result.unary_miou:.4f} without CRF, {result.best_miou:.4f} with {result.best}")
     log(f"Wrote {output}")

@@ -131,6 +131,8 @@ REFUSED = [  # (command, arguments, the one error line after "error: "; RUN, EXP
      "--dataset=camvid has 11 classes (Sky, Building,"),
     ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--output_dir=TMP/a_file/out"],
      "cannot create --output_dir TMP/a_file/out: Not a directory"),
+    ("deeplab_tf.cli.crf_search", ["--model_dir=RUN", "--output=TMP/a_file/params.json"],
+     "the folder of --output TMP/a_file is a file, not a folder"),
 ]
 
 
