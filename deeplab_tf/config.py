@@ -209,19 +209,45 @@ SECTIONS = ("model", "data", "train", "eval")
 
 
 def from_dict(values: dict) -> Experiment:
-    """Builds an `Experiment` from `to_dict()` output; lists become tuples where fields are tuples."""
+    """Builds an `Experiment` from `to_dict()` output; lists become tuples where fields are tuples.
+
+    Raises ValueError naming what does not fit: `values` or a section that is not a dict, a
+    missing or non-text name, an unknown key or field, or a value of another type than its field's.
+    """
+    top = _fields(values, "the config", Experiment)
+    if not isinstance(values.get("name"), str):
+        raise ValueError(f"the config has no experiment name (a text 'name'), got {values.get('name')!r}")
     sections = {}
     for section in SECTIONS:
         cls = type(getattr(Experiment(name=""), section))
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values.get(section, {})) - set(fields))
-        if unknown:
-            raise ValueError(f"Unknown {section} fields {unknown}; known: {sorted(fields)}")
-        sections[section] = cls(
-            **{k: _coerce(v, fields[k], f"{section}.{k}") for k, v in values.get(section, {}).items()}
-        )
-    top = {key: values[key] for key in ("description", "paper_miou", "paper_source") if key in values}
-    return Experiment(name=values["name"], **top, **sections)
+        content = values.get(section, {})
+        fields = _fields(content, section, cls)
+        sections[section] = cls(**{k: _coerce(v, fields[k], f"{section}.{k}") for k, v in content.items()})
+    described = {k: _coerce(v, top[k], k) for k, v in values.items() if k not in SECTIONS + ("name",)}
+    return Experiment(name=values["name"], **described, **sections)
+
+
+def _fields(values, what: str, cls) -> dict:
+    """Returns {name: dataclasses.Field} of dataclass `cls` after checking that `values` (`what`
+    of a config) is a dict of only those names. Raises ValueError naming `what` otherwise."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} is a {type(values).__name__}, not an object of {cls.__name__} fields")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{what} has unknown fields {unknown}; known: {sorted(fields)}")
+    return fields
+
+
+def from_file(path: str) -> Experiment:
+    """Returns the experiment recorded in the JSON file `path` (a run's config.json, `to_json`'s
+    text). Raises OSError when it cannot be opened, and ValueError naming `path` when it is not
+    JSON or not an experiment (`from_dict`), e.g. another program's config.json."""
+    try:
+        with open(path) as f:
+            return from_dict(json.load(f))
+    except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError too
+        raise ValueError(f"{path} does not hold a deeplab-tf experiment config ({error})") from None
 
 
 def apply_overrides(experiment: Experiment, overrides: str | list[str]) -> Experiment:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from deeplab_tf.config import Experiment, apply_overrides, from_dict
+from deeplab_tf.config import Experiment, apply_overrides, from_dict, from_file
 
 
 def test_overrides_parse_by_field_type():
@@ -49,3 +49,28 @@ def test_bad_overrides_name_the_problem(override, message):
 def test_json_round_trip():
     experiment = apply_overrides(Experiment(name="x"), "data.crop_size=(65,97)")
     assert from_dict(json.loads(experiment.to_json())) == experiment
+
+
+def test_a_config_file_round_trip(tmp_path):
+    experiment = apply_overrides(Experiment(name="x", paper_miou=71.5), "data.crop_size=(65,97)")
+    (tmp_path / "config.json").write_text(experiment.to_json())
+    assert from_file(str(tmp_path / "config.json")) == experiment
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"[1]", "the config is a list, not an object of Experiment fields"),
+    (b"{}", "the config has no experiment name (a text 'name'), got None"),
+    (b'{"architectures": ["BertModel"], "hidden_size": 768, "model": "bert"}',
+     "the config has unknown fields ['architectures', 'hidden_size']; known: ['data', 'description',"),
+    (b'{"name": "x", "model": "bert"}', "model is a str, not an object of ModelConfig fields"),
+    (b'{"name": "x", "train": {"steps": "many"}}', "train.steps='many' does not fit the field's type"),
+    (b"not json", "Expecting value: line 1 column 1 (char 0)"),
+    (b"\xff\xfe", "'utf-8' codec can't decode byte 0xff"),
+], ids=["list", "empty", "another_programs", "section_not_an_object", "wrong_type", "not_json", "binary"])
+def test_a_file_that_is_not_an_experiment_config_is_refused_naming_it(tmp_path, content, reason):
+    """Before: an AttributeError or KeyError traceback, or a message without the file."""
+    path = tmp_path / "config.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        from_file(str(path))
+    assert str(error.value).startswith(f"{path} does not hold a deeplab-tf experiment config ({reason}")

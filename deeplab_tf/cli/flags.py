@@ -8,14 +8,13 @@ exit status 2 (`--debug` shows the traceback too).
 """
 
 import fnmatch
-import json
 import os
 import re
 import sys
 
 from absl import flags
 
-from deeplab_tf.config import SECTIONS, Experiment, apply_overrides, from_dict
+from deeplab_tf.config import SECTIONS, Experiment, apply_overrides, from_file
 
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up and library logs.")
 flags.DEFINE_bool("debug", False, "Show the traceback of an error, not only its `error:` line.")
@@ -165,11 +164,7 @@ def run_experiment(config_path: str, name: str | None, overrides: list[str]) -> 
     another experiment than the run's, or when an override changes a field outside
     `RUN_SETTABLE_FIELDS` (each such field named with the run's value and the override's).
     """
-    try:
-        with open(config_path) as f:
-            recorded = from_dict(json.load(f))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{config_path} does not hold an experiment config ({error})") from None
+    recorded = from_file(config_path)
     if name and name != recorded.name:
         raise ValueError(
             f"{os.path.dirname(config_path)} is a run of experiment {recorded.name!r} ({config_path}), "

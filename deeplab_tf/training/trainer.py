@@ -7,7 +7,6 @@ checkpoint left it, so with `train.deterministic` it reproduces an uninterrupted
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import time
@@ -19,7 +18,7 @@ import tensorflow as tf
 from deeplab_tf import cpu, onednn_weight_cache
 from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
-from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_dict
+from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_file
 from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.layers import autotune
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
@@ -303,11 +302,8 @@ def resolve_precision(experiment: Experiment, model_dir: str, log=print) -> Expe
     """
     if experiment.train.mixed_precision != "auto":
         return experiment
-    path = os.path.join(model_dir, CONFIG_FILE)
-    saved = None
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = from_dict(json.load(f)).train.mixed_precision
+    recorded = _recorded_run(model_dir)
+    saved = recorded.train.mixed_precision if recorded else None
     if saved in ("", "mixed_bfloat16"):
         precision, reason = saved, f"as this run's {CONFIG_FILE} records"
     elif experiment.train.deterministic:
@@ -319,17 +315,30 @@ def resolve_precision(experiment: Experiment, model_dir: str, log=print) -> Expe
     return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, mixed_precision=precision))
 
 
-def _check_or_write_config(experiment: Experiment, model_dir: str, write: bool = True) -> None:
-    """Checks `config.json` matches `experiment` when the model dir already has one, then writes
-    it (atomically) if `write`.
+def _recorded_run(model_dir: str) -> Experiment | None:
+    """Returns the experiment of the run `model_dir` holds: what its config.json records, when it
+    has a checkpoint. None when it has no config.json, or no checkpoint: a training that stopped
+    before its first checkpoint (a typo, a crash) binds nothing, and its rerun may change the
+    config. Raises ValueError naming config.json when it is not a deeplab-tf experiment config
+    (another program's file, which is never replaced), OSError when it cannot be read."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return None
+    recorded = from_file(path)
+    return recorded if checkpoints.checkpoints_on_disk(checkpoints.checkpoint_dir(model_dir)) else None
 
-    Raises ValueError listing the differing fields, so two different runs never mix in one dir.
+
+def _check_or_write_config(experiment: Experiment, model_dir: str, write: bool = True) -> None:
+    """Checks `config.json` matches `experiment` when the model dir holds a run (`_recorded_run`),
+    then writes it (atomically) if `write`.
+
+    Raises ValueError listing the differing fields, so two different runs never mix in one dir,
+    and as `_recorded_run` does.
     """
     path = os.path.join(model_dir, CONFIG_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = from_dict(json.load(f)).to_dict()
-        current = experiment.to_dict()
+    recorded = _recorded_run(model_dir)
+    if recorded:
+        saved, current = recorded.to_dict(), experiment.to_dict()
         differences = [
             f"{section}.{key}: saved {saved[section][key]!r}, now {current[section][key]!r}"
             for section in ("model", "data", "train", "eval")

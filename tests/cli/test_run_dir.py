@@ -71,7 +71,7 @@ def test_the_runs_experiment_takes_data_location_and_eval_overrides_and_refuses_
     with pytest.raises(ValueError, match=another):
         cli_flags.run_experiment(str(config), "camvid_mnv2_v3plus", [])
     config.write_text('{"model": {"no_such_field": 1}}')
-    with pytest.raises(ValueError, match="does not hold an experiment config"):
+    with pytest.raises(ValueError, match="does not hold a deeplab-tf experiment config"):
         cli_flags.run_experiment(str(config), None, [])
 
 

@@ -56,6 +56,26 @@ def test_model_dir_of_another_config_is_refused(tmp_path):
         train(tiny_demo(steps=2), str(tmp_path), log=lambda line: None)
 
 
+@pytest.mark.parametrize("content", ['[1]', '{}', '{"architectures": ["BertModel"], "model": "bert"}'])
+def test_another_programs_config_json_is_refused_naming_it_and_kept(tmp_path, content):
+    """A --model_dir holding another program's config.json (e.g. `--model_dir=.` in a project)."""
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=f"^{tmp_path / 'config.json'} does not hold a deeplab-tf experiment config"):
+        train(tiny_demo(steps=1), str(tmp_path), log=lambda line: None)
+    assert (tmp_path / "config.json").read_text() == content
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_training_that_stopped_before_its_first_checkpoint_does_not_bind_its_config(tmp_path):
+    """The fixed rerun of a training that failed (here: a typo in train.init_checkpoint) is not
+    refused as a run of another config: no checkpoint of that config exists."""
+    typo = apply_overrides(tiny_demo(steps=1), f"train.init_checkpoint={tmp_path / 'no_such_run'}")
+    with pytest.raises(FileNotFoundError, match="no_such_run"):
+        train(typo, str(tmp_path / "run"), log=lambda line: None)
+    assert train(tiny_demo(steps=1), str(tmp_path / "run"), log=lambda line: None)["step"] == 1
+    assert (tmp_path / "run" / "config.json").read_text() == tiny_demo(steps=1).to_json()
+
+
 @pytest.mark.parametrize("fused_batch_norm", [False, True], ids=["keras_bn", "fused_bn"])
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, fused_batch_norm):
     """With the fused batch norm the NaN batch's loss can stay finite (grappler's batch norm +
