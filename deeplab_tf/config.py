@@ -327,7 +327,7 @@ def _coerce(value, field: dataclasses.Field, key: str):
             element_type = float if any(isinstance(v, float) for v in sample) else type(sample[0]) if sample else str
             return tuple(_scalar(v, element_type) for v in items)
         return _scalar(value, expected)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:  # OverflowError: an int too large for a float
         raise ValueError(f"{key}={value!r} does not fit the field's type ({error})") from None
 
 

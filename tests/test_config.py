@@ -39,6 +39,7 @@ def test_overrides_accept_tuples_lists_and_paths():
         ("train.steps=2.5", r"train.steps=2.5 does not fit"),
         ("train.steps=many", "does not fit"),
         ("data.random_flip=3", "does not fit"),
+        ("train.steps=1" + "0" * 400, r"^train.steps=10{400} does not fit the field's type \(int too large"),
     ],
 )
 def test_bad_overrides_name_the_problem(override, message):
