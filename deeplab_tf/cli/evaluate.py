@@ -9,7 +9,8 @@
 
 Writes to --output_dir (default MODEL_DIR/SPLIT): `eval.json` (every metric, the resolved
 experiment, the model and data identity), `report.md`, `confusion.png`, `trimap.png` (when trimap
-widths are set) and `worst/NN_<name>.png` overlays (image | ground truth | prediction | errors).
+widths are set) and `worst/NN_<name>.png` overlays (image | ground truth | prediction | errors);
+the trimap.png and overlays an earlier evaluation left there are removed first.
 Flags that are evaluation settings override the experiment's `eval` section, so eval.json records
 exactly what ran. A training run's model dir (or a checkpoint in it) brings its own experiment,
 read from its config.json: --experiment and the training's --override's need not be repeated
@@ -21,6 +22,7 @@ another size are resized to it and its probabilities back (`evaluation.tflite_se
 """
 
 import dataclasses
+import glob
 import os
 
 from absl import flags
@@ -237,9 +239,11 @@ def main(argv):
 
 def write_reports(output_dir: str, results: dict, worst, info) -> None:
     """Writes eval.json, report.md, confusion.png, trimap.png and the worst-image overlays into the
-    existing folder `output_dir`."""
+    existing folder `output_dir`, after removing those an earlier evaluation left there
+    (`remove_earlier_pictures`)."""
     from deeplab_tf.evaluation import reports
 
+    remove_earlier_pictures(output_dir)
     reports.write_json(os.path.join(output_dir, "eval.json"), results)
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(reports.markdown_report(results))
@@ -259,6 +263,17 @@ def write_reports(output_dir: str, results: dict, worst, info) -> None:
         reports.write_png(os.path.join(output_dir, "worst", f"{rank:02d}_{stem}.png"),
                           reports.overlay_image(entry["pixels"], entry["label"], entry["prediction"], info.palette,
                                                 info.ignore_label))
+
+
+
+def remove_earlier_pictures(output_dir: str) -> None:
+    """Removes the pictures an earlier evaluation wrote into `output_dir` that this one may not
+    replace (trimap.png when trimaps are off now, overlays worst/NN_<name>.png beyond this one's
+    count or of other images), so none is read beside the new numbers. Other files are left."""
+    stale = [os.path.join(output_dir, "trimap.png"), *glob.glob(os.path.join(output_dir, "worst", "[0-9][0-9]_*.png"))]
+    for path in stale:
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,17 @@ def test_command_line_writes_every_report(camvid_export, tmp_path):
     assert results["model"]["kind"] == "saved_model" and results["data"]["split"] == "val"
     assert results["trimap"]["widths"] == [1, 3, 5] and results["num_images"] == 3
     assert "| mIoU |" in (out / "report.md").read_text()
+    # Again into the same folder, one overlay and no trimap: none of the first run's pictures is
+    # left beside the new eval.json; a file of the user's is.
+    (out / "worst" / "notes.txt").write_text("mine")
+    again = [arg for arg in command if not arg.startswith(("--trimap_widths=", "--num_visualizations="))]
+    subprocess.run([*again, "--trimap_widths=", "--num_visualizations=1"], check=True, capture_output=True)
+    results = json.loads((out / "eval.json").read_text())
+    assert "trimap" not in results and len(results["worst_images"]) == 1
+    assert sorted(os.listdir(out)) == ["confusion.png", "eval.json", "report.md", "worst"]
+    stem = os.path.splitext(os.path.basename(results["worst_images"][0]["name"]))[0]
+    assert sorted(os.listdir(out / "worst")) == [f"00_{stem}.png", "notes.txt"]
+    assert (out / "worst" / "notes.txt").read_text() == "mine"
 
 
 def fake_dataset(num_images=5, size=(6, 8)):
