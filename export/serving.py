@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from deeplab_tf.config import EvalConfig
-from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale, padded
+from deeplab_tf.evaluation.inference import FUSIONS, model_probabilities, multi_scale, padded, valid_scales
 from export.input_checks import (batch_checks, checked, decoded_checks, encoded_checks, image_tensor_checks,
                                  read_headers, runtime_shape)
 
@@ -81,7 +81,8 @@ class ServingOptions:
             height * width and the size the model computes at (`computed_size`: `input_size` or the
             image's, sides raised to `pad_to_size` and `MIN_SIZE`), or, for encoded images, what
             decoding holds (a GIF's frames all count), read from the headers before decoding.
-            Test-time scales above 1 cost more than that. Defaults to `MAX_PIXELS`.
+            Test-time scales above 1 cost more than that. At least the smallest request's
+            (`least_request_pixels`): options no request fits are refused. Defaults to `MAX_PIXELS`.
     """
 
     input_types: tuple = ("image_bytes", "image_tensor")
@@ -106,8 +107,8 @@ class ServingOptions:
             problems.append(f"batch size must be >= 1 or None, got {self.batch_size}")
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             problems.append(f"input size must be (height, width) >= 1, got {self.input_size}")
-        if not self.scales or min(self.scales) <= 0:
-            problems.append(f"scales must be positive numbers, got {self.scales}")
+        if not valid_scales(self.scales):
+            problems.append(f"scales must be positive finite numbers, got {self.scales}")
         if len(self.pad_to_size) != 2 or (tuple(self.pad_to_size) != (0, 0) and min(self.pad_to_size) < 1):
             problems.append(f"pad size must be (0, 0) or (height, width) >= 1, got {self.pad_to_size}")
         if len(self.pad_value) != 3 or not all(0 <= v <= 255 for v in self.pad_value):
@@ -116,6 +117,11 @@ class ServingOptions:
             problems.append(f"unknown fusion {self.fusion!r} (known: {', '.join(FUSIONS)})")
         if self.max_pixels < 1:
             problems.append(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if not problems and least_request_pixels(self) > self.max_pixels:
+            count, (height, width) = self.batch_size or 1, least_computed_size(self)
+            problems.append(
+                f"no request could be served: the smallest, {count} image(s) computed at {height} x {width}, holds "
+                f"{least_request_pixels(self)} pixels, more than max_pixels = {self.max_pixels}")
         if problems:
             raise ValueError("Invalid serving options: " + "; ".join(problems))
 
@@ -145,6 +151,20 @@ def computed_size(options: ServingOptions):
         return tf.maximum(base, floor)
 
     return computed
+
+
+def least_computed_size(options: ServingOptions) -> tuple:
+    """Returns (height, width): the least size the model computes any image at, scale 1
+    (`computed_size` of a 1 x 1 image)."""
+    floor = _pass_floor(options)
+    return floor if options.input_size is None else tuple(map(max, options.input_size, floor))
+
+
+def least_request_pixels(options: ServingOptions) -> int:
+    """Returns the pixels the smallest request holds as `max_pixels` counts them
+    (`input_checks.request_pixels`): `batch_size` (or 1) images at `least_computed_size`."""
+    height, width = least_computed_size(options)
+    return (options.batch_size or 1) * height * width
 
 
 def _pass_floor(options: ServingOptions) -> tuple:

@@ -15,6 +15,7 @@ labels = np.argmax(scorer(pixels), axis=-1)
 ```
 """
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -24,6 +25,12 @@ from deeplab_tf.config import FUSIONS
 
 
 Scorer = Callable[[tf.Tensor], tf.Tensor]
+
+
+def valid_scales(scales) -> bool:
+    """Returns whether `scales` (test-time scales) is non-empty and every scale a finite number > 0
+    (not NaN or infinity: the size of such a pass is undefined)."""
+    return bool(scales) and all(math.isfinite(scale) and scale > 0 for scale in scales)
 
 
 def model_probabilities(model, normalize, pixels) -> tf.Tensor:
@@ -111,12 +118,12 @@ def multi_scale(scorer: Scorer, scales=(1.0,), flip: bool = False, fusion: str =
     tf.function with unknown sizes. A single scale 1.0 without flip or `base_size` is `scorer`
     itself.
 
-    Raises ValueError for an unknown fusion or a scale that is not positive.
+    Raises ValueError for an unknown fusion or scales that are not `valid_scales`.
     """
     if fusion not in FUSIONS:
         raise ValueError(f"Unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
-    if not scales or min(scales) <= 0:
-        raise ValueError(f"Scales must be positive numbers, got {tuple(scales)}")
+    if not valid_scales(scales):
+        raise ValueError(f"Scales must be positive finite numbers, got {tuple(scales)}")
     if tuple(scales) == (1.0,) and not flip and base_size is None:
         return scorer
 

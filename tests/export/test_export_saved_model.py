@@ -21,7 +21,7 @@ from deeplab_tf.training.checkpoints import restore_model
 from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
 from deeplab_tf.models.fold_batch_norm import count_batch_norms, foldable_pairs
 from export.export_saved_model import export_saved_model, serving_options
-from export.serving import ServingOptions, serving_functions
+from export.serving import MAX_PIXELS, ServingOptions, serving_functions
 from tests.file_digest import tree_digest
 
 FULL = ServingOptions(
@@ -270,7 +270,7 @@ def test_overwrite_replaces_an_earlier_export_and_marks_the_new_one(run_copy):
 
 def flag_values(tmp_path, **changes):
     values = dict(input_type=["image_bytes"], outputs=[], batch_size=None, input_size="", scales=["1.0"], flip=False,
-                  fusion=None, crf=False, crf_params="", checkpoint=str(tmp_path), max_pixels=100)
+                  fusion=None, crf=False, crf_params="", checkpoint=str(tmp_path), max_pixels=MAX_PIXELS)
     return types.SimpleNamespace(**{**values, **changes})
 
 
@@ -282,6 +282,39 @@ def test_flags_become_serving_options(tmp_path):
     assert serving_options(flag_values(tmp_path, crf=True)).crf.w1 == 7.0  # found beside the checkpoint
     for bad, message in ((dict(input_size="64"), "height, width"), (dict(input_size="ax3"), "HxW"), (dict(scales=["x"]), "numbers"),
                          (dict(input_type=["jpeg"]), "unknown input type 'jpeg'"), (dict(outputs=["logits"]), "unknown output"),
-                         (dict(scales=["0"]), "positive"), (dict(input_type=["image_bytes"] * 2), "distinct")):
+                         (dict(scales=["0"]), "positive"), (dict(input_type=["image_bytes"] * 2), "distinct"),
+                         (dict(scales=["1", "nan"]), r"positive finite numbers, got \(1.0, nan\)"),
+                         (dict(scales=["inf"]), r"positive finite numbers, got \(inf,\)")):
         with pytest.raises(ValueError, match=message):
             serving_options(flag_values(tmp_path, **bad))
+
+
+@pytest.mark.parametrize("size, batch, pixels", [((100_000, 100_000), None, 10**10), ((2048, 2049), 2, 8_392_704),
+                                                 ((8, 8), 40_000, 40_000 * 16 * 16)])
+def test_options_no_request_fits_are_refused(size, batch, pixels):
+    """An input size, batch and least computed size (16 a side) whose smallest request is above
+    max_pixels: before, the export succeeded and every request was refused."""
+    height, width = max(size[0], 16), max(size[1], 16)
+    with pytest.raises(ValueError, match=rf"no request could be served: the smallest, {batch or 1} image\(s\) computed "
+                                         rf"at {height} x {width}, holds {pixels} pixels, more than max_pixels = {MAX_PIXELS}"):
+        ServingOptions(input_size=size, batch_size=batch)
+    ServingOptions(input_size=(2048, 4096), batch_size=1)  # exactly max_pixels: served
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--scales=nan", "scales must be positive finite numbers, got (nan,)"),
+    ("--scales=0.5,inf", "scales must be positive finite numbers, got (0.5, inf)"),
+    ("--input_size=100000x100000", "computed at 100000 x 100000, holds 10000000000 pixels, more than max_pixels"),
+])
+def test_the_command_refuses_options_that_serve_nothing_in_one_line(exported_demo, tmp_path, run_command, flag,
+                                                                    message):
+    """The report's cases: --scales=nan or inf exported a model labelling every pixel 0, and an
+    --input_size above --max_pixels one that refused every request. Exit status 2, nothing written."""
+    _, model_dir, _ = exported_demo
+    result = run_command("export.export_saved_model", f"--checkpoint={model_dir}", f"--export_dir={tmp_path / 'x'}",
+                         flag)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "x").exists()
+

@@ -13,7 +13,7 @@ from deeplab_tf.config import EvalConfig, apply_overrides
 from deeplab_tf.evaluation.inference import keras_scorer, multi_scale
 from deeplab_tf.training.checkpoints import model_weights
 from export.export_saved_model import export_saved_model
-from export.serving import ServingOptions
+from export.serving import MAX_PIXELS, ServingOptions
 
 SCALES = (0.5, 1.0)
 # voc_r101_v2_msc at test size: ResNet-50, small ASPP-free classifier, generated 4-class images.
@@ -71,7 +71,7 @@ def test_export_cli_takes_the_experiments_fusion():
 
     values = types.SimpleNamespace(input_type=["image_tensor"], outputs=[], batch_size=None, input_size="",
                                    scales=["0.5", "1"], flip=False, fusion=None, crf=False, crf_params="",
-                                   checkpoint="", max_pixels=100)
+                                   checkpoint="", max_pixels=MAX_PIXELS)
     evaluation = EvalConfig(fusion="max", pad_to_size=(513, 513))
     options = serving_options(values, evaluation)
     assert (options.fusion, options.pad_to_size, options.pad_value) == ("max", (513, 513), evaluation.pad_value)
