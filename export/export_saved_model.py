@@ -39,6 +39,7 @@ from absl import flags
 from deeplab_tf import cpu
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
 from deeplab_tf.config import EvalConfig
+from export.file_modes import give_umask_mode
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
 
 # --precision -> the Keras dtype policy the model is built with.
@@ -92,7 +93,9 @@ def export_saved_model(
     directly follows a convolution into it (`deeplab_tf.models.fold_batch_norm`). `precision` is one of
     `PRECISIONS` ("float32", "bfloat16" or "auto", resolved and logged by `resolve_precision`). The export is written
     to a temporary folder beside `export_dir` and moved into place, so a failed export never
-    leaves a half-written model. Returns the checkpoint prefix used. Raises FileExistsError if `export_dir` exists and
+    leaves a half-written model. Returns the checkpoint prefix used. Raises ValueError for an empty
+    `export_dir`, OSError when no folder can be made beside it (`_staging_folder`), before the
+    model is built, and FileExistsError if `export_dir` exists and
     `overwrite` is False, or is anything but an earlier export (`check_replaceable`: never a
     model dir, the checkpoint's folder or a parent of it, a folder without `EXPORT_MARKER` or
     holding files the marker does not list).
@@ -104,15 +107,15 @@ def export_saved_model(
     precision, reason = resolve_precision(requested)
     if requested == "auto":
         log(f"--precision=auto: {precision} ({reason})")
+    if not export_dir:
+        raise ValueError("--export_dir is empty: give the folder to write the SavedModel into")
     export_dir = os.path.abspath(export_dir)
     check_replaceable(export_dir, [checkpoint], overwrite)
-    parts = build_inference_model(experiment, checkpoint, output_stride, PRECISION_POLICIES[precision],
-                                  fold_batch_norm, log)
-    model, prefix, folded_count = parts.model, parts.checkpoint, parts.batch_norms_folded
-    parent = os.path.dirname(export_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = _staging_folder(export_dir)
     try:
+        parts = build_inference_model(experiment, checkpoint, output_stride, PRECISION_POLICIES[precision],
+                                      fold_batch_norm, log)
+        model, prefix, folded_count = parts.model, parts.checkpoint, parts.batch_norms_folded
         build_export_archive(model, parts.normalize, options).write_out(staging, verbose=False)
         os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)
         info = {
@@ -140,6 +143,21 @@ def export_saved_model(
         shutil.rmtree(staging, ignore_errors=True)
     log(f"Exported {experiment.name} from {prefix} to {export_dir}")
     return prefix
+
+
+def _staging_folder(export_dir: str) -> str:
+    """Returns a new empty folder beside `export_dir` (its parents made), with the mode the umask
+    gives a new folder (`give_umask_mode`), for the export to be written into and renamed from.
+    Raises OSError naming `export_dir` when it cannot be made, before any model is built."""
+    parent = os.path.dirname(export_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    except OSError as error:
+        raise OSError(f"cannot write --export_dir {export_dir}: no folder can be made in {parent} "
+                      f"({error.strerror or error})") from None
+    give_umask_mode(staging)
+    return staging
 
 
 def resolve_precision(precision: str) -> tuple[str, str]:

@@ -42,6 +42,7 @@ from absl import flags
 
 from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
 from deeplab_tf.evaluation.tflite_segmenter import INPUT_NAME, OUTPUTS, SIGNATURE
+from export.file_modes import give_umask_mode
 
 PRECISIONS = ("float32", "float16", "dynamic_range", "int8")
 DEFAULT_OUTPUTS = ("labels", "probabilities")
@@ -129,7 +130,8 @@ def export_tflite(experiment, checkpoint: str, output: str, input_size, precisio
     }
     content = convert(function, precision, calibration, per_channel)
     write_checked(content, description, output, overwrite)
-    log(f"Exported {experiment.name} from {built.checkpoint} to {output} ({precision}, {len(content)} bytes)")
+    log(f"Exported {experiment.name} from {built.checkpoint} to {output} ({precision}, "
+        f"{os.path.getsize(output)} bytes)")
     return description
 
 
@@ -318,10 +320,8 @@ def write_checked(content: bytes, description: dict, output: str, overwrite: boo
         check_ops(read_ops(staged[0]), output)
         with open(staged[1], "w") as f:
             f.write(describe(staged[0], os.path.basename(output)))
-        umask = os.umask(0)
-        os.umask(umask)
-        for path in staged:  # mkstemp's files are private: give them the umask's mode, as open() would
-            os.chmod(path, 0o666 & ~umask)
+        for path in staged:
+            give_umask_mode(path)
         check_replaceable(output, overwrite)  # again: nothing appeared meanwhile
         os.replace(staged[1], description_path(output))
         os.replace(staged[0], output)

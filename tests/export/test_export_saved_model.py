@@ -7,7 +7,9 @@ export computes its convolutions in bfloat16 from bfloat16 weights and stays clo
 Keras model."""
 
 import json
+import os
 import shutil
+import stat
 import types
 
 import numpy as np
@@ -318,3 +320,31 @@ def test_the_command_refuses_options_that_serve_nothing_in_one_line(exported_dem
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "x").exists()
 
+
+def test_the_export_folder_has_the_mode_the_umask_gives_a_new_folder(exported_demo, tmp_path):
+    """Before, the folder kept tempfile.mkdtemp's 0700: a serving user other than the exporter
+    could not read it. Expected: the mode os.mkdir gives under this process's umask."""
+    _, _, export_dir = exported_demo
+    (tmp_path / "made").mkdir()
+    expected = stat.S_IMODE(os.stat(tmp_path / "made").st_mode)
+    assert stat.S_IMODE(os.stat(export_dir).st_mode) == expected
+    assert stat.S_IMODE(os.stat(export_dir / "variables").st_mode) == expected
+
+
+@pytest.mark.parametrize("export_dir, message", [
+    ("", r"^--export_dir is empty: give the folder to write the SavedModel into$"),
+    ("a_file/export", r"^cannot write --export_dir .*a_file/export: no folder can be made in .*a_file \(File exists\)$"),
+])
+def test_an_export_dir_that_cannot_be_written_is_refused_before_the_model_is_built(exported_demo, tmp_path,
+                                                                                   monkeypatch, export_dir, message):
+    """Before: an empty --export_dir meant the current folder, and an unwritable one failed after
+    the model was built, naming a hidden temporary folder."""
+    import export.inference_model
+
+    experiment, model_dir, _ = exported_demo
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("mine")
+    monkeypatch.setattr(export.inference_model, "build_inference_model", None)  # never reached
+    with pytest.raises((ValueError, OSError), match=message):
+        export_saved_model(experiment, str(model_dir), export_dir, log=lambda line: None)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]

@@ -247,10 +247,10 @@ def test_only_a_tflite_this_exporter_wrote_is_replaced(tflite_export, exported_d
     with pytest.raises(FileExistsError, match=f"{description} is not replaced"):
         check_replaceable(str(ours), True)
     description.unlink()
-    before = ours.read_bytes()
-    export_tflite(experiment, str(run), str(ours), (32, 48), "float32", ("labels",), overwrite=True,
-                  log=lambda line: None)
+    before, lines = ours.read_bytes(), []
+    export_tflite(experiment, str(run), str(ours), (32, 48), "float32", ("labels",), overwrite=True, log=lines.append)
     assert ours.read_bytes() != before and TFLiteSegmenter(str(ours)).input_size == (32, 48)
+    assert lines[-1].endswith(f" to {ours} (float32, {ours.stat().st_size} bytes)")  # the file's, metadata included
     assert sorted(os.listdir(tmp_path)) == ["folder.tflite", "foreign.tflite", "ours.signatures.txt", "ours.tflite"]
 
 
