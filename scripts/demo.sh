@@ -10,9 +10,10 @@ python -m deeplab_tf.cli.train --experiment=demo --model_dir="$run_dir"
 python -m deeplab_tf.cli.evaluate --experiment=demo --model_dir="$run_dir"
 python -m export.export_saved_model --experiment=demo --checkpoint="$run_dir" \
   --export_dir="$run_dir/export" --overwrite
-python -m deeplab_tf.cli.write_images --experiment=demo --split=val --count=4 --output="$run_dir/sample_images"
+python -m deeplab_tf.cli.write_images --experiment=demo --split=val --count=4 --output="$run_dir/sample_images" \
+  --overwrite
 python -m deeplab_tf.cli.predict --saved_model="$run_dir/export" --input="$run_dir/sample_images" \
-  --output="$run_dir/predictions"
+  --output="$run_dir/predictions" --overwrite
 echo
 echo "demo finished in $(( $(date +%s) - start ))s"
 echo "  metrics:     $run_dir/val/eval.json (and report.md, confusion.png, trimap.png beside it)"

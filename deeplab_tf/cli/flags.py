@@ -220,6 +220,17 @@ def check_new_file(path: str, flag: str) -> None:
     make_output_dir(os.path.dirname(path) or ".", f"the folder of {flag}")
 
 
+def check_not_replacing(paths: list[str], flag: str, overwrite: bool) -> None:
+    """Checks, before any work, that the files `paths` a command writes into the folder `flag`
+    names replace nothing, unless `overwrite` (its --overwrite) allows it. Raises FileExistsError
+    naming the first that exists, how many others do, and --overwrite."""
+    existing = [] if overwrite else [path for path in paths if os.path.lexists(path)]
+    if existing:
+        more = f" (and {len(existing) - 1} more of the files to write)" if len(existing) > 1 else ""
+        raise FileExistsError(f"{existing[0]} exists{more} and is not replaced: choose another {flag}, or pass "
+                              f"--overwrite to replace the files this command writes")
+
+
 def user_errors() -> tuple:
     """Returns the exception types that mean the user's input or environment is wrong (a name, a
     path, a value, a file that cannot be read or written, a diverged training): shown as one line."""

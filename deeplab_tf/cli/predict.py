@@ -1,7 +1,8 @@
 """Predicts label maps with an exported SavedModel or TFLite model.
 
-    python -m deeplab_tf.cli.predict --saved_model=runs/demo/export --input=IMAGE_OR_DIR --output=DIR
-    python -m deeplab_tf.cli.predict --tflite=model.tflite [--tflite_threads=N] --input=IMAGE_OR_DIR --output=DIR
+    python -m deeplab_tf.cli.predict --saved_model=runs/demo/export --input=IMAGE_OR_DIR --output=DIR [--overwrite]
+    python -m deeplab_tf.cli.predict --tflite=model.tflite [--tflite_threads=N] --input=IMAGE_OR_DIR --output=DIR \
+        [--overwrite]
 
 For each image writes `NAME.png` (uint8 class index per pixel) and `NAME_overlay.png` (the image
 blended with the dataset's palette) into --output. A folder --input is read with its subfolders,
@@ -15,11 +16,14 @@ another size is resized to it (bilinear) and its scores resized back to the imag
 the file.
 
 Nothing is written into the --input folder, into the SavedModel or over an input file: such an
---output is refused before any work. Every write is checked. An image that cannot be read,
+--output is refused before any work. A file that exists where an output would go (the user's, or
+this command's from an earlier run: the two are not told apart) is not replaced: the command is
+refused before any work, naming it, unless --overwrite is given, which replaces the label PNGs and
+overlays this run writes and nothing else. Every write is checked. An image that cannot be read,
 predicted or written is reported with its file name and the reason, the others are done, the count
 of images done is printed, and the exit status is 1. A --saved_model that is not a SavedModel
-taking image bytes, a --tflite that is not a model of export.export_tflite, or an --output that cannot
-be created, ends in one `error:` line (status 2).
+taking image bytes, a --tflite that is not a model of export.export_tflite, an --output that cannot
+be created or an output file that exists (without --overwrite) ends in one `error:` line (status 2).
 """
 
 import collections
@@ -30,17 +34,24 @@ import sys
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import error_text, run
+from deeplab_tf.cli.flags import check_not_replacing, error_text, make_output_dir, run
 
-flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
-flags.DEFINE_string("tflite", None, "A .tflite model written by export.export_tflite (instead of --saved_model).")
-flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
-flags.DEFINE_string("input", None, "An image file, or a folder whose images (subfolders included) are all processed.")
-flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays (outside --input).")
-flags.mark_flags_as_required(["input", "output"])
-flags.mark_flags_as_mutual_exclusive(["saved_model", "tflite"], required=True)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def define_flags() -> None:
+    """Defines the command's flags (only when run as a command: the module's functions are
+    importable beside other entry points, whose flags share names, e.g. the exporters' --overwrite)."""
+    flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
+    flags.DEFINE_string("tflite", None, "A .tflite model written by export.export_tflite (instead of --saved_model).")
+    flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
+    flags.DEFINE_string("input", None, "An image file, or a folder whose images (subfolders included) are all processed.")
+    flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays (outside --input).")
+    flags.DEFINE_bool("overwrite", False, "Replace label PNGs and overlays that exist in --output (e.g. from an earlier "
+                      "run); without it, any existing one stops the command before any work.")
+    flags.mark_flags_as_required(["input", "output"])
+    flags.mark_flags_as_mutual_exclusive(["saved_model", "tflite"], required=True)
 
 
 def list_inputs(path: str) -> list[str]:
@@ -167,16 +178,18 @@ def overlay(image, labels, palette, alpha: float = 0.5):
 
 
 def predict_files(saved_model: str | None, input_path: str, output_dir: str, log=print, tflite: str | None = None,
-                  tflite_threads: int | None = None) -> dict[str, str]:
+                  tflite_threads: int | None = None, overwrite: bool = False) -> dict[str, str]:
     """Runs the export's `serving_default` (or the .tflite `tflite`, with `tflite_threads`
     interpreter threads) on each image of `input_path` (`list_inputs`) and writes its label PNG
     and overlay under `output_dir` (named by `output_names`).
 
     Returns {image: why it failed} for the images that could not be read, predicted or written
     (each also reported through `log`, as is the count of images done). Raises
-    FileNotFoundError for a missing or empty input, and ValueError, before any image is read, for
-    an output that would be written into an input (`check_outside_inputs`), a `saved_model` that
-    `load_serving` refuses, or an `output_dir` that cannot be created.
+    FileNotFoundError for a missing or empty input, and, before any image is read, FileExistsError
+    for an output file that exists and `overwrite` is False (`flags.check_not_replacing`), OSError
+    for an `output_dir` that cannot be created (`flags.make_output_dir`), and ValueError for an
+    output that would be written into an input (`check_outside_inputs`) or a `saved_model` that
+    `load_serving` refuses.
     """
     import tensorflow as tf
 
@@ -184,14 +197,15 @@ def predict_files(saved_model: str | None, input_path: str, output_dir: str, log
     root = input_path if os.path.isdir(input_path) else os.path.dirname(input_path)
     targets = {path: [os.path.join(output_dir, f) for f in output_files(name)]
                for path, name in output_names(files, root).items()}
-    check_outside_inputs(output_dir, [t for pair in targets.values() for t in pair], files, input_path,
-                         tflite or saved_model)
+    outputs = [t for pair in targets.values() for t in pair]
+    check_outside_inputs(output_dir, outputs, files, input_path, tflite or saved_model)
+    check_not_replacing(outputs, "--output", overwrite)
     if tflite:
         serve, palette = load_tflite(tflite, tflite_threads)
     else:
         serve = load_serving(saved_model)
         palette = _load_palette(saved_model)
-    _make_folder(output_dir)
+    make_output_dir(output_dir, "--output")
     failed = {}
     for path in files:
         try:
@@ -220,14 +234,6 @@ def _predict_image(serve, palette, path: str, labels_file: str, overlay_file: st
     reports.write_png(overlay_file, overlay(image, labels, palette))
 
 
-def _make_folder(path: str) -> None:
-    """Creates folder `path` (and its parents) if missing; raises ValueError naming it when it cannot."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"cannot create --output folder {path!r}: {error.strerror or error}") from None
-
-
 def _first_line(error: Exception) -> str:
     """Returns the first line of what `error` says (`flags.error_text`: TensorFlow's context dropped)."""
     return error_text(error).splitlines()[0]
@@ -253,7 +259,7 @@ def main(argv):
     # builds any op; said at the end (a refused command prints its one error line only).
     weight_cache = onednn_weight_cache.cache_served_weights() if values.saved_model else None
     failed = predict_files(values.saved_model, values.input, values.output, tflite=values.tflite,
-                           tflite_threads=values.tflite_threads)
+                           tflite_threads=values.tflite_threads, overwrite=values.overwrite)
     if weight_cache:
         print(weight_cache[1])
     if failed:
@@ -261,4 +267,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run(main)

@@ -1,6 +1,7 @@
 """predict: label PNGs and overlays per image; unreadable files reported by name and skipped;
-never a write into its inputs, never two images on one output, every write checked, and one
-`error:` line (exit status 2) for a wrong SavedModel or an output folder it cannot create."""
+never a write into its inputs, never two images on one output, no existing file replaced without
+--overwrite, every write checked, and one `error:` line (exit status 2) for a wrong SavedModel
+or an output folder it cannot create."""
 
 import functools
 
@@ -136,14 +137,15 @@ def test_images_sharing_a_name_get_distinct_outputs(exported_demo, tmp_path):
 
 
 def test_failed_writes_and_reads_are_named_counted_and_exit_1(exported_demo, tmp_path, run_command):
-    """cv2.imwrite only returns False: a write that fails (here, the label file's path is a folder)
-    names the image and why, as an unreadable image does; neither is counted; exit status 1."""
+    """cv2.imwrite only returns False: a write that fails (here, the label file's path is a folder,
+    which --overwrite lets through the check that nothing exists there) names the image and why, as
+    an unreadable image does; neither is counted; exit status 1."""
     _, _, export_dir = exported_demo
     inputs, out = tmp_path / "in", tmp_path / "out"
     write_images(inputs, ["a.png", "b.png"])
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (out / "a.png").mkdir(parents=True)
-    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={out}")
+    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={out}", "--overwrite")
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     (failure,) = [line for line in lines if str(inputs / "a.png") in line]
@@ -169,14 +171,53 @@ def test_the_command_serves_with_the_onednn_weight_cache_and_the_same_labels(exp
 
 @pytest.mark.parametrize("case", ["not_a_saved_model", "output_under_a_file"])
 def test_a_wrong_saved_model_or_output_folder_is_a_user_error(exported_demo, tmp_path, case):
-    """ValueError (one `error:` line, exit status 2), not a raw OSError traceback."""
+    """ValueError or OSError naming the flag (one `error:` line, exit status 2), not a raw traceback."""
     _, _, export_dir = exported_demo
     inputs = tmp_path / "in"
     write_images(inputs, ["a.png"])
     (tmp_path / "a_file").write_text("not a folder")
     saved_model, output, message = {
         "not_a_saved_model": (inputs, tmp_path / "out", "is not a readable SavedModel"),
-        "output_under_a_file": (export_dir, tmp_path / "a_file" / "out", "cannot create --output folder"),
+        "output_under_a_file": (export_dir, tmp_path / "a_file" / "out", "cannot create --output .*: Not a directory"),
     }[case]
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, OSError), match=message):
         predict_files(str(saved_model), str(inputs), str(output), log=lambda line: None)
+
+
+def test_existing_files_in_the_output_stop_the_command_before_any_work(exported_demo, tmp_path, run_command):
+    """The report's case: a folder of the user's own files as --output. Exit status 2, one line
+    naming the first file that would be replaced, every file as it was, nothing written."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "mine"
+    write_images(inputs, ["00000.png", "00001.png"])
+    out.mkdir()
+    (out / "00000.png").write_text("my label map, hand-made")
+    (out / "00001_overlay.png").write_bytes((inputs / "00001.png").read_bytes())
+    before = tree_digest(out)
+    result = run_command(PREDICT, f"--saved_model={export_dir}", f"--input={inputs}", f"--output={out}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {out / '00000.png'} exists (and 1 more of the files to write) and is not replaced: "
+        "choose another --output, or pass --overwrite to replace the files this command writes"], result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_digest(out) == before
+
+
+def test_overwrite_replaces_the_outputs_and_nothing_else(exported_demo, tmp_path):
+    """A rerun into the same --output (its files are not told from the user's) needs --overwrite,
+    which replaces the label PNGs and overlays it writes and keeps every other file."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    images = write_images(inputs, ["a.png"])
+    out.mkdir()
+    (out / "a.png").write_text("stale")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="a.png exists and is not replaced"):
+        predict_files(str(export_dir), str(inputs), str(out), log=lambda line: None)
+    assert not predict_files(str(export_dir), str(inputs), str(out), log=lambda line: None, overwrite=True)
+    np.testing.assert_array_equal(cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED),
+                                  reference_labels(export_dir, images["a.png"]))
+    assert sorted(tree_digest(out)) == ["a.png", "a_overlay.png", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
+
