@@ -131,7 +131,8 @@ def load_serving(saved_model: str):
     """Returns the `serving_default` signature of the SavedModel in folder `saved_model`.
 
     Raises ValueError naming `saved_model` when it is not a readable SavedModel, or its
-    `serving_default` does not take `image_bytes` (as an export of export.export_saved_model does).
+    `serving_default` does not take `image_bytes` one image at a time (a batch of any size or of
+    1) and return `labels`, as an export of export.export_saved_model does by default.
     """
     import tensorflow as tf
 
@@ -145,6 +146,14 @@ def load_serving(saved_model: str):
             f"--saved_model {saved_model!r} has no serving_default signature taking image_bytes "
             f"(export it with python -m export.export_saved_model, whose first --input_type is image_bytes)"
         )
+    batch = serve.structured_input_signature[1]["image_bytes"].shape[0]
+    if batch not in (None, 1):
+        raise ValueError(f"--saved_model {saved_model!r} takes batches of exactly {batch} images; predict sends one "
+                         f"at a time: export it without --batch_size (or with --batch_size=1)")
+    if "labels" not in serve.structured_outputs:
+        raise ValueError(f"--saved_model {saved_model!r}: its serving_default returns "
+                         f"{', '.join(sorted(serve.structured_outputs))}, not labels: export it with labels "
+                         f"among its --outputs (the default)")
     return serve
 
 

@@ -1,9 +1,10 @@
 """predict: label PNGs and overlays per image; unreadable files reported by name and skipped;
 never a write into its inputs, never two images on one output, no existing file replaced without
 --overwrite, every write checked, and one `error:` line (exit status 2) for a wrong SavedModel
-or an output folder it cannot create."""
+(one without labels, or of a fixed batch other than 1) or an output folder it cannot create."""
 
 import functools
+import re
 
 import cv2
 import numpy as np
@@ -221,3 +222,31 @@ def test_overwrite_replaces_the_outputs_and_nothing_else(exported_demo, tmp_path
     assert sorted(tree_digest(out)) == ["a.png", "a_overlay.png", "notes.txt"]
     assert (out / "notes.txt").read_text() == "mine"
 
+
+def save_signature(folder, batch_size, outputs):
+    """Saves a SavedModel whose serving_default takes image_bytes [batch_size] and returns `outputs`
+    (zeros of the documented dtypes): a stand-in for an export of other options."""
+    values = {"labels": lambda n: tf.zeros([n, 2, 2], tf.int32), "probabilities": lambda n: tf.zeros([n, 2, 2, 3])}
+
+    @tf.function(input_signature=[tf.TensorSpec([batch_size], tf.string, name="image_bytes")])
+    def serve(image_bytes):
+        return {name: values[name](tf.size(image_bytes)) for name in outputs}
+
+    tf.saved_model.save(tf.Module(), str(folder), signatures={"serving_default": serve})
+    return folder
+
+
+@pytest.mark.parametrize("batch_size, outputs, message", [
+    (None, ("probabilities",), "its serving_default returns probabilities, not labels: export it with labels among "
+                               "its --outputs"),
+    (2, ("labels",), "takes batches of exactly 2 images; predict sends one at a time: export it without --batch_size"),
+])
+def test_an_export_predict_cannot_use_is_refused_before_any_image_is_read(tmp_path, batch_size, outputs, message):
+    """An export with --outputs=probabilities (before: KeyError 'labels') or a fixed --batch_size=2
+    (before: every image failed): ValueError naming the SavedModel, no output folder made."""
+    saved_model = save_signature(tmp_path / "export", batch_size, outputs)
+    write_images(tmp_path / "in", ["a.png"])
+    with pytest.raises(ValueError, match=rf"^--saved_model '{saved_model}'.*{re.escape(message)}"):
+        predict_files(str(saved_model), str(tmp_path / "in"), str(tmp_path / "out"), log=lambda line: None)
+    assert not (tmp_path / "out").exists()
+    assert predict.load_serving(str(save_signature(tmp_path / "one", 1, ("labels",))))  # a batch of 1 is served
