@@ -82,22 +82,34 @@ def output_files(name: str) -> tuple[str, str]:
 def output_names(files: list[str], root: str) -> dict[str, str]:
     """Returns {file: its output name}: its path below `root` without the extension (`sub/a` for
     ROOT/sub/a.jpg), or with it (`sub/a.jpg`) for the files whose `output_files` another file's
-    would otherwise be. No two of `files` (image files, as `list_inputs` gives) share an output."""
+    would otherwise be, or a folder of another's (ROOT/a.jpg's a.png and the a.png/ of
+    ROOT/a.png/b.jpg). No two of `files` (image files, as `list_inputs` gives) share an output, and
+    no output is a folder of others. Raises ValueError naming the file when even with its
+    extension one of its outputs would be such a folder (a.jpg, a.png and the folder a.jpg.png/)."""
     names = {path: os.path.splitext(os.path.relpath(path, root))[0] for path in files}
-    # Ends: names with their extension never clash with each other (an image's name does not end
-    # in "_overlay"), so each round gives at least one more file its extension.
+    # Ends: names with their extension never share a file (an image's name does not end in
+    # "_overlay"), so each round gives at least one more file its extension, or raises.
     while clashing := _clashing(names):
-        names.update({path: os.path.relpath(path, root) for path in clashing})
+        full = {path: os.path.relpath(path, root) for path in clashing}
+        if full.items() <= names.items():  # only outputs that are folders of others are left
+            path = min(clashing)
+            raise ValueError(f"cannot name the outputs of {path}: {' or '.join(output_files(names[path]))} is also "
+                             f"a folder of outputs (an --input subfolder); rename the image or the folder")
+        names.update(full)
     return names
 
 
 def _clashing(names: dict[str, str]) -> set[str]:
-    """Returns the files of `names` ({file: output name}) that share an output file with another."""
-    writers = collections.defaultdict(set)
+    """Returns the files of `names` ({file: output name}) that share an output file with another,
+    or whose output file is a folder of another's outputs."""
+    writers, folders = collections.defaultdict(set), set()
     for path, name in names.items():
         for output in output_files(name):
             writers[output].add(path)
-    return {path for paths in writers.values() if len(paths) > 1 for path in paths}
+        parts = name.split(os.sep)[:-1]
+        folders.update(os.path.join(*parts[:end]) for end in range(1, len(parts) + 1))
+    shared = {path for paths in writers.values() if len(paths) > 1 for path in paths}
+    return shared | {path for path, name in names.items() if folders.intersection(output_files(name))}
 
 
 def check_outside_inputs(output_dir: str, targets: list[str], inputs: list[str], input_path: str,

@@ -250,3 +250,20 @@ def test_an_export_predict_cannot_use_is_refused_before_any_image_is_read(tmp_pa
         predict_files(str(saved_model), str(tmp_path / "in"), str(tmp_path / "out"), log=lambda line: None)
     assert not (tmp_path / "out").exists()
     assert predict.load_serving(str(save_signature(tmp_path / "one", 1, ("labels",))))  # a batch of 1 is served
+
+
+def test_an_output_that_would_be_a_mirrored_subfolder_takes_the_image_extension(exported_demo, tmp_path):
+    """The report's case: q.jpg's label q.png and the folder q.png/ mirroring IN/q.png/ (before:
+    "[Errno 17] File exists" for one image). Both images done, each to its own files."""
+    _, _, export_dir = exported_demo
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    write_images(inputs, ["q.jpg", "q.png/img.png"])
+    assert not predict_files(str(export_dir), str(inputs), str(out), log=lambda line: None)
+    assert sorted(tree_digest(out)) == ["q.jpg.png", "q.jpg_overlay.png", "q.png/img.png", "q.png/img_overlay.png"]
+
+
+def test_outputs_that_are_a_folder_even_with_the_extension_are_refused_naming_the_image(tmp_path):
+    files = [str(tmp_path / name) for name in ("a.jpg", "a.png", "a.jpg.png/b.png")]
+    with pytest.raises(ValueError, match=rf"^cannot name the outputs of {re.escape(files[0])}: a.jpg.png or "
+                                         r"a.jpg_overlay.png is also a folder of outputs"):
+        predict.output_names(files, str(tmp_path))
