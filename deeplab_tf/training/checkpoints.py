@@ -76,6 +76,15 @@ def read_every_tensor(prefix: str) -> None:
         reader.get_tensor(name)
 
 
+UNREADABLE = (tf.errors.OpError, IndexError)
+"""What reading a damaged checkpoint raises (IndexError: some truncated data files)."""
+
+
+def read_error(error: Exception) -> str:
+    """Returns the first line of what `error`, one of `UNREADABLE`, says."""
+    return str(getattr(error, "message", error)).strip().split("\n")[0]
+
+
 def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: str = "") -> str:
     """Returns the first of `prefixes` (newest first) that `read(prefix)` reads without a read
     error; each one before it is reported through `log`. Raises ValueError naming `directory`,
@@ -86,8 +95,8 @@ def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: 
         try:
             read(prefix)
             return prefix
-        except (tf.errors.OpError, IndexError) as error:  # IndexError: a truncated data file
-            reason = str(getattr(error, "message", error)).strip().split("\n")[0]
+        except UNREADABLE as error:
+            reason = read_error(error)
             errors.append(f"{prefix}: {reason}")
             log(f"warning: checkpoint {prefix} is unreadable ({reason}); trying the one before it")
     problems = "; ".join(errors) or "it holds no ckpt-N.index file"
@@ -104,9 +113,9 @@ def restore_model(model, path: str, log=None) -> str:
       initialisation, logged with `log`).
 
     Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
-    `resolve_checkpoint`, and ValueError naming the checkpoint and the first weight that is
-    missing or of another shape when the checkpoint does not fit `model` (another architecture,
-    width or number of classes).
+    `resolve_checkpoint`, and ValueError naming the checkpoint when it cannot be read (a missing
+    or truncated data file), or, with the first weight that is missing or of another shape, when
+    it does not fit `model` (another architecture, width or number of classes).
     """
     if not os.path.exists(path) and zoo.is_shipped(path):
         path = zoo.shipped_file(path)
@@ -122,6 +131,9 @@ def restore_model(model, path: str, log=None) -> str:
     except ValueError as error:  # a weight of another shape, e.g. "Received incompatible tensor with shape ..."
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
+    except UNREADABLE as error:
+        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a data file missing or damaged): "
+                         f"{read_error(error)}") from None
     try:
         status.assert_existing_objects_matched()  # the optimizer is not wanted: partial is expected
     except AssertionError as error:

@@ -1,4 +1,4 @@
-"""`restore_model` on training checkpoints that do not fit the model."""
+"""`restore_model` on training checkpoints that do not fit the model or cannot be read."""
 
 import pytest
 import tensorflow as tf
@@ -23,3 +23,17 @@ def test_a_checkpoint_of_another_width_is_refused_naming_it_and_the_weight(tmp_p
     with pytest.raises(ValueError, match=rf"Checkpoint '{prefix}' does not fit the model .* \(trained with another "
                                          r"experiment or override\?\): .*with shape \(16,\) .* with shape \(64,\) and name aspp"):
         restore_model(_demo_model(), prefix)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_damaged_checkpoint_prefix_is_refused_naming_it(tmp_path, damage):
+    """A checkpoint named by its prefix whose data file is missing or cut short: before, a raw
+    OpError or IndexError from TensorFlow's reader (a traceback, not a user error)."""
+    prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "ckpt-1"))
+    data = tmp_path / "ckpt-1.data-00000-of-00001"
+    if damage == "missing":
+        data.unlink()
+    else:
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' is unreadable \(a data file missing or damaged\): "):
+        restore_model(_demo_model(NARROW), prefix)
