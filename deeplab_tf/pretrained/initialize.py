@@ -63,6 +63,15 @@ def initialize_from_folded(model: keras.Model, folded: keras.Model, log=None) ->
     return sorted(assignments)
 
 
+def layers_left(model: keras.Model, assigned: list[str]) -> list[str]:
+    """Returns the names of the weighted layers of `model` (`weighted_layers`) that
+    `initialize_from_folded` left at their initialisation, given the names it returned
+    (`assigned`): neither one of them nor the batch norm that follows one."""
+    batch_norm_after = dict(foldable_pairs(model))
+    done = set(assigned) | {batch_norm_after[name] for name in assigned if name in batch_norm_after}
+    return sorted(set(weighted_layers(model)) - done)
+
+
 def _set_identity_plus(batch_norm, bias: np.ndarray) -> None:
     """Makes the inference batch norm `batch_norm` compute `x + bias`."""
     values = {"gamma": np.ones_like(bias), "beta": bias, "moving_mean": np.zeros_like(bias),

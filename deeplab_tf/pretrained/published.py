@@ -12,7 +12,10 @@
 Folded sources are loaded into the official architecture, then copied into `model`
 (`initialize.initialize_from_folded`); TF1 variables go straight into `model`
 (`tf1_deeplab.load_tf1_weights`). A classifier of another number of classes than the source's is
-left at its initialisation (transfer to another dataset) and logged.
+left at its initialisation (transfer to another dataset) and logged. Layers left at their
+initialisation (that classifier, a v3+ decoder the source lacks) are what fine-tuning starts from
+(`partial`, training's `train.init_checkpoint`); anywhere else (export, evaluation) such a load is
+refused, naming them.
 """
 
 import glob
@@ -23,7 +26,7 @@ import tensorflow as tf
 
 from deeplab_tf.pretrained.frozen_graph import frozen_variables, read_frozen_graph
 from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
-from deeplab_tf.pretrained.initialize import initialize_from_folded
+from deeplab_tf.pretrained.initialize import initialize_from_folded, layers_left
 from deeplab_tf.pretrained.official_config import official_model_config
 from deeplab_tf.pretrained.official_mobilenet_v2 import build_official_mobilenet_v2
 from deeplab_tf.pretrained.tf1_checkpoint import read_tf1_checkpoint
@@ -75,31 +78,51 @@ def is_published_model(path: str) -> bool:
     return _kind(path) is not None
 
 
-def load_published_model(model: keras.Model, path: str, log=None) -> str:
+def load_published_model(model: keras.Model, path: str, log=None, partial: bool = False) -> str:
     """Sets the weights of `model` from the published model at `path` (module docstring).
     Returns a description of what was loaded, e.g. "TF.js graph model PATH (54 layers)".
 
-    Raises ValueError (one line) when `path` is no published model this module reads, or when
-    its tensors or layers do not fit `model` (`initialize_from_folded`, `load_tf1_weights`)."""
+    `partial` allows layers of `model` to be left at their initialisation (fine-tuning).
+    Raises ValueError (one line) when `path` is no published model this module reads, when its
+    tensors or layers do not fit `model` (`initialize_from_folded`, `load_tf1_weights`), or,
+    without `partial`, when it leaves layers of `model` at their initialisation, naming them."""
+    description, left = _import(model, path, log)
+    if left and not partial:
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        raise ValueError(
+            f"{path} leaves layers of model {model.name!r} at their random initialisation ({len(left)}: "
+            f"{', '.join(left[:5])}{more}): it can only start a training of this experiment; train from it "
+            f"with --override=train.init_checkpoint={path}, then use that run")
+    return description
+
+
+def _import(model: keras.Model, path: str, log=None) -> tuple[str, list[str]]:
+    """Sets the weights of `model` from the published model at `path`; returns (what was loaded,
+    the names of the layers of `model` left at their initialisation). Raises as
+    `load_published_model`, `partial` aside."""
     kind = _kind(path)
-    if kind == "tfjs":
-        model_json = _tfjs_model_json(path)
-        official = build_official_mobilenet_v2()
-        load_tfjs_mobilenet_v2(official, read_tfjs_graph_model(model_json).weights)
-        return f"TF.js graph model {model_json} ({len(initialize_from_folded(model, official, log=log))} layers)"
-    if kind == "tflite":
-        _refuse_own_export(path)
-        official = build_official_mobilenet_v2(official_model_config(depth_multiplier=0.5, output_stride=8))
-        load_tflite_mobilenet_v2(official, read_tflite_model(path).weights)
-        return f"TFLite model {path} ({len(initialize_from_folded(model, official, log=log))} layers)"
+    if kind in ("tfjs", "tflite"):
+        if kind == "tfjs":
+            model_json = _tfjs_model_json(path)
+            source = f"TF.js graph model {model_json}"
+            official = build_official_mobilenet_v2()
+            load_tfjs_mobilenet_v2(official, read_tfjs_graph_model(model_json).weights)
+        else:
+            _refuse_own_export(path)
+            source = f"TFLite model {path}"
+            official = build_official_mobilenet_v2(official_model_config(depth_multiplier=0.5, output_stride=8))
+            load_tflite_mobilenet_v2(official, read_tflite_model(path).weights)
+        assigned = initialize_from_folded(model, official, log=log)
+        return f"{source} ({len(assigned)} layers)", layers_left(model, assigned)
     if kind in ("tf1_checkpoint", "frozen_graph"):
         if kind == "frozen_graph":
             tensors, source = frozen_variables(read_frozen_graph(path).graph_def, path), f"frozen graph {path}"
         else:
             prefix = _tf1_prefix(path)
             tensors, source = read_tf1_checkpoint(prefix), f"TF1 checkpoint {prefix}"
-        count = load_tf1_weights(model, tensors, skip_classifier=_classes_differ(model, tensors, log))
-        return f"{source} ({count} tensors)"
+        skip_classifier = _classes_differ(model, tensors, log)
+        count = load_tf1_weights(model, tensors, skip_classifier=skip_classifier)
+        return f"{source} ({count} tensors)", [CLASSIFIER_LAYER] if skip_classifier else []
     raise ValueError(f"{path} is not a published model deeplab-tf reads (a TF.js graph model folder, a .tflite "
                      f"file, a frozen graph .pb or a TF1 checkpoint of the official DeepLab zoo)")
 

@@ -103,14 +103,15 @@ def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: 
     raise ValueError(f"No checkpoint in {directory} is readable: {problems}" + (f"; {hint}" if hint else ""))
 
 
-def restore_model(model, path: str, log=None) -> str:
+def restore_model(model, path: str, log=None, partial: bool = False) -> str:
     """Restores every weight of `model` (not the optimizer) from `path`, which is one of:
     - a training checkpoint (prefix, checkpoint dir or model dir);
     - a weights file (`*.npz`, `deeplab_tf.models.weights_file`), or the name of a model the
       zoo ships as one (e.g. "camvid_mnv2_voc_transfer", when no file or folder has that name);
     - a published model (`deeplab_tf.pretrained.published`, e.g. the official TF.js DeepLabv3
-      MobileNetV2 folder; a classifier of another number of classes is then left at its
-      initialisation, logged with `log`).
+      MobileNetV2 folder). Only with `partial` (fine-tuning from it: `train.init_checkpoint`) may
+      it leave layers at their initialisation (a classifier of another number of classes, logged
+      with `log`; a decoder it lacks); otherwise that is a ValueError naming them.
 
     Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
     `resolve_checkpoint`, and ValueError naming the checkpoint when it cannot be read (a missing
@@ -123,7 +124,7 @@ def restore_model(model, path: str, log=None) -> str:
         weights_file.load_weights_file(model, path)
         return path
     if published.is_published_model(path):
-        return published.load_published_model(model, path, log=log)
+        return published.load_published_model(model, path, log=log, partial=partial)
     prefix = resolve_checkpoint(path)
     another = "(trained with another experiment or override?)"
     try:

@@ -102,7 +102,8 @@ def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_sche
     if resumed:
         log(f"Resumed from {resumed} at step {_current_step(step_counter)}")
     elif cfg.init_checkpoint:
-        log(f"Initialised the model from {checkpoints.restore_model(model, cfg.init_checkpoint, log)}")
+        source = checkpoints.restore_model(model, cfg.init_checkpoint, log, partial=True)  # fine-tuning
+        log(f"Initialised the model from {source}")
     start = _current_step(step_counter)
     if start >= cfg.steps:
         log(f"Training already complete: step {start} >= train.steps={cfg.steps}; nothing to do.")

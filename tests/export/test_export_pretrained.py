@@ -32,3 +32,16 @@ def test_exported_official_model_labels_the_bird(crf, tmp_path, fresh_process_pr
     assert labels.shape == mask.shape
     assert (labels == mask).mean() >= 0.95
     assert np.bincount(labels[mask == BIRD].ravel()).argmax() == BIRD  # the bird's pixels are labelled bird
+
+
+def test_a_published_model_that_only_starts_the_experiment_is_not_exported(tmp_path):
+    """The report's case: `camvid_mnv2_voc_transfer` exported straight from the VOC model it starts
+    from (its decoder and CamVid classifier random). Refused naming them; nothing written."""
+    tfjs = os.path.join(OFFICIAL, "tfjs_mnv2_voc_trainval")
+    if not os.path.isfile(os.path.join(tfjs, "model.json")):
+        pytest.skip(f"official TF.js model not found at {os.path.abspath(tfjs)}")
+    experiment = experiments.get_experiment("camvid_mnv2_voc_transfer")
+    with pytest.raises(ValueError, match=r"at their random initialisation \(7: decoder_conv1_bn, .* and 2 more\): .*"
+                                         r"--override=train.init_checkpoint="):
+        export_saved_model(experiment, tfjs, str(tmp_path / "export"), log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
