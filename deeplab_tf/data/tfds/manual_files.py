@@ -3,13 +3,16 @@
 A `ManualFile` is one upstream download: an archive (`.tar`, `.tgz`, `.zip`) or the folder it
 extracts to. `locate` prefers an extracted folder in `manual_dir`, else extracts the archive with
 the TFDS download manager (once, cached under the TFDS download dir); nothing is ever downloaded.
-When files are missing, the error lists each one with where it comes from and where to put it.
+When files are missing, the error lists each one with where it comes from and where to put it; an
+archive that cannot be extracted (damaged, truncated, another format) is named, and what was
+extracted of it is deleted.
 """
 
 import dataclasses
 import os
 
 from etils import epath
+from tensorflow_datasets.core.download.extractor import ExtractError  # not exported by tfds.download
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +70,8 @@ def locate(dl_manager, files: dict, dataset: str) -> dict:
     """Returns {key: epath.Path of the data folder} for every ManualFile in `files`.
 
     Raises FileNotFoundError listing every missing file (name, origin, manual dir) at once, and
-    ValueError naming an archive that does not contain the expected folder.
+    ValueError naming an archive that cannot be extracted (`extract`) or does not contain the
+    expected folder.
     """
     text = instructions(files.values())
     root = manual_dir(dl_manager, dataset, text)
@@ -79,7 +83,7 @@ def locate(dl_manager, files: dict, dataset: str) -> dict:
             if archive is None:
                 missing.append(item)
                 continue
-            extracted = epath.Path(dl_manager.extract(os.fspath(archive)))
+            extracted = extract(dl_manager, archive, item, dataset)
             folder = _first_folder(extracted, item.folders)
             if folder is None:
                 raise ValueError(
@@ -94,6 +98,23 @@ def locate(dl_manager, files: dict, dataset: str) -> dict:
             f"Put them (or their extracted folders) in {root} and run the preparation again."
         )
     return found
+
+
+def extract(dl_manager, archive: epath.Path, item: ManualFile, dataset: str) -> epath.Path:
+    """Returns the folder `dl_manager` extracts the archive `archive` (of `item`) to. Raises
+    ValueError naming it and where to download it again when it cannot be extracted; the partial
+    extraction TFDS leaves (`incomplete.*` in its extraction folder) is deleted first."""
+    try:
+        return epath.Path(dl_manager.extract(os.fspath(archive)))
+    except ExtractError as error:
+        # TFDS extracts into <download_dir>/extracted (DownloadConfig's default extract_dir) as
+        # incomplete.<uuid>_<METHOD>.<archive name>, renamed only when the whole archive is read.
+        partial = epath.Path(dl_manager.download_dir) / "extracted"
+        for folder in partial.glob(f"incomplete.*_*.{archive.name}"):
+            folder.rmtree(missing_ok=True)
+        reason = str(error.__cause__ or error).strip().splitlines()[-1].lstrip("- ")  # tarfile's: one per method
+        raise ValueError(f"{dataset}: archive {archive} cannot be extracted ({reason}): it is damaged, incomplete "
+                         f"or not {item.description}; download it again from {item.url}") from None
 
 
 def _first_folder(root: epath.Path, folders) -> epath.Path | None:
