@@ -95,11 +95,14 @@ def save_params(params: DenseCRFParams, path: str, **extra) -> None:
 def load_params(path: str) -> DenseCRFParams:
     """Returns the parameters stored in a file written by `save_params` (e.g. crf_params.json).
 
-    Raises FileNotFoundError if `path` does not exist and ValueError if it holds no valid
-    "params" entry.
+    Raises FileNotFoundError if `path` does not exist and ValueError naming it if it is not JSON
+    or holds no valid "params" entry.
     """
     with open(path) as f:
-        content = json.load(f)
+        try:
+            content = json.load(f)
+        except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{path} is not a JSON file of CRF parameters ({error})") from None
     if not isinstance(content, dict) or not isinstance(content.get("params"), dict):
         raise ValueError(f"{path} has no 'params' object (expected a file written by deeplab_tf.cli.crf_search)")
     return DenseCRFParams.from_dict(content["params"])

@@ -8,6 +8,7 @@ a float32 checkpoint (2.6M parameters: 5.3 MB) and is restored into float32 vari
 """
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -63,8 +64,11 @@ def load_weights_file(model, path: str) -> int:
     architecture or experiment), or when a shape differs (naming the weight and both shapes).
     Nothing is assigned unless every weight fits.
     """
-    with np.load(path, allow_pickle=False) as archive:
-        stored = {name: archive[name] for name in archive.files}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            stored = {name: archive[name] for name in archive.files}
+    except (ValueError, EOFError, zipfile.BadZipFile):  # not an .npz of arrays (numpy's message: unpickle it)
+        stored = {}
     if stored.pop(FORMAT_KEY, None) != FORMAT_VERSION:
         raise ValueError(f"{path} is not a deeplab-tf weights file (format {FORMAT_VERSION}; written by "
                          f"deeplab_tf.models.weights_file.save_weights_file)")

@@ -57,3 +57,11 @@ def test_load_refuses_files_without_params(tmp_path):
     path.write_text('{"params": {"w1": 4, "sigma": 3}}')
     with pytest.raises(ValueError, match=r"Unknown DenseCRFParams fields \['sigma'\]"):
         load_params(str(path))
+
+
+def test_a_file_that_is_not_json_is_refused_naming_it(tmp_path):
+    """Before: json's message alone ("Expecting property name enclosed in double quotes ...")."""
+    path = tmp_path / "bad.json"
+    path.write_text("{bad")
+    with pytest.raises(ValueError, match=rf"^{path} is not a JSON file of CRF parameters \(Expecting property name"):
+        load_params(str(path))

@@ -92,3 +92,13 @@ def test_an_npz_of_another_kind_is_refused(tmp_path):
     np.savez(path, x=np.zeros(3))
     with pytest.raises(ValueError, match="other.npz is not a deeplab-tf weights file"):
         load_weights_file(small_model(0), path)
+
+
+@pytest.mark.parametrize("content", [os.urandom(3000), b"", b"PK\x03\x04 cut short"], ids=["random", "empty", "cut_zip"])
+def test_a_file_that_is_no_npz_is_refused_naming_it(tmp_path, content):
+    """Before: numpy's message (random bytes: "... load it unsafely using the allow_pickle=
+    keyword ..."), without the file, or an EOFError / BadZipFile traceback."""
+    path = tmp_path / "fake.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{path} is not a deeplab-tf weights file \(format 1; written by "):
+        load_weights_file(small_model(0), str(path))
