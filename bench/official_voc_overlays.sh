@@ -11,7 +11,8 @@ mkdir -p "$run_dir/photos"
 cp "$official/images/bird_segmentation.bmp" "$official/images/dog_segmentation.bmp" "$run_dir/photos/"
 python -m export.export_saved_model --experiment=voc_v3_mnv2_official --checkpoint="$official/tfjs_mnv2_voc_trainval" \
   --export_dir="$run_dir/export" --overwrite
-python -m deeplab_tf.cli.predict --saved_model="$run_dir/export" --input="$run_dir/photos" --output="$run_dir/predictions"
+python -m deeplab_tf.cli.predict --saved_model="$run_dir/export" --input="$run_dir/photos" --output="$run_dir/predictions" \
+  --overwrite
 python - "$run_dir/predictions" docs/official_voc_overlays.png <<'PY'
 import sys
 
