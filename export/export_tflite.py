@@ -52,7 +52,6 @@ REFUSED_OPS = ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
 DESCRIPTION_HEADER = "# deeplab_tf export.export_tflite:"
 
 
-
 def define_flags() -> None:
     """Defines the command's flags (only when run as a command: the module's functions are
     importable beside other entry points, whose flags share names)."""

@@ -265,7 +265,6 @@ def write_reports(output_dir: str, results: dict, worst, info) -> None:
                                                 info.ignore_label))
 
 
-
 def remove_earlier_pictures(output_dir: str) -> None:
     """Removes the pictures an earlier evaluation wrote into `output_dir` that this one may not
     replace (trimap.png when trimaps are off now, overlays worst/NN_<name>.png beyond this one's

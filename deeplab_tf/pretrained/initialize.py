@@ -15,7 +15,6 @@ from deeplab_tf.models.fold_batch_norm import foldable_pairs
 from deeplab_tf.models.deeplab import CLASSIFIER_LAYER
 
 
-
 def weighted_layers(model: keras.Model) -> dict:
     """Returns {name: layer} of every layer of `model` that owns weights, nested sub-models
     searched (the sub-models themselves not listed)."""

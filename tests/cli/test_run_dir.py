@@ -99,7 +99,6 @@ def test_export_of_a_model_dir_needs_neither_experiment_nor_overrides(exported_d
     assert result.stderr == ""
 
 
-
 def test_save_weights_of_a_model_dir_needs_neither_experiment_nor_overrides(exported_demo, run_command, tmp_path):
     _, run, _ = exported_demo
     output = tmp_path / "demo.npz"

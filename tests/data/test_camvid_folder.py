@@ -8,7 +8,6 @@ import tensorflow as tf
 from deeplab_tf.data.camvid_folder import CAMVID_INFO, CamVidFolder, load_pair
 
 
-
 def write_pair(folder, stem, image_size=(4, 6), label=None):
     """Writes folder/img/<stem>.png (random RGB) and folder/ann/<stem>.png; returns a list line."""
     for sub in ("img", "ann"):
