@@ -5,7 +5,7 @@ A choice that only changes speed calls `pick(key, names, prepare)` while its lay
 space-to-batch, shifted GEMMs or per-tap gradients, full and depthwise), the batch norm of a
 training step (`deeplab_tf.layers.fused_batch_norm`: TensorFlow's fused kernel or Keras' ops),
 Keras' depthwise convolutions in bfloat16 and float16 (`deeplab_tf.layers.tuned_depthwise_conv`:
-in the compute dtype or in float32), the kernel gradient of Keras' strided 1x1 convolutions in a
+in the compute dtype or in float32), the kernel gradient of Keras' 1x1 convolutions in a
 training step (`deeplab_tf.layers.tuned_conv`: oneDNN's or one GEMM), and the training loss's
 per-pixel cross-entropy (`deeplab_tf.training.losses`: the one-hot form or TensorFlow's fused op).
 The first time a key is seen on a machine, `prepare()` builds one run per candidate (one

@@ -5,7 +5,7 @@ experiment's `model.atrous_implementation` and `model.fused_batch_norm` are set 
 `apply_speed_choices` after the model is built (`deeplab_tf.models.build_model`), so no
 builder passes them along; it also makes Keras' depthwise convolutions `TunedDepthwiseConv2D`s
 (bfloat16 and float16 calls computed in the compute dtype or in float32) and Keras' convolutions
-`TunedConv2D`s (the kernel gradient of a strided 1x1 one from oneDNN or one GEMM). With `"auto"`,
+`TunedConv2D`s (the kernel gradient of a 1x1 one from oneDNN or one GEMM). With `"auto"`,
 with the fused batch norm and in the tuned convolutions, each layer then picks, when it is
 traced, what ran fastest for its shape on this machine (timed once and cached:
 `deeplab_tf.layers.autotune`), or follows a fixed rule where tuning is off.

@@ -1,4 +1,4 @@
-"""TunedConv2D (deeplab_tf.layers.tuned_conv): Keras' convolution whose strided 1x1 calls in a
+"""TunedConv2D (deeplab_tf.layers.tuned_conv): Keras' convolution whose 1x1 calls in a
 training step take their kernel gradient from oneDNN or from one GEMM. Both candidates give the
 NumPy reference's values and gradients; the tuner picks one of them and caches it; every other
 call is Keras' own and times nothing."""
@@ -23,7 +23,7 @@ SIZE, CHANNELS, FILTERS = (9, 12), 5, 7
 
 def reference(x, w, b, strides):
     """y[n, i, j, f] = sum_c x[n, s0 i, s1 j, c] w[0, 0, c, f] + b[f], in float64: the positions a
-    strided 1x1 convolution reads ("valid" and "same" agree for a 1x1 kernel)."""
+    1x1 convolution with strides (s0, s1) reads ("valid" and "same" agree for a 1x1 kernel)."""
     return np.einsum("nijc,cf->nijf", x[:, ::strides[0], ::strides[1]], w[0, 0]) + b
 
 
@@ -58,9 +58,9 @@ def training_op_types(layer, x):
 
 @pytest.mark.parametrize("kernel_gradient", KERNEL_GRADIENTS)
 @pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
-@pytest.mark.parametrize("strides", [(2, 2), (3, 2)])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2), (3, 2)])
 def test_both_kernel_gradients_match_the_numpy_reference(strides, dtype, kernel_gradient, monkeypatch):
-    """Forced to each candidate, a strided 1x1 layer in a training step gives the reference's
+    """Forced to each candidate, a 1x1 layer (strided or not) in a training step gives the reference's
     outputs (bias included) and gradients, to float32 or bfloat16 tolerance; only "native" runs
     oneDNN's kernel gradient op, and the choice is asked under its key."""
     picked = []
@@ -78,7 +78,7 @@ def test_both_kernel_gradients_match_the_numpy_reference(strides, dtype, kernel_
     for gradient, want in zip((dx, dw), reference_gradients(x, w, g, strides)):
         assert_close_relative_to_max(gradient, want, tolerance)
     assert ("Conv2DBackpropFilter" in training_op_types(layer, x)) == (kernel_gradient == "native")
-    assert set(picked) == {(f"strided_pointwise_conv2d train {dtype} input=2x9x12x5 kernel=1x1x5x7 "
+    assert set(picked) == {(f"pointwise_conv2d train {dtype} input=2x9x12x5 kernel=1x1x5x7 "
                             f"strides={strides[0]}x{strides[1]}", KERNEL_GRADIENTS)}
 
 
@@ -89,7 +89,7 @@ def test_the_tuner_picks_a_candidate_and_caches_it(cache_file):
     g = np.ones((2, 5, 6, FILTERS))
     run_with_gradients(make_layer(1, 2, "mixed_bfloat16"), x, g)
     choices = json.loads(cache_file.read_text())["choices"]
-    assert list(choices) == ["strided_pointwise_conv2d train bfloat16 input=2x9x12x5 kernel=1x1x5x7 strides=2x2"]
+    assert list(choices) == ["pointwise_conv2d train bfloat16 input=2x9x12x5 kernel=1x1x5x7 strides=2x2"]
     entry = next(iter(choices.values()))
     assert entry["pick"] in KERNEL_GRADIENTS and set(entry["ms"]) == set(KERNEL_GRADIENTS)
     written = cache_file.read_text()
@@ -99,12 +99,11 @@ def test_the_tuner_picks_a_candidate_and_caches_it(cache_file):
 
 @pytest.mark.parametrize("kernel_size, strides, switch, training", [
     (1, 2, "1", False),  # inference: no kernel gradient
-    (1, 1, "1", True),  # stride 1
     (3, 2, "1", True),  # a 3x3 kernel
     (1, 2, "0", True),  # tuning off
 ])
 def test_other_calls_are_keras_own(kernel_size, strides, switch, training, cache_file, timed, monkeypatch):
-    """Inference calls, stride-1 or larger kernels and any call with tuning off time nothing and
+    """Inference calls, larger kernels and any call with tuning off time nothing and
     compute exactly what `keras.layers.Conv2D` computes."""
     monkeypatch.setenv(autotune.SWITCH, switch)
     keras_layer = make_layer(kernel_size, strides, "mixed_bfloat16", cls=keras.layers.Conv2D)
