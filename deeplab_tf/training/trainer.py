@@ -39,7 +39,8 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
     Raises ValueError if the environment turns oneDNN's weight cache on
-    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if `model_dir` holds a run of a
+    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if the model cannot take a
+    `data.crop_size` crop (checked on shapes, before the first step), if `model_dir` holds a run of a
     different config, is being trained by another process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
     trains again from step 0 over them, `resume.restore_latest`), FloatingPointError
     if the loss or a batch norm's moving statistics become NaN or Inf (nothing of that step is
@@ -81,6 +82,7 @@ def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_sche
         parts = assemble(experiment, dtype_policy=cfg.mixed_precision or "float32")
         optimizer = _build_optimizer(cfg, parts.model, lr_schedule)
     model = parts.model
+    _check_crop_size(parts.training_model, experiment.data.crop_size)
     if not cfg.train_batch_norm:
         _freeze_batch_norm(model)
     # One replica keeps Keras' batch norm: the synchronised layer's per-example float64 sums made
@@ -179,6 +181,19 @@ def _stop_preempted(signal_number, step, steps, writer, saved, summaries, log):
     )
     log(message)
     raise resume.Preempted(message, step, writer.latest)
+
+
+def _check_crop_size(model, crop_size) -> None:
+    """Returns None when `model` accepts a batch of `crop_size` (height, width) images, checked on
+    symbolic tensors (shapes only, nothing computed). Raises ValueError naming `data.crop_size` and
+    why the model refuses it (e.g. a strided layer left with a map smaller than its kernel)."""
+    try:
+        model.compute_output_spec(keras.KerasTensor((None, *crop_size, 3)))
+    except ValueError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"data.crop_size={tuple(crop_size)} is too small for the model: {reason} Choose a larger crop"
+        ) from None
 
 
 def _random_state(model) -> dict:

@@ -1,7 +1,9 @@
-"""`python -m deeplab_tf.cli.train --mixed_precision=auto`, as a user runs it: the choice this CPU
-gets (bfloat16 only with native bfloat16 units) is printed first and recorded in config.json."""
+"""`python -m deeplab_tf.cli.train` as a user runs it: with `--mixed_precision=auto`, the choice this
+CPU gets (bfloat16 only with native bfloat16 units) is printed first and recorded in config.json;
+a crop the network cannot take is refused before training."""
 
 import json
+import re
 
 from deeplab_tf import cpu
 
@@ -31,3 +33,15 @@ def test_mixed_precision_auto_with_deterministic_is_float32(run_command, tmp_pat
         "train.mixed_precision=auto: float32 (train.deterministic: the same precision on every CPU)")
     config = json.loads((model_dir / "config.json").read_text())["train"]
     assert (config["mixed_precision"], config["deterministic"]) == ("", True)
+
+
+def test_a_crop_too_small_for_the_network_is_one_line_before_training(run_command, tmp_path):
+    """MobileNetV2 at output stride 16 halves an 8x8 crop to nothing before its last strided
+    convolution: refused before the first step, naming the crop."""
+    model_dir = tmp_path / "m"
+    result = run_command("deeplab_tf.cli.train", "--experiment=demo", f"--model_dir={model_dir}",
+                         f"--override={TINY},data.crop_size=8")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert re.fullmatch(r"error: data\.crop_size=\(8, 8\) is too small for the model: [^\n]+\n", result.stderr)
+    assert "Training demo" not in result.stdout
+    assert not (model_dir / "checkpoints").exists()
