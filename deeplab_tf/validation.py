@@ -1,19 +1,22 @@
 """`validate(experiment)`: every closed set and range of an experiment checked once, when it is
 resolved (`deeplab_tf.cli.flags.resolve_experiment`) and before anything is built
-(`deeplab_tf.assembly.assemble`); all problems are reported in one error, each with its allowed
+(`deeplab_tf.assembly.assemble`; the trainer adds what only training needs,
+`validate(..., training=True)`); all problems are reported in one error, each with its allowed
 values."""
 
 import difflib
 import math
 
+import keras
+
 from deeplab_tf import backbones, data
 from deeplab_tf.config import CLASS_WEIGHTINGS, FUSIONS, PRECISIONS, SCHEDULES, Experiment
-from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS
+from deeplab_tf.layers import ATROUS_IMPLEMENTATIONS, atrous_auto
 from deeplab_tf.models import ARCHITECTURES
 from deeplab_tf.models.deeplab_v2 import HEADS
 
 
-def validate(experiment: Experiment, output_stride: int = 0) -> None:
+def validate(experiment: Experiment, output_stride: int = 0, training: bool = False) -> None:
     """Checks every field of `experiment` that has a closed set of values or a range, and the
     fields that constrain each other, once, without building or reading anything.
 
@@ -23,9 +26,10 @@ def validate(experiment: Experiment, output_stride: int = 0) -> None:
     heads, datasets, schedules, precisions, class weightings, fusions). Files (`data.data_dir`,
     `model.backbone_weights`, `train.init_checkpoint`) and split names are checked where they
     are opened. `output_stride` > 0 (what `assemble` builds at instead of the experiment's) is
-    checked against the architecture too.
+    checked against the architecture too. With `training` (the trainer, once `train.mixed_precision`
+    is resolved), the fields only training needs are checked too (`_training_problems`).
     """
-    problems = _problems(experiment)
+    problems = _problems(experiment) + (_training_problems(experiment) if training else [])
     if output_stride and output_stride != experiment.eval.output_stride:  # that one is checked already
         problem = _output_stride_problem("output_stride", output_stride, experiment.model.arch)
         problems += [problem] if problem else []
@@ -124,6 +128,30 @@ def _output_stride_problem(key, value, arch) -> str | None:
     if not strides or value in strides:
         return None  # an unknown arch is reported once, as model.arch
     return f"{key}={value!r}: {arch} does not build at this output stride; allowed: {_names(strides)}"
+
+
+def _training_problems(experiment: Experiment) -> list[str]:
+    """Returns the problems only training has, one line each ([] for none): `model.atrous_implementation`
+    "native" where the model has full atrous convolutions (any DeepLab v2, a v3/v3+ ASPP that is
+    not separable; a separable v3+ on a backbone dilating full convolutions, a ResNet below output
+    stride 32, is not detected) and this machine's TensorFlow kernels lack their gradients in the
+    compute type of `train.mixed_precision` (`atrous_auto.native_has_dilated_gradients`, a probe
+    on a 6x6 map, no model; they lack them in float64 on every CPU, in float16 without AVX512-FP16
+    or AMX-FP16, in every type without oneDNN). Evaluation and export compute no gradients. An
+    unresolved "auto" precision is not checked."""
+    m, precision = experiment.model, experiment.train.mixed_precision
+    if m.atrous_implementation != "native" or precision not in PRECISIONS or precision == "auto":
+        return []
+    if m.arch != "deeplab_v2" and m.separable:
+        return []
+    dtype = keras.DTypePolicy(precision or "float32").compute_dtype
+    if atrous_auto.native_has_dilated_gradients(dtype):
+        return []
+    others = [name for name in ATROUS_IMPLEMENTATIONS
+              if name == "auto" or name != "native" and atrous_auto.can_run(name, False, dtype, 2, True)]
+    return [f"model.atrous_implementation='native' with train.mixed_precision={precision!r}: this machine's "
+            f"TensorFlow has no {dtype} gradient of a dilated convolution, which training needs; allowed: "
+            f"{_names(others)}, or another train.mixed_precision"]
 
 
 def _problems(experiment: Experiment) -> list[str]:

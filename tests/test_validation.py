@@ -9,6 +9,7 @@ import pytest
 import experiments
 from deeplab_tf import assembly
 from deeplab_tf.assembly import assemble
+from deeplab_tf.layers import atrous_auto
 from deeplab_tf.validation import validate
 from deeplab_tf.config import ModelConfig, apply_overrides
 
@@ -201,3 +202,21 @@ def test_assemble_checks_its_output_stride_for_the_arch(nothing_is_built):
     experiment = apply_overrides(experiments.get_experiment("demo"), "eval.output_stride=32")
     with pytest.raises(ValueError, match=r"^Invalid experiment 'demo': eval.output_stride=32: .*allowed: 8, 16$"):
         assemble(experiment, output_stride=experiment.eval.output_stride)
+
+
+def test_training_native_atrous_is_refused_where_its_gradients_are_missing(monkeypatch):
+    """On a machine whose kernels lack float16 gradients of dilated convolutions (faked), training
+    `native` in mixed_float16 is refused naming both fields; evaluating or exporting it (no
+    gradients), training another precision, `auto`, or a separable ASPP (depthwise) is not."""
+    monkeypatch.setattr(atrous_auto, "native_has_dilated_gradients", lambda dtype: dtype != "float16")
+    native = apply_overrides(experiments.get_experiment("demo"),
+                             "model.atrous_implementation=native,train.mixed_precision=mixed_float16")
+    with pytest.raises(ValueError) as error:
+        validate(native, training=True)
+    assert re.fullmatch(r"Invalid experiment 'demo': model\.atrous_implementation='native' with "
+                        r"train\.mixed_precision='mixed_float16': [^\n]*float16[^\n]*; allowed: [^\n]*auto[^\n]*",
+                        str(error.value))
+    validate(native)
+    for override in ("train.mixed_precision=mixed_bfloat16", "model.atrous_implementation=auto",
+                     "model.separable=true"):
+        validate(apply_overrides(native, override), training=True)

@@ -22,6 +22,7 @@ from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_fil
 from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.layers import autotune
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
+from deeplab_tf.validation import validate
 
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
@@ -39,7 +40,8 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
     resolved experiment), `checkpoints/` and TensorBoard events in `train/`. Returns {"step":
     final step, "loss": last loss (NaN if none ran), "checkpoint": latest checkpoint prefix}.
     Raises ValueError if the environment turns oneDNN's weight cache on
-    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if the model cannot take a
+    (`deeplab_tf.onednn_weight_cache.refuse_for_training`), if the experiment cannot train on this
+    machine (`validate(..., training=True)`, before anything is built), if the model cannot take a
     `data.crop_size` crop (checked on shapes, before the first step), if `model_dir` holds a run of a
     different config, is being trained by another process (`resume.model_dir_lock`), or holds checkpoints none of which is readable (it never
     trains again from step 0 over them, `resume.restore_latest`), FloatingPointError
@@ -72,6 +74,7 @@ def train(experiment: Experiment, model_dir: str, log=print, strategy: tf.distri
 def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_schedule, per_replica_batch: int) -> dict:
     """Runs `train` once the checks are done and `model_dir` is locked; returns what `train` returns."""
     experiment = resolve_precision(experiment, model_dir, log)
+    validate(experiment, training=True)
     cfg = experiment.train
     chief = distribute.is_chief(strategy)
     _check_or_write_config(experiment, model_dir, write=chief)
