@@ -93,7 +93,8 @@ def resolve_experiment(run: str | None = None) -> Experiment:
     the one its config.json records (`run_experiment`), so the training's overrides need not be
     repeated. Otherwise it is the experiment named by --experiment.
 
-    Raises ValueError for a missing or unknown experiment (listing the known ones and the closest),
+    Raises ValueError for a missing or unknown experiment (listing the known ones and the closest;
+    a missing one with `run` naming it when it does not exist or has no config.json),
     an override of a field that does not exist, an experiment or override the run contradicts, or
     (`deeplab_tf.validation.validate`, once, before anything is built or read) every value of the
     resolved experiment outside its allowed values.
@@ -109,9 +110,24 @@ def resolve_experiment(run: str | None = None) -> Experiment:
     elif values.experiment:
         experiment = apply_overrides(experiments.get_experiment(values.experiment), values.override)
     else:
-        raise ValueError(f"--experiment is required; known: {', '.join(experiments.list_experiments())}")
+        raise ValueError(f"{_why_no_experiment(run)}; known: {', '.join(experiments.list_experiments())}")
     validate(experiment)
     return experiment
+
+
+def _why_no_experiment(run: str | None) -> str:
+    """Returns why no experiment is known without --experiment: "--experiment is required" when
+    `run` is None or the name of a model the zoo ships (of no run), else that `run` does not exist,
+    or that it is not part of a training run (no config.json found for it)."""
+    from deeplab_tf.pretrained import zoo
+    from deeplab_tf.training.trainer import CONFIG_FILE
+
+    if not run or zoo.is_shipped(run):
+        return "--experiment is required"
+    advice = "give a training run's model dir or checkpoint, or --experiment"
+    if not (os.path.exists(run) or os.path.exists(run + ".index")):
+        return f"{run} does not exist: {advice}"
+    return f"{run} is not part of a training run (no {CONFIG_FILE} found for it): {advice}"
 
 
 def run_config_path(path: str) -> str | None:

@@ -161,3 +161,19 @@ def test_evaluate_refuses_another_runs_checkpoint_into_a_run_leaving_it_as_it_wa
                              f"the run --model_dir={run}: this command would file another model's results as that "
                              f"run's. Give a checkpoint in {run / 'checkpoints'}, or --model_dir={other}\n")
     assert tree_digest(run) == before
+
+
+@pytest.mark.parametrize("command, arguments", [
+    ("deeplab_tf.cli.evaluate", ["--model_dir=PATH"]),
+    ("export.export_tflite", ["--checkpoint=PATH", "--output=TMP/m.tflite", "--input_size=64x64"]),
+])
+def test_a_model_path_of_no_run_is_named_without_experiment(run_command, tmp_path, command, arguments):
+    """Without --experiment the experiment is a run's config.json: a path that does not exist, or
+    a folder that holds no run, is named as such (not as a missing --experiment)."""
+    (tmp_path / "not_a_run").mkdir()
+    for path, error in ((tmp_path / "missing", f"{tmp_path / 'missing'} does not exist: "),
+                        (tmp_path / "not_a_run", f"{tmp_path / 'not_a_run'} is not part of a training run (no "
+                                                 "config.json found for it): ")):
+        result = run_command(command, *(a.replace("PATH", str(path)).replace("TMP", str(tmp_path)) for a in arguments))
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr.startswith(f"error: {error}") and result.stderr.count("\n") == 1, result.stderr[-3000:]
