@@ -139,9 +139,9 @@ def build_step(args, mode, with_model=False, model=None):
     """Returns (step tf.function, its inputs, a label[, the model]). `args` has size, batch,
     experiment, override, num_classes and optionally precision ("float32" or "bfloat16": the
     model's Keras dtype policy, float32 or mixed_bfloat16), jit (the training step compiled by
-    XLA, its speed choices timed under XLA as the trainer's are) and xla_picks (default True;
-    False: with jit, the speed choices timed without XLA); `model` replaces the experiment's
-    model if given."""
+    XLA, its speed choices timed under XLA as the trainer's are), xla_picks (default True;
+    False: with jit, the speed choices timed without XLA) and keras_sgd (default False: the
+    trainer's `MomentumSGD`; True: Keras' SGD); `model` replaces the experiment's model if given."""
     import keras
     import tensorflow as tf
 
@@ -149,6 +149,7 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.layers import autotune
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
+    from deeplab_tf.training.momentum_sgd import MomentumSGD
     from deeplab_tf.models import build_model
     from bench.peers.protocol import make_inputs
     from bench.peers.tf_common import resize_to, set_precision
@@ -173,7 +174,8 @@ def build_step(args, mode, with_model=False, model=None):
         step = tf.function(lambda x: resize_to(model(x, training=False), (height, width)))
         inputs = (images,)
     else:
-        optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+        sgd = keras.optimizers.SGD if getattr(args, "keras_sgd", False) else MomentumSGD
+        optimizer = sgd(learning_rate=1e-3, momentum=0.9)
         variables = model.trainable_variables
 
         jit = getattr(args, "jit", False)

@@ -10,7 +10,8 @@ A variant is `name:overrides`, where overrides are experiment overrides
 `deeplab_tf.config.apply_overrides` takes) and the flags `+fold_bn` (inference only:
 `deeplab_tf.models.fold_batch_norm`, as the exporter does), `+keras_depthwise` (the model's
 `TunedDepthwiseConv2D`s made Keras' `DepthwiseConv2D`s again: always the compute dtype),
-`+keras_conv` (its `TunedConv2D`s made Keras' `Conv2D`s again: oneDNN's kernel gradients) and
+`+keras_conv` (its `TunedConv2D`s made Keras' `Conv2D`s again: oneDNN's kernel gradients),
+`+keras_sgd` (training: Keras' SGD instead of the trainer's `MomentumSGD`) and
 `+picks_without_xla` (with --jit: the speed choices timed without XLA, as before they were timed
 under it). `--precision=bfloat16` builds every variant under Keras' `mixed_bfloat16` policy;
 `--jit` compiles every variant's training step with XLA. Every variant
@@ -61,7 +62,7 @@ def build_variant(args, spec, weights):
     name, _, rest = spec.partition(":")
     parts = [p for p in rest.split("+")]
     overrides, flags = parts[0], set(parts[1:])
-    known = ["fold_bn", *keras_classes, "picks_without_xla"]
+    known = ["fold_bn", *keras_classes, "picks_without_xla", "keras_sgd"]
     unknown = flags - set(known)
     if unknown:
         raise SystemExit(f"variant {name!r}: unknown flags {sorted(unknown)}; known: "
@@ -69,7 +70,8 @@ def build_variant(args, spec, weights):
     step_args = argparse.Namespace(size=args.size, batch=args.batch, experiment=args.experiment,
                                    override=overrides, num_classes=args.num_classes,
                                    precision=args.precision, jit=args.jit,
-                                   xla_picks="picks_without_xla" not in flags)
+                                   xla_picks="picks_without_xla" not in flags,
+                                   keras_sgd="keras_sgd" in flags)
     step, inputs, label, model = profile_step.build_step(step_args, args.mode, with_model=True)
     for flag in flags & set(keras_classes):  # before the step's first call traces it
         switch_layer_class(model, *keras_classes[flag])

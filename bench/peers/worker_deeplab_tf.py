@@ -17,6 +17,7 @@ def build(config):
     from deeplab_tf.config import apply_overrides
     from deeplab_tf.layers import autotune
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
+    from deeplab_tf.training.momentum_sgd import MomentumSGD
     from deeplab_tf.models import build_model
 
     from bench.peers import tf_common
@@ -35,7 +36,7 @@ def build(config):
     folded = config["mode"] == "inference" and config.get("fold_batch_norm", True)
     if folded:
         model, _ = served_form(model)
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    optimizer = MomentumSGD(learning_rate=1e-3, momentum=0.9)  # the trainer's
     run = tf_common.make_step(
         model,
         config,

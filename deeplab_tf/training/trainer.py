@@ -23,6 +23,7 @@ from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.layers import autotune
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
 from deeplab_tf.validation import validate
+from deeplab_tf.training.momentum_sgd import MomentumSGD
 
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
@@ -225,8 +226,9 @@ def _class_weights(experiment: Experiment, parts, log) -> np.ndarray | None:
 
 
 def _build_optimizer(cfg, model, lr_schedule) -> keras.optimizers.Optimizer:
-    """Returns SGD with momentum on `lr_schedule`, wrapped for loss scaling under float16."""
-    optimizer = keras.optimizers.SGD(learning_rate=lr_schedule, momentum=cfg.momentum)
+    """Returns SGD with momentum on `lr_schedule` (`MomentumSGD`: one fused kernel per variable),
+    wrapped for loss scaling under float16."""
+    optimizer = MomentumSGD(learning_rate=lr_schedule, momentum=cfg.momentum)
     if cfg.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
