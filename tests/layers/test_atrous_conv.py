@@ -322,9 +322,11 @@ def test_low_precision_matches_numpy_reference(rate, padding, op, dtype, impleme
 @pytest.mark.parametrize("padding", ("same", "valid"))
 @pytest.mark.parametrize("dynamic", (False, True))
 def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tolerance, monkeypatch):
-    """`auto`'s rule takes `tap_gradient` in float16 and float64 on every padding and with unknown
-    sizes (TF's CPU kernels have no float64 gradient of a dilated convolution, and a float16 one
-    only on some CPUs): its gradients match the reference, whichever kernels this CPU has."""
+    """Where this CPU's kernels have no gradient of a dilated convolution in the type (float64
+    always; float16 unless the CPU has AVX512-FP16 or AMX-FP16), `auto`'s rule takes
+    `tap_gradient` on every padding and with unknown sizes; where they have one, its float32 rule
+    (`tap_gradient` for "same" padding and static sizes, `native` otherwise). Either way the
+    gradients match the reference."""
     from deeplab_tf.layers import atrous_conv
 
     picks, select = [], atrous_conv.select_implementation
@@ -344,7 +346,8 @@ def test_auto_has_gradients_in_float16_and_float64(dynamic, padding, dtype, tole
         return tape.gradient(loss, [x, w])
 
     grads = gradients(*(tf.cast(a, dtype) for a in (x, w, g)))
-    assert picks == ["tap_gradient"]  # once, while tracing
+    float32_rule = "tap_gradient" if padding == "same" and not dynamic else "native"
+    assert picks == [float32_rule if has_dilated_conv2d_gradients(dtype) else "tap_gradient"]  # once, while tracing
     for grad, expected in zip(grads, reference_gradients(x, w, g, 2, padding, False)):
         assert_close_relative_to_max(grad, expected, tolerance)
 
@@ -599,7 +602,9 @@ def test_auto_takes_a_reproducible_implementation_under_op_determinism(monkeypat
     assert_close(actual, reference(x, w, 12, "same", False))
 
 
-def test_auto_takes_space_to_batch_in_float16_under_op_determinism(monkeypatch):
+def test_auto_under_op_determinism_takes_no_per_tap_gemms_in_float16(monkeypatch):
+    """Under op determinism `auto` takes `native` in float16 where this CPU has its dilated
+    gradients (AVX512-FP16 or AMX-FP16), else `space_to_batch`; the gradients match the reference."""
     from tensorflow.python.framework import config as tf_config
 
     from deeplab_tf.layers import atrous_conv
@@ -614,6 +619,6 @@ def test_auto_takes_space_to_batch_in_float16_under_op_determinism(monkeypatch):
         grads = tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), *(tf.cast(a, tf.float16) for a in (x, w, g)))
     finally:
         tf_config.disable_op_determinism()
-    assert picks == ["space_to_batch"]
+    assert picks == ["native" if has_dilated_conv2d_gradients("float16") else "space_to_batch"]
     for grad, expected in zip(grads, reference_gradients(x, w, g, 2, "same", False)):
         assert_close_relative_to_max(grad, expected, LOW_PRECISION_TOLERANCE["float16"])
