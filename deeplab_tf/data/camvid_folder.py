@@ -142,7 +142,8 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
 
     Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
     "name": image_path}. A 16-bit label PNG's values are read as stored (`_decode_label`). Fails
-    with an InvalidArgumentError naming the files when a PNG is cut short (`_png_end_check`), the
+    with an InvalidArgumentError naming the files when a PNG is cut short (`_png_end_check`), a
+    file cannot be decoded (`_decoded`), the
     label has more than one channel (a colour-coded label, which would otherwise be read as grey
     levels), the image and label sizes differ or a label value is neither a class index nor
     void/ignore.
@@ -150,8 +151,9 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     image_data, label_data = tf.io.read_file(image_path), tf.io.read_file(label_path)
     with tf.control_dependencies([_png_end_check(image_data, image_path, "image"),
                                   _png_end_check(label_data, label_path, "label")]):
-        image = tf.io.decode_image(image_data, channels=3, expand_animations=False)
-        label = _decode_label(label_data)
+        image = _decoded(image_data, image_path, "image",
+                         lambda data: tf.io.decode_image(data, channels=3, expand_animations=False))
+        label = _decoded(label_data, label_path, "label", _decode_label)
     channels = tf.shape(label)[-1]
     channel_check = tf.debugging.Assert(
         tf.equal(channels, 1),
@@ -185,6 +187,25 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     )
     with tf.control_dependencies([size_check, value_check]):
         return {"image": tf.identity(image), "label": tf.cast(label, tf.uint8), "name": image_path}
+
+
+def _decoded(data: tf.Tensor, path: tf.Tensor, what: str, decode: Callable) -> tf.Tensor:
+    """Returns `decode(data)` (an image [H, W, C] from the file bytes `data`, a tf.string scalar),
+    or fails with an InvalidArgumentError naming `what` and `path` where `decode` fails (a corrupt
+    file, or one in no image format), which TensorFlow's decoders report without the file's name
+    (e.g. "Invalid PNG data, size N"). Decoded in a one-element dataset whose error is dropped
+    (`ignore_errors`) and replaced by an empty image, which no image file decodes to."""
+    decoded = tf.data.Dataset.from_tensors(data).map(decode).ignore_errors()
+    spec = decoded.element_spec
+    empty = tf.data.Dataset.from_tensors(tf.zeros([0, 0, spec.shape[-1] or 0], spec.dtype))
+    image = tf.ensure_shape(decoded.concatenate(empty).take(1).get_single_element(), spec.shape)
+    check = tf.debugging.Assert(
+        tf.size(image) > 0,
+        [_text("camvid_folder: ", what, " ", path, " cannot be decoded: a corrupt file, or not a PNG, JPEG, GIF, "
+               "BMP or WebP image")],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(image)
 
 
 def _decode_label(data: tf.Tensor) -> tf.Tensor:

@@ -191,3 +191,21 @@ def test_a_png_with_bytes_after_its_end_still_loads(tmp_path):
     expected = cv2.imread(str(path))[..., ::-1]
     path.write_bytes(path.read_bytes() + b"trailing bytes" * 10)
     np.testing.assert_array_equal(only_example(tmp_path)["image"].numpy(), expected)
+
+
+def damaged_png(data: bytes) -> bytes:
+    """`data` (a PNG) with bytes of its first IDAT chunk's data changed: signature, header and
+    IEND intact, so it is not cut short, but it fails its CRC and decompression."""
+    start = data.index(b"IDAT") + 6
+    return data[:start] + bytes(b ^ 0xFF for b in data[start:start + 8]) + data[start + 8:]
+
+
+@pytest.mark.parametrize("what, sub", [("image", "img"), ("label", "ann")])
+@pytest.mark.parametrize("damage", [damaged_png, lambda data: b"not an image\n"], ids=["damaged_png", "not_an_image"])
+def test_a_file_that_cannot_be_decoded_is_refused_naming_it(tmp_path, run, what, sub, damage):
+    """TensorFlow's decoders say only e.g. "Invalid PNG data, size N"; the reader names the file."""
+    write_pair(tmp_path, "a", image_size=(40, 60))
+    path = tmp_path / sub / "a.png"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"camvid_folder: {what} {path} cannot be decoded"):
+        run(load_pair, *pair_paths(tmp_path))
