@@ -35,10 +35,11 @@ compute dtype; oneDNN's kernel gradient; the one-hot form).
 
 Cache file: `$XDG_CACHE_HOME/deeplab_tf/autotune.json` (`~/.cache/deeplab_tf/autotune.json`
 when XDG_CACHE_HOME is unset or empty), JSON, written atomically (a temporary file in the same
-folder, then `os.replace`), format 1:
+folder, then `os.replace`), format 2 (format-1 files are stale: their training timings of
+convolutions left out the forward pass, which TensorFlow pruned; see `timed_step`):
 
     {
-      "format": 1,
+      "format": 2,
       "machine": {"cpu": "AMD EPYC 7B13", "cpu_flags": ["avx", "avx2", "fma"], "threads": 2,
                   "tensorflow": "2.21.0", "TF_ENABLE_ONEDNN_OPTS": ""},
       "choices": {
@@ -80,7 +81,7 @@ from tensorflow.python.framework import config as tf_config  # is_op_determinism
 from deeplab_tf import cpu
 from deeplab_tf.cpu import CPU_FLAGS  # noqa: F401  (the flags `machine` records)
 
-FORMAT = 1
+FORMAT = 2
 SWITCH = "DEEPLAB_TF_AUTOTUNE"
 BUDGET_SECONDS = 0.02
 MIN_RUNS = 3
@@ -156,7 +157,11 @@ def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], o
     """Returns a run of `fn(*inputs)` as one `tf.function` of no arguments: the forward pass,
     and with `training` also the gradients (of the sum of the outputs) with respect to `inputs`
     and to the trainable variables `fn` reads, as a training step computes them; compiled by XLA
-    inside `compiled_by_xla()` (`pick` carries that state into its timing thread)."""
+    inside `compiled_by_xla()` (`pick` carries that state into its timing thread).
+
+    The run returns the outputs, and with `training` `(outputs, gradients)`: a training run
+    that returned the gradients only would let TensorFlow prune every forward op no gradient
+    reads (a convolution's output, for one), and time the backward pass alone."""
     inputs = list(inputs)
 
     def forward():
@@ -166,7 +171,7 @@ def timed_step(fn: Callable, inputs: Sequence, training: bool) -> Callable[[], o
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             outputs = fn(*inputs)
-        return tape.gradient(outputs, [*inputs, *tape.watched_variables()])
+        return outputs, tape.gradient(outputs, [*inputs, *tape.watched_variables()])
 
     return tf.function(forward_and_gradients if training else forward, autograph=False,
                        jit_compile=True if xla() else None)

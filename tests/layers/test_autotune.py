@@ -47,7 +47,7 @@ def write_cache(path, choices, **changes):
     """Writes a cache file of this machine holding `choices` ({key: pick}), with `changes` to its
     top-level fields (e.g. `format=0`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    content = {"format": 1, "machine": autotune.machine(),
+    content = {"format": autotune.FORMAT, "machine": autotune.machine(),
                "choices": {key: {"pick": pick, "ms": {}} for key, pick in choices.items()}, **changes}
     path.write_text(json.dumps(content))
 
@@ -123,7 +123,7 @@ def test_cache_file_format_and_a_second_build_reads_it(cache_file, monkeypatch):
     conv_candidates = atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True)
     assert len(timed) == len(conv_candidates) + 2  # + fused and Keras batch norm
     content = json.loads(cache_file.read_text())
-    assert content["format"] == 1
+    assert content["format"] == 2  # the documented format
     assert content["machine"] == autotune.machine()
     assert content["machine"]["tensorflow"] == tf.__version__
     assert set(content["machine"]["cpu_flags"]) <= set(autotune.CPU_FLAGS)
@@ -219,8 +219,8 @@ STALE = {
     "not_json": lambda path: path.write_text('{"format": 1, "choi'),
     "not_an_object": lambda path: path.write_text("[1, 2]"),
     "entry_without_pick": lambda path: path.write_text(json.dumps(
-        {"format": 1, "machine": autotune.machine(), "choices": {CONV_KEY: "native"}})),
-    "other_format": lambda path: write_cache(path, {CONV_KEY: "native"}, format=0),
+        {"format": autotune.FORMAT, "machine": autotune.machine(), "choices": {CONV_KEY: "native"}})),
+    "other_format": lambda path: write_cache(path, {CONV_KEY: "native"}, format=1),
     "other_cpu": lambda path: write_cache(path, {CONV_KEY: "native"},
                                           machine={**autotune.machine(), "cpu": "Another CPU"}),
     "other_tensorflow": lambda path: write_cache(path, {CONV_KEY: "native"},
@@ -237,7 +237,7 @@ def test_a_stale_or_corrupt_cache_file_is_ignored_with_a_warning(problem, cache_
         tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), x, w, np.ones((2, *SIZE, 4)))
     assert len(timed) == len(atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True))
     content = json.loads(cache_file.read_text())  # replaced by this machine's file
-    assert content["format"] == 1 and content["machine"] == autotune.machine()
+    assert content["format"] == autotune.FORMAT and content["machine"] == autotune.machine()
     assert list(content["choices"]) == [CONV_KEY]
 
 
@@ -285,14 +285,17 @@ def test_a_bad_switch_value_is_refused(monkeypatch):
 
 def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
     """A training run built and run from inside a traced function under a gradient tape (as in a
-    training step) computes the gradients, eagerly, and leaves the outer tape alone."""
+    training step) computes the outputs and the gradients, eagerly, and leaves the outer tape
+    alone. (It must return the outputs: else TensorFlow prunes a convolution's forward pass,
+    whose output no gradient reads, and the forward pass is not timed.)"""
     x, w = random_case(SIZE, 3, depthwise=False)
     g_ones = np.ones((2, *SIZE, 4))
 
     def timed_gradients():
         inputs = [tf.constant(x), tf.constant(w)]
         run = autotune.timed_step(lambda x, w: conv2d(x, w, "same", 2), inputs, training=True)
-        return [gradient.numpy() for gradient in run()], tf.executing_eagerly()
+        outputs, gradients = run()
+        return outputs.numpy(), [gradient.numpy() for gradient in gradients], tf.executing_eagerly()
 
     results = []
 
@@ -305,8 +308,9 @@ def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
         return tape.gradient(y, v)
 
     assert float(outer(tf.constant(1.0))) == 2.0
-    (gradients, eager), = results
+    (outputs, gradients, eager), = results
     assert eager
+    assert_close(outputs, reference(x, w, 2, "same", False))
     for gradient, want in zip(gradients, reference_gradients(x, w, g_ones, 2, "same", False)):
         assert_close(gradient, want)
 
