@@ -38,7 +38,7 @@ BAD_VALUES = [  # (experiment, override, a part of its problem line)
      "model.backbone='resnet': not a known backbone (did you mean 'resnet50'?); "
      "allowed: mobilenet_v2, resnet101, resnet50, vgg16, xception65"),
     ("demo", "model.atrous_implementation=fft",
-     "allowed: native, space_to_batch, shifted_gemm, tap_gradient, auto"),
+     "allowed: native, space_to_batch, shifted_gemm, tap_gradient, gemm_tap_gradient, auto"),
     ("demo", "model.output_stride=32",
      "model.output_stride=32: deeplab_v3_plus does not build at this output stride; allowed: 8, 16"),
     ("voc_largefov", "model.output_stride=4",

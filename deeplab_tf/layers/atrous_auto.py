@@ -82,13 +82,14 @@ def candidates(kernel_shape, rate: int, depthwise: bool, dtype: str, training: b
     """Returns the names of the implementations `auto` may time for one call, in
     `IMPLEMENTATIONS` order: those that can run it (`can_run`), less those that would compute it
     the very same way as one listed (`"space_to_batch"` at rate 1, where it is `"native"`;
-    `"tap_gradient"` for depthwise, where it runs `"native"`) or with needless work only
+    `"tap_gradient"` and `"gemm_tap_gradient"` for depthwise, where they run `"native"`) or with
+    needless work only
     (`"space_to_batch"` for a 1x1 kernel: `"native"`'s product plus two re-interlacing copies).
     Arguments as for `select_implementation`."""
     one_by_one = kernel_shape[0] == 1 and kernel_shape[1] == 1
     redundant = {"space_to_batch"} if rate == 1 or one_by_one else set()
     if depthwise:
-        redundant.add("tap_gradient")
+        redundant |= {"tap_gradient", "gemm_tap_gradient"}
     return tuple(name for name in IMPLEMENTATIONS
                  if name not in redundant and can_run(name, depthwise, dtype, min(rate, 2), training))
 
@@ -124,7 +125,7 @@ def select_implementation(input_shape, kernel_shape, rate, padding, depthwise, d
             forward + gradients are timed, else the forward pass.
 
     Returns:
-        `"native"`, `"space_to_batch"`, `"shifted_gemm"` or `"tap_gradient"`.
+        One of `IMPLEMENTATIONS`' names.
     """
     names = ()
     if not deterministic and all(size is not None for size in input_shape) and autotune.enabled():

@@ -3,7 +3,7 @@
 `y[b, i, j, o] = sum_{u, v, c} x[b, i + rate * u, j + rate * v, c] * w[u, v, c, o]` enlarges the
 field of view without extra parameters or downsampling (Chen et al., DeepLab, arXiv:1606.00915,
 Sec. 3.1). Tensors are NHWC, the stride is 1. Equal implementations (`ATROUS_IMPLEMENTATIONS`):
-`"native"`, `"space_to_batch"`, `"shifted_gemm"` and `"tap_gradient"`, described in
+`"native"`, `"space_to_batch"`, `"shifted_gemm"`, `"tap_gradient"` and `"gemm_tap_gradient"`, described in
 `deeplab_tf.layers.atrous_implementations`, and `"auto"` (the default of `atrous_conv2d` and
 `AtrousConv2D`), which picks one of them per call (`deeplab_tf.layers.atrous_auto`): the
 fastest on this machine, timed once per shape and cached (`deeplab_tf.layers.autotune`), or a

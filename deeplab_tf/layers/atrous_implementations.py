@@ -28,11 +28,20 @@ a NumPy reference in tests/layers/test_atrous_conv.py), so choosing one only cha
   padding cost nothing. With static sizes the kernel is first cut to the taps that read the
   map (the centre tap alone once `rate >= size`: a 1x1 convolution). Full convolutions only:
   a depthwise convolution runs `"native"` under this name.
+- `"gemm_tap_gradient"`: `"tap_gradient"`'s gradients after `"shifted_gemm"`'s forward pass (one
+  GEMM per tap on the output positions where it reads the map). Where oneDNN's dilated forward
+  kernel is slow (bfloat16 with 2048 input channels on the AMX CPU of BENCHMARKS.md: it computes
+  the taps that read padding too, at a third of its stride-1 rate) the forward pass costs only
+  the useful work, while the gradients stay `"tap_gradient"`'s forward convolution and GEMMs
+  (autodiff of `"shifted_gemm"`'s slices and pads is slow). Full convolutions only: a depthwise
+  convolution runs `"native"` under this name.
 
 "same" padding follows TensorFlow (`deeplab_tf.layers.padding.same_padding`): `total = (k - 1) *
 rate` zeros, `total // 2` before and the rest after (so one more after for an even kernel with an
 odd rate).
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -170,7 +179,7 @@ def _valid_taps(sizes, kernel_size, rate, padding):
     return cuts, pads, rows, cols
 
 
-def _tap_gradient(op, inputs, kernel, rate, padding):
+def _tap_gradient(op, inputs, kernel, rate, padding, gemm_forward=False):
     if op is not conv2d:
         return _native(op, inputs, kernel, rate, padding)
     sizes = [inputs.shape[axis] or tf.shape(inputs)[axis] for axis in (1, 2)]
@@ -182,8 +191,11 @@ def _tap_gradient(op, inputs, kernel, rate, padding):
     @tf.custom_gradient
     def convolve(inputs, kernel):
         cut = kernel[top_tap:bottom_tap, left_tap:right_tap]
-        outputs = tf.nn.conv2d(inputs, cut, strides=1, padding=[[0, 0], *pads, [0, 0]],
-                               dilations=rate)
+        if gemm_forward:
+            outputs = _shifted_gemm(op, inputs, kernel, rate, padding)
+        else:
+            outputs = tf.nn.conv2d(inputs, cut, strides=1, padding=[[0, 0], *pads, [0, 0]],
+                                   dilations=rate)
 
         def gradient(upstream):
             # Input gradient: the transposed convolution, i.e. a forward convolution of the
@@ -222,4 +234,5 @@ def _tap_gradient(op, inputs, kernel, rate, padding):
 
 
 IMPLEMENTATIONS = {"native": _native, "space_to_batch": _space_to_batch,
-                   "shifted_gemm": _shifted_gemm, "tap_gradient": _tap_gradient}
+                   "shifted_gemm": _shifted_gemm, "tap_gradient": _tap_gradient,
+                   "gemm_tap_gradient": functools.partial(_tap_gradient, gemm_forward=True)}
