@@ -310,3 +310,24 @@ def test_equal_zero_point_vectors_are_stored_once(tflite_export, camvid_crops, t
     ours, theirs = run_all(path, camvid_crops), run_all(str(plain), camvid_crops)
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+@pytest.mark.parametrize("output, error", [
+    ("a_file/m.tflite", r"the folder of --output {tmp}/a_file is a file, not a folder"),
+    ("a_file/sub/m.tflite", r"cannot create the folder of --output {tmp}/a_file/sub: Not a directory"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_building(tmp_path, monkeypatch, output, error):
+    """The conversion takes minutes for a large model: a folder that is a file, or cannot be made,
+    is said before it."""
+    import export.inference_model
+
+    def built(*args, **kwargs):
+        raise AssertionError("built the model before checking --output")
+
+    monkeypatch.setattr(export.inference_model, "build_inference_model", built)
+    (tmp_path / "a_file").write_text("")
+    from experiments import get_experiment
+
+    with pytest.raises(OSError, match=f"^{error.format(tmp=re.escape(str(tmp_path)))}$"):
+        export_tflite(get_experiment("demo"), str(tmp_path / "no_checkpoint"), str(tmp_path / output), (64, 64),
+                      log=lambda line: None)
