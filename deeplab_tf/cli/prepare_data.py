@@ -25,7 +25,8 @@ def main(argv):
     from deeplab_tf.data.tfds_source import TfdsSource
 
     values = flags.FLAGS
-    source = TfdsSource(values.dataset, values.manual_dir, values.tfds_data_dir)
+    source = TfdsSource(values.dataset, values.manual_dir, values.tfds_data_dir,
+                        settings=("--manual_dir", "--tfds_data_dir"))
     info = source.builder.info
     print(f"{info.full_name} is prepared in {source.builder.data_dir}")
     for split, split_info in sorted(info.splits.items()):

@@ -58,19 +58,24 @@ def tfds_data_dir(data_config) -> str:
     return data_config.tfds_data_dir or os.environ.get("TFDS_DATA_DIR", "")
 
 
-def prepare(builder, manual_dir: str, required=()) -> None:
+# How a user sets (the manual dir, the TFDS data dir): an experiment's fields, named in errors.
+EXPERIMENT_SETTINGS = ("data.data_dir", "data.tfds_data_dir")
+
+
+def prepare(builder, manual_dir: str, required=(), manual_dir_setting: str = EXPERIMENT_SETTINGS[0]) -> None:
     """Prepares `builder` from the files in `manual_dir`; never downloads.
 
-    Raises ValueError if `manual_dir` is empty, FileNotFoundError naming missing files (with
-    where they come from), and whatever the builder raises for a bad file (naming it).
+    Raises ValueError if `manual_dir` is empty (naming `manual_dir_setting`, how the user sets
+    it: "data.data_dir" or a flag such as "--manual_dir"), FileNotFoundError naming missing files
+    (with where they come from), and whatever the builder raises for a bad file (naming it).
     """
     name = builder.info.full_name
     text = builder.MANUAL_DOWNLOAD_INSTRUCTIONS or ""
     if not manual_dir:
+        example = manual_dir_setting if manual_dir_setting.startswith("--") else f"--override={manual_dir_setting}"
         raise ValueError(
-            f"{name} is not prepared in {builder.data_dir_root}. Set data.data_dir (the TFDS "
-            f"manual dir) to the folder holding its files, e.g. "
-            f"--override=data.data_dir=PATH.\n{text}"
+            f"{name} is not prepared in {builder.data_dir_root}. Set {manual_dir_setting} (the TFDS "
+            f"manual dir) to the folder holding its files, e.g. {example}=PATH.\n{text}"
         )
     if not os.path.isdir(manual_dir):
         raise FileNotFoundError(f"{name}: manual dir {manual_dir!r} is not a folder.\n{text}")
@@ -96,10 +101,11 @@ def _record_manual_dir(builder, manual_dir: str) -> None:
         f.write(os.path.abspath(manual_dir))
 
 
-def _check_manual_dir(builder, manual_dir: str) -> None:
+def _check_manual_dir(builder, manual_dir: str, settings: tuple = EXPERIMENT_SETTINGS) -> None:
     """Raises ValueError when `builder` was prepared from another manual dir than `manual_dir`,
-    so records of one folder are never silently read for another. Records prepared outside
-    deeplab-tf (no record file) and an empty `manual_dir` are accepted."""
+    so records of one folder are never silently read for another, naming `settings` (how the
+    user sets the manual dir and the TFDS data dir, as `TfdsSource` takes them). Records prepared
+    outside deeplab-tf (no record file) and an empty `manual_dir` are accepted."""
     path = os.path.join(builder.data_dir, MANUAL_DIR_RECORD)
     if not manual_dir or not os.path.exists(path):
         return
@@ -108,8 +114,8 @@ def _check_manual_dir(builder, manual_dir: str) -> None:
     if recorded != os.path.abspath(manual_dir):
         raise ValueError(
             f"{builder.info.full_name} is already prepared in {builder.data_dir} from {recorded}, but "
-            f"data.data_dir is now {os.path.abspath(manual_dir)}. Delete {builder.data_dir} to prepare "
-            f"it from the new folder, or point TFDS_DATA_DIR (or data.tfds_data_dir) elsewhere."
+            f"{settings[0]} is now {os.path.abspath(manual_dir)}. Delete {builder.data_dir} to prepare "
+            f"it from the new folder, or point TFDS_DATA_DIR (or {settings[1]}) elsewhere."
         )
 
 
@@ -122,19 +128,23 @@ class TfdsSource:
         data_dir: str. TFDS data dir of the prepared records. Defaults to "" (TFDS's default).
         max_examples: int. If > 0, only the first `max_examples` examples of a split. Defaults
             to 0 (all).
+        settings: tuple. How the user sets `manual_dir` and `data_dir`, as errors name them.
+            Defaults to `EXPERIMENT_SETTINGS` (`data.data_dir`, `data.tfds_data_dir`);
+            `prepare_data` passes its flags.
     """
 
-    def __init__(self, dataset: str, manual_dir: str = "", data_dir: str = "", max_examples: int = 0):
+    def __init__(self, dataset: str, manual_dir: str = "", data_dir: str = "", max_examples: int = 0,
+                 settings: tuple = EXPERIMENT_SETTINGS):
         # `sources` imports this module (its registry builds TfdsSource): imported at call time.
         from deeplab_tf.data.sources import tfds_dataset
 
         self.spec = tfds_dataset(dataset)
         self.builder = tfds.builder(self.spec.builder, data_dir=data_dir or None)
         if not self.builder.is_prepared():
-            prepare(self.builder, manual_dir, self.spec.manual_files)
+            prepare(self.builder, manual_dir, self.spec.manual_files, settings[0])
             _record_manual_dir(self.builder, manual_dir)
         else:
-            _check_manual_dir(self.builder, manual_dir)
+            _check_manual_dir(self.builder, manual_dir, settings)
         self.info = self.spec.info or deeplab_builders.info_from_metadata(
             dataset, self.builder.info.metadata
         )
