@@ -13,9 +13,12 @@ or an earlier search's) is never replaced: the command is refused before the sea
 when the output cannot be written.
 """
 
+import os
+
 from absl import flags
 
-from deeplab_tf.cli.flags import check_new_file, define_experiment_flags, model_to_read, resolve_experiment, run
+from deeplab_tf.cli.flags import (check_not_replacing, define_experiment_flags, make_output_dir, model_to_read,
+                                  resolve_experiment, run)
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder: its latest checkpoint is used and the result written there.")
@@ -35,7 +38,9 @@ def main(argv):
 
     values = flags.FLAGS
     experiment = resolve_experiment(model_to_read(values.model_dir, values.checkpoint))
-    check_new_file(params_path(values.model_dir, values.output), "--output")  # before the search
+    output = params_path(values.model_dir, values.output)
+    check_not_replacing([output], "--output")  # before the search
+    make_output_dir(os.path.dirname(output) or ".", "the folder of --output")
     search_model(experiment, values.model_dir, values.checkpoint, values.split, values.num_images, values.processes,
                  values.output)
 

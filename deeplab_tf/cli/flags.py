@@ -226,25 +226,19 @@ def make_output_dir(path: str, what: str) -> None:
         raise PermissionError(f"cannot write into {what} {path}: permission denied")
 
 
-def check_new_file(path: str, flag: str) -> None:
-    """Checks, before any work, that the file `path` (named by `flag`, or its default) can be
-    written without replacing anything: its folder is made (`make_output_dir`). Raises
-    FileExistsError naming `path` when it exists (commands never overwrite a result file) and
-    OSError as `make_output_dir` does."""
-    if os.path.lexists(path):
-        raise FileExistsError(f"{path} exists and is not replaced: remove it or choose another {flag}")
-    make_output_dir(os.path.dirname(path) or ".", f"the folder of {flag}")
-
-
-def check_not_replacing(paths: list[str], flag: str, overwrite: bool) -> None:
-    """Checks, before any work, that the files `paths` a command writes into the folder `flag`
-    names replace nothing, unless `overwrite` (its --overwrite) allows it. Raises FileExistsError
-    naming the first that exists, how many others do, and --overwrite."""
+def check_not_replacing(paths: list[str], flag: str, overwrite: bool | None = None) -> None:
+    """Returns, before any work, when writing the files `paths` (named by `flag`, or written into
+    the folder it names) replaces none of them, or when `overwrite` (the command's --overwrite) is
+    True. Raises FileExistsError naming the first that exists and how many others do, with the
+    advice to choose another `flag`, or to pass --overwrite where the command has it (`overwrite`
+    not None), else to remove the file."""
     existing = [] if overwrite else [path for path in paths if os.path.lexists(path)]
-    if existing:
-        more = f" (and {len(existing) - 1} more of the files to write)" if len(existing) > 1 else ""
-        raise FileExistsError(f"{existing[0]} exists{more} and is not replaced: choose another {flag}, or pass "
-                              f"--overwrite to replace the files this command writes")
+    if not existing:
+        return
+    more = f" (and {len(existing) - 1} more of the files to write)" if len(existing) > 1 else ""
+    advice = (f"choose another {flag}, or pass --overwrite to replace the files this command writes"
+              if overwrite is not None else f"remove it or choose another {flag}")
+    raise FileExistsError(f"{existing[0]} exists{more} and is not replaced: {advice}")
 
 
 def user_errors() -> tuple:

@@ -154,3 +154,22 @@ def test_error_text_drops_the_tf_data_iterator_context():
         with pytest.raises(tf.errors.InvalidArgumentError) as caught:
             read(dataset)
         assert error_text(caught.value) == "label file L has value 2"
+
+
+def test_check_not_replacing_names_the_first_existing_file_and_what_to_do(tmp_path):
+    """One check for every command's output files: with an --overwrite flag (predict,
+    write_images) the advice names it, without one (crf_search) it says to remove the file."""
+    from deeplab_tf.cli.flags import check_not_replacing
+
+    new, first, second = (str(tmp_path / name) for name in ("new", "first", "second"))
+    for path in (first, second):
+        open(path, "w").close()
+    check_not_replacing([new], "--output")
+    check_not_replacing([new, first, second], "--output", overwrite=True)
+    with pytest.raises(FileExistsError) as error:
+        check_not_replacing([first], "--output")
+    assert str(error.value) == f"{first} exists and is not replaced: remove it or choose another --output"
+    with pytest.raises(FileExistsError) as error:
+        check_not_replacing([new, first, second], "--output", overwrite=False)
+    assert str(error.value) == (f"{first} exists (and 1 more of the files to write) and is not replaced: choose "
+                                "another --output, or pass --overwrite to replace the files this command writes")
