@@ -5,12 +5,13 @@
 For ResNet-50's bottleneck 1x1 shapes at a 321 crop, batch 4, output stride 16 (the peers
 benchmark's step), or MobileNetV2 v3+'s at a 321 crop, batch 8 (the CamVid recipe's), times the
 forward pass + both gradients of `sum(conv(x, w) * g)` two ways: `tf.nn.conv2d`'s own gradients
-(`native`), and a `tf.custom_gradient` whose kernel gradient is `x^T g` as one MatMul over the
-flattened positions (`gemm`; input gradient a 1x1 convolution with the transposed kernel), in
+(`native`), and `deeplab_tf.layers.tuned_conv.pointwise_conv2d`, whose kernel gradient is `x^T g`
+as one MatMul over the flattened positions (`gemm`; input gradient TensorFlow's own), in
 --dtype (float32 by default). Both are checked equal (1e-5 of the largest value in float32, 1e-2
 in bfloat16, whose kernels may sum in another order), then timed in 9 interleaved, shuffled
 repeats; printed: the median ms of each and their ratio per shape, and the sums. A throwaway measurement of whether
-the backbone's kernel gradients could go through GEMMs (issue 9); nothing in deeplab_tf uses it.
+the backbone's kernel gradients could go through GEMMs (issue 9); `TunedConv2D` now takes the GEMM
+per shape where the tuner times it faster.
 """
 
 import argparse
@@ -21,25 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from bench import provenance
-
-def gemm_grad_conv(x, w):
-    @tf.custom_gradient
-    def f(x, w):
-        y = tf.nn.conv2d(x, w, 1, "VALID")
-        def grad(dy):
-            c, o = w.shape[2], w.shape[3]
-            dx = tf.nn.conv2d(dy, tf.transpose(w, [0, 1, 3, 2]), 1, "VALID")
-            dw = tf.matmul(tf.reshape(x, [-1, c]), tf.reshape(dy, [-1, o]), transpose_a=True)
-            return dx, tf.reshape(dw, w.shape)
-        return y, grad
-    return f(x, w)
+from deeplab_tf.layers.tuned_conv import pointwise_conv2d
 
 def step(kind, w):
     @tf.function
     def s(x, g):
         with tf.GradientTape() as t:
             t.watch([x, w])
-            y = tf.nn.conv2d(x, w, 1, "VALID") if kind == "native" else gemm_grad_conv(x, w)
+            y = tf.nn.conv2d(x, w, 1, "VALID") if kind == "native" else pointwise_conv2d(x, w, (1, 1))
             loss = tf.reduce_sum(y * g)
         return t.gradient(loss, [x, w])
     return s

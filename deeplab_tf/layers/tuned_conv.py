@@ -9,7 +9,7 @@ BENCHMARKS.md: on the 2-core AMD EPYC (Zen 4, avx512_bf16) the strided ones fall
 direct kernel several times slower than the same FLOPs at stride 1 ("Strided 1x1 convolutions:
 the kernel gradient as one GEMM"); on the 2-core Intel Xeon (Sapphire Rapids, AMX) the AMX
 backward-weights kernels of the stride-1 ones run at well under half the rate of oneDNN's AMX
-matmul on the same FLOPs ("1x1 kernel gradients and atrous forward passes on AMX"). Keras
+matmul on the same FLOPs ("On the Intel Xeon with AMX"). Keras
 Applications' ResNets are mostly 1x1 convolutions, with a block's stride in a 1x1 one.
 
 `TunedConv2D` computes each such call one of two ways (`KERNEL_GRADIENTS`):
