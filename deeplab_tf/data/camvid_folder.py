@@ -4,7 +4,8 @@ Layout of `data_dir`::
 
     train.txt, val.txt, ...      one "image_path label_path" pair per line
     train/0001TP_006690.png      RGB image
-    trainannot/0001TP_006690.png single-channel 8- or 16-bit label, class index per pixel, 11 = void
+    trainannot/0001TP_006690.png label: class index per pixel, 11 = void (a grey 8- or 16-bit PNG,
+                                 or a palette PNG whose indices are the classes)
 
 Listed paths are relative to `data_dir`. SegNet's original lists hold absolute paths such as
 `/SegNet/CamVid/train/0001TP_006690.png`; a listed path that does not exist falls back to
@@ -13,10 +14,13 @@ the ignore label 255. Files are checked upfront in Python; sizes and label value
 per example inside the tf.data graph with `tf.debugging.Assert`.
 """
 
+import io
 import os
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from deeplab_tf.data.dataset_info import IGNORE_LABEL, DatasetInfo
 
@@ -38,8 +42,8 @@ CAMVID_INFO = DatasetInfo(
 _LAYOUT = (
     "Expected layout: DIR/<split>.txt (e.g. train.txt, val.txt) with one 'image_path label_path' "
     "pair per line, paths relative to DIR (e.g. 'train/0001TP_006690.png "
-    "trainannot/0001TP_006690.png'); labels are single-channel 8- or 16-bit PNGs with class "
-    "indices 0..10 and 11 = void."
+    "trainannot/0001TP_006690.png'); labels are single-channel 8- or 16-bit PNGs (or palette PNGs) "
+    "with class indices 0..10 and 11 = void."
 )
 
 
@@ -141,7 +145,8 @@ def load_pair(image_path: tf.Tensor, label_path: tf.Tensor) -> dict:
     """Returns the decoded example for one pair of file paths (tf.string scalars).
 
     Output: {"image": uint8 [H, W, 3], "label": uint8 [H, W] with void mapped to 255,
-    "name": image_path}. A 16-bit label PNG's values are read as stored (`_decode_label`). Fails
+    "name": image_path}. A 16-bit label PNG's values, and a palette PNG's indices, are read as
+    stored (`_decode_label`). Fails
     with an InvalidArgumentError naming the files when a PNG is cut short (`_png_end_check`), a
     file cannot be decoded (`_decoded`), the
     label has more than one channel (a colour-coded label, which would otherwise be read as grey
@@ -211,19 +216,38 @@ def _decoded(data: tf.Tensor, path: tf.Tensor, what: str, decode: Callable) -> t
 def _decode_label(data: tf.Tensor) -> tf.Tensor:
     """Returns the label image in the file bytes `data` (tf.string scalar) as int32 [H, W, C]
     holding the values stored: a 16-bit PNG's as they are (`tf.io.decode_image` would scale them
-    to 8 bits, turning class indices 0..255 into 0), any other image's 8-bit values."""
-    depth = tf.strings.substr(data, tf.minimum(PNG_BIT_DEPTH_OFFSET, tf.strings.length(data)), 1)
-    return tf.cond(
-        _is_png(data) & tf.equal(depth, b"\x10"),
-        lambda: tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.int32),
-        lambda: tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.int32),
-    )
+    to 8 bits, turning class indices 0..255 into 0), a palette PNG's indices [H, W, 1] (TensorFlow's
+    decoders give its colours; VOC's labels are such files, their indices the classes), any other
+    image's 8-bit values."""
+    def header_byte(offset):
+        return tf.strings.substr(data, tf.minimum(offset, tf.strings.length(data)), 1)
+
+    def palette_indices():
+        indices = tf.numpy_function(_palette_indices, [data], tf.int32, stateful=False)
+        return tf.ensure_shape(indices, [None, None, 1])
+
+    return tf.case([
+        (_is_png(data) & tf.equal(header_byte(PNG_BIT_DEPTH_OFFSET), b"\x10"),
+         lambda: tf.cast(tf.io.decode_png(data, channels=0, dtype=tf.uint16), tf.int32)),
+        (_is_png(data) & tf.equal(header_byte(PNG_COLOUR_TYPE_OFFSET), PNG_PALETTE), palette_indices),
+    ], default=lambda: tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.int32))
+
+
+def _palette_indices(data: bytes) -> np.ndarray:
+    """Returns the palette indices of the palette PNG `data` as int32 [H, W, 1] (read by PIL:
+    TensorFlow has no decoder that keeps them)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image, np.int32)[..., None]
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_BIT_DEPTH_OFFSET = 24
 """Byte offset of a PNG's bit depth: after its signature, its first (IHDR) chunk's length and type,
 and the image's width and height."""
+PNG_COLOUR_TYPE_OFFSET = 25
+"""Byte offset of a PNG's colour type, after its bit depth."""
+PNG_PALETTE = b"\x03"
+"""The colour type of a palette (indexed-colour) PNG."""
 PNG_END = b"IEND"
 """Type of the chunk that ends a PNG datastream."""
 _END_SEARCH_BYTES = 1 << 16

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from deeplab_tf.data.camvid_folder import CAMVID_INFO, CamVidFolder, load_pair
 
@@ -208,4 +209,36 @@ def test_a_file_that_cannot_be_decoded_is_refused_naming_it(tmp_path, run, what,
     path = tmp_path / sub / "a.png"
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(tf.errors.InvalidArgumentError, match=rf"camvid_folder: {what} {path} cannot be decoded"):
+        run(load_pair, *pair_paths(tmp_path))
+
+
+def write_palette_label(folder, label):
+    """Writes folder/ann/a.png as a palette ('P') PNG whose indices are `label`, with colours
+    that are no class index (VOC's SegmentationClass files are such PNGs)."""
+    image = Image.fromarray(np.asarray(label, np.uint8), mode="P")
+    image.putpalette([c for index in range(256) for c in ((37 * index) % 256, (101 * index) % 256, 255)])
+    path = folder / "ann" / "a.png"
+    image.save(path)
+    assert path.read_bytes()[25] == 3  # the PNG's colour type: palette
+    return path
+
+
+def test_a_palette_label_is_read_as_its_indices(tmp_path, run):
+    """TensorFlow's decoders give a palette PNG's colours (3 channels), which the reader would
+    refuse as a colour-coded label; its indices are the classes."""
+    write_pair(tmp_path, "a")
+    write_palette_label(tmp_path, [[0, 10, 11, 255, 3, 7]] * 4)
+    example = run(load_pair, *pair_paths(tmp_path))
+    assert example["label"].dtype == tf.uint8
+    np.testing.assert_array_equal(example["label"], [[0, 10, 255, 255, 3, 7]] * 4)
+
+
+def test_a_palette_label_is_checked_as_any_other(tmp_path, run):
+    """Its indices must be classes; a damaged one is named as a file that cannot be decoded."""
+    write_pair(tmp_path, "a")
+    path = write_palette_label(tmp_path, [[0, 12, 1, 1, 1, 1]] * 4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"label {path} has value 12;"):
+        run(load_pair, *pair_paths(tmp_path))
+    path.write_bytes(damaged_png(path.read_bytes()))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"camvid_folder: label {path} cannot be decoded"):
         run(load_pair, *pair_paths(tmp_path))
