@@ -17,7 +17,8 @@ a NumPy reference in tests/layers/test_atrous_conv.py), so choosing one only cha
   centre tap once `rate >= size`) are skipped, so the work is the useful work, and autodiff of
   slice + matmul + pad gives GEMM gradients of the same size. With static spatial sizes the
   skipping is decided while tracing; with dynamic ones every tap's slice bounds are clipped
-  in-graph, and a skipped tap becomes an empty (free) product.
+  in-graph, and a skipped tap becomes an empty (free) product. In bfloat16 and float16 the
+  tap products are summed in float32 and rounded once, as a convolution kernel sums.
   The depthwise variant (a per-channel multiply per tap) is exact but slow: memory-bound work
   does not amortise the per-tap slices and pads.
 - `"tap_gradient"`: `"native"`'s forward pass with its own gradient. oneDNN's dilated forward
@@ -144,7 +145,17 @@ def _shifted_gemm(op, inputs, kernel, rate, padding):
                 term = tf.pad(term, [[0, 0], [top, out_height - bottom],
                                      [left, out_width - right], [0, 0]])
             terms.append(term)
-    return tf.add_n(terms)
+    return _sum_in_float32(terms)
+
+
+def _sum_in_float32(terms):
+    """`tf.add_n(terms)`, with half-precision terms summed in float32 and rounded once: in their
+    own type every partial sum would be rounded again, 2-3x the error of one convolution kernel
+    (which sums in float32). Returns a tensor of the terms' dtype and shape."""
+    dtype = terms[0].dtype
+    if len(terms) == 1 or dtype not in (tf.bfloat16, tf.float16):
+        return tf.add_n(terms)
+    return tf.cast(tf.add_n([tf.cast(term, tf.float32) for term in terms]), dtype)
 
 
 def _valid_taps(sizes, kernel_size, rate, padding):

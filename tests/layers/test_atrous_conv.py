@@ -318,6 +318,36 @@ def test_low_precision_matches_numpy_reference(rate, padding, op, dtype, impleme
         assert_close_relative_to_max(grad, expected, tolerance)
 
 
+@pytest.mark.parametrize("implementation", ATROUS_IMPLEMENTATIONS)
+@pytest.mark.parametrize("rate,size", [(1, (9, 9)), (2, (10, 8)), (6, (21, 21))])
+def test_bfloat16_convolution_rounds_like_one_float32_sum(rate, size, implementation):
+    """Every implementation's bfloat16 full convolution keeps oneDNN's error bound: sums kept in
+    float32 and rounded to bfloat16 (unit roundoff u = 2**-8) once per tap product and once at
+    the end, so each output is within u * (sum over taps of |tap product| + |exact output|) of
+    the exact value. A sum of the tap products in bfloat16 (rounding every partial sum) leaves
+    that bound at a fraction of a percent of the outputs; so does any other extra rounding."""
+    if not bfloat16_sums_in_float32():
+        pytest.skip("this CPU's bfloat16 kernels round their sums to bfloat16 (probed)")
+    rng = np.random.default_rng(rate)
+    channels = 64
+    x = rounded(rng.standard_normal((2, *size, channels)), "bfloat16")
+    w = rounded(rng.standard_normal((3, 3, channels, 16)) / np.sqrt(9 * channels), "bfloat16")
+    exact = reference(x, w, rate, "same", depthwise=False)
+    padded = np.pad(x, [(0, 0), (rate, rate), (rate, rate), (0, 0)])
+    tap_magnitudes = sum(
+        np.abs(np.einsum("bhwc,co->bhwo",
+                         padded[:, rate * u:rate * u + size[0], rate * v:rate * v + size[1]],
+                         w[u, v]))
+        for u in range(3) for v in range(3))
+    bound = 2.0 ** -8 * (tap_magnitudes + np.abs(exact)) * 1.01  # 1%: second-order terms
+    y = atrous_conv2d(tf.constant(x, tf.bfloat16), tf.constant(w, tf.bfloat16), rate, "same",
+                      implementation)
+    errors = np.abs(tf.cast(y, tf.float64).numpy() - exact)
+    outside = errors > bound
+    assert not outside.any(), (f"{outside.mean():.2%} of the outputs beyond the bound; worst "
+                               f"error / bound {np.max(errors / bound):.2f}")
+
+
 @pytest.mark.parametrize("dtype,tolerance", [("float16", 2e-2), ("float64", 1e-12)])
 @pytest.mark.parametrize("padding", ("same", "valid"))
 @pytest.mark.parametrize("dynamic", (False, True))
