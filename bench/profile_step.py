@@ -150,6 +150,7 @@ def build_step(args, mode, with_model=False, model=None):
     from deeplab_tf.layers import autotune
     from deeplab_tf.training.losses import masked_sparse_cross_entropy
     from deeplab_tf.training.momentum_sgd import MomentumSGD
+    from deeplab_tf.training.trainer import freeze_batch_norm
     from deeplab_tf.models import build_model
     from bench.peers.protocol import make_inputs
     from bench.peers.tf_common import resize_to, set_precision
@@ -169,6 +170,8 @@ def build_step(args, mode, with_model=False, model=None):
         model = build_model(experiment.model, args.num_classes).model
         if served:
             model, _ = served_form(model)
+        if mode == "training" and not experiment.train.train_batch_norm:
+            freeze_batch_norm(model)  # the recipe's frozen batch norm, as the trainer does
     images, labels = (tf.constant(v) for v in make_inputs(config))
     if mode == "inference":
         step = tf.function(lambda x: resize_to(model(x, training=False), (height, width)))
@@ -192,7 +195,9 @@ def build_step(args, mode, with_model=False, model=None):
         inputs = (images, labels)
     m = experiment.model
     label = (f"{mode}: {m.arch} {m.backbone} OS{m.output_stride} atrous={m.atrous_implementation} "
-             f"fused_batch_norm={m.fused_batch_norm}, {batch}x{height}x{width}, {model.dtype_policy.name}"
+             f"fused_batch_norm={m.fused_batch_norm}"
+             f"{' (frozen)' if mode == 'training' and not experiment.train.train_batch_norm else ''}, "
+             f"{batch}x{height}x{width}, {model.dtype_policy.name}"
              f"{', served (batch norms folded, weights in the compute dtype)' if served else ''}"
              f"{', XLA' if mode == 'training' and getattr(args, 'jit', False) else ''}")
     return (step, inputs, label, model) if with_model else (step, inputs, label)

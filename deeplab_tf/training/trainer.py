@@ -88,7 +88,7 @@ def _train_locked(experiment: Experiment, model_dir: str, log, strategy, lr_sche
     model = parts.model
     _check_crop_size(parts.training_model, experiment.data.crop_size)
     if not cfg.train_batch_norm:
-        _freeze_batch_norm(model)
+        freeze_batch_norm(model)
     # One replica keeps Keras' batch norm: the synchronised layer's per-example float64 sums made
     # one-device training slower and the CamVid integration test's loss stop falling in 40 steps.
     synchronized = distribute.synchronize_batch_norm(model) if strategy.num_replicas_in_sync > 1 else 0
@@ -299,7 +299,7 @@ def _gradient_multipliers(model, classifier_multiplier: float) -> list[float]:
     return [classifier_multiplier if c else 1.0 for c in classifier]
 
 
-def _freeze_batch_norm(model) -> None:
+def freeze_batch_norm(model) -> None:
     """Freezes every batch norm layer (scale, offset and moving statistics), as DeepLab v2 did:
     a non-trainable Keras BatchNormalization normalises with its moving statistics even when
     the model runs with training=True (which keeps dropout active)."""
