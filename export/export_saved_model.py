@@ -37,7 +37,7 @@ import tempfile
 from absl import flags
 
 from deeplab_tf import cpu
-from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, refuse_flag_unless, resolve_experiment, run
 from deeplab_tf.config import EvalConfig
 from export.file_modes import give_umask_mode
 from export.serving import INPUT_TYPES, MAX_PIXELS, OUTPUTS, ServingOptions
@@ -68,6 +68,11 @@ flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Compute precision o
                   "bfloat16 if this CPU has native bfloat16 units (AVX512_BF16, AMX-BF16), else float32.")
 flags.DEFINE_bool("fold_batch_norm", True, "Fold batch norms into the convolutions before them (same outputs, fewer ops and variables).")
 flags.mark_flags_as_required(["checkpoint", "export_dir"])
+refuse_flag_unless("crf_params", lambda values: values.crf,
+                   "the CRF parameters are read only with --crf, and there is no --crf: add --crf or drop --crf_params")
+refuse_flag_unless("fusion", lambda values: len(values.scales) > 1 or values.flip,
+                   "one pass is exported (one --scales, no --flip), so nothing is fused: give several --scales "
+                   "or --flip too, or drop --fusion")
 
 DATASET_INFO_FILE = os.path.join("assets.extra", "dataset_info.json")
 SIGNATURES_FILE = "signatures.txt"

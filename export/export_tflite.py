@@ -40,7 +40,7 @@ import tempfile
 
 from absl import flags
 
-from deeplab_tf.cli.flags import define_experiment_flags, make_output_dir, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, make_output_dir, refuse_flag_unless, resolve_experiment, run
 from deeplab_tf.evaluation.tflite_segmenter import INPUT_NAME, OUTPUTS, SIGNATURE
 from export.file_modes import give_umask_mode
 
@@ -70,6 +70,11 @@ def define_flags() -> None:
                       "kernel (--noper_channel: one per tensor, smaller file, usually less accurate).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --output that this exporter wrote (never another file).")
     flags.mark_flags_as_required(["checkpoint", "output", "input_size"])
+    refuse_flag_unless("calibration_images", lambda values: values.precision == "int8",
+                       "only --precision=int8 is calibrated: add --precision=int8 or drop --calibration_images")
+    refuse_flag_unless("per_channel", lambda values: values.precision in ("int8", "dynamic_range"),
+                       "only --precision=int8 or dynamic_range quantises kernels: give one of them or drop "
+                       "--[no]per_channel")
 
 
 def description_path(output: str) -> str:

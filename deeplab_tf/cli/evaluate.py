@@ -16,8 +16,10 @@ exactly what ran. A training run's model dir (or a checkpoint in it) brings its 
 read from its config.json: --experiment and the training's --override's need not be repeated
 (an override that contradicts the run is refused, see `deeplab_tf.cli.flags.RUN_SETTABLE_FIELDS`).
 A --dataset of other classes than the model's, or a SavedModel or TFLite model predicting another
-number of classes, is refused before anything is evaluated. A TFLite model (`export.export_tflite`,
-with a `probabilities` output) runs in the LiteRT interpreter at its one input size: images of
+number of classes, is refused before anything is evaluated, as are two models (--checkpoint,
+--saved_model, --tflite) and a flag that would have no effect (--crf_params or --crf_backend with
+the CRF off, --tile_overlap without tiles, --fusion with one pass, --tflite_threads without
+--tflite). A TFLite model (`export.export_tflite`, with a `probabilities` output) runs in the LiteRT interpreter at its one input size: images of
 another size are resized to it and its probabilities back (`evaluation.tflite_segmenter`).
 """
 
@@ -28,14 +30,14 @@ import os
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import define_experiment_flags, make_output_dir, model_to_read, resolve_experiment, run
+from deeplab_tf.cli.flags import (check_flag_effective, define_experiment_flags, define_tflite_flags, make_output_dir,
+                                  model_to_read, refuse_flag_unless, resolve_experiment, run)
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
 flags.DEFINE_string("checkpoint", None, "A checkpoint prefix; defaults to the latest in --model_dir.")
 flags.DEFINE_string("saved_model", None, "Evaluate this SavedModel (exported by this project) instead of a checkpoint.")
-flags.DEFINE_string("tflite", None, "Evaluate this .tflite model (written by export.export_tflite) instead of a checkpoint.")
-flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
+define_tflite_flags("Evaluate this .tflite model (written by export.export_tflite) instead of a checkpoint.")
 flags.DEFINE_string("dataset", None, "Dataset to evaluate on; defaults to the experiment's data.dataset.")
 flags.DEFINE_string("split", None, "Split to evaluate; defaults to the experiment's data.eval_split.")
 flags.DEFINE_integer("output_stride", None, "Output stride to evaluate at (checkpoints only); default eval.output_stride.")
@@ -50,11 +52,21 @@ flags.DEFINE_string("crf_params", None, "crf_params.json from deeplab_tf.cli.crf
 flags.DEFINE_enum("crf_backend", "tensorflow", ["tensorflow", "pydensecrf"], "Dense CRF implementation.")
 flags.DEFINE_integer("num_visualizations", 0, "Write overlays of this many images with the lowest mIoU.", lower_bound=0)
 flags.DEFINE_string("output_dir", None, "Folder for the reports; defaults to MODEL_DIR/SPLIT.")
+# One model is evaluated: a second one given beside it would not be read.
+for _model in ("saved_model", "tflite"):
+    refuse_flag_unless("checkpoint", lambda values, model=_model: not values[model].value,
+                       f"--{_model} is the model evaluated, so the checkpoint would not be read: give one of the two "
+                       f"(--model_dir=RUN takes the experiment of a training run)")
+refuse_flag_unless("tflite", lambda values: not values.saved_model,
+                   "give --saved_model or --tflite, not both: one model is evaluated")
+refuse_flag_unless("output_stride", lambda values: not values.saved_model,
+                   "needs a checkpoint: the SavedModel of --saved_model is fixed at its export's stride")
 
 
 def eval_overrides(values, experiment):
     """Returns `experiment` with the evaluation flags that were given applied to its sections.
-    Raises ValueError naming a list flag that does not parse, or a --dataset of other classes."""
+    Raises ValueError naming a list flag that does not parse, a --dataset of other classes, or a
+    flag that would have no effect in the evaluation so set up (`check_effective`)."""
     given = {
         "output_stride": values.output_stride,
         "scales": list_flag("scales", values.scales, float),
@@ -69,7 +81,24 @@ def eval_overrides(values, experiment):
     if values.dataset:
         check_same_classes(values.dataset, experiment)
     data = {k: v for k, v in (("dataset", values.dataset), ("eval_split", values.split)) if v}
+    check_effective(evaluation)
     return dataclasses.replace(experiment, eval=evaluation, data=dataclasses.replace(experiment.data, **data))
+
+
+def check_effective(evaluation) -> None:
+    """Raises ValueError (`check_flag_effective`) for a flag given on the command line that the
+    evaluation settings `evaluation` (the experiment's, with the flags applied) would ignore:
+    --crf_params or --crf_backend with the CRF off, --tile_overlap without tiles, --fusion with a
+    single pass."""
+    for name in ("crf_params", "crf_backend"):
+        check_flag_effective(name, evaluation.crf, f"the CRF is off (no --crf, and eval.crf of the experiment is "
+                                                   f"false), so it would not be used: add --crf or drop --{name}")
+    check_flag_effective("tile_overlap", tuple(evaluation.tile_size) != (0, 0),
+                         "tiled inference is off (eval.tile_size is 0,0), so there is no overlap: give "
+                         "--tile_size=HEIGHT,WIDTH too, or drop --tile_overlap")
+    check_flag_effective("fusion", len(evaluation.scales) > 1 or evaluation.flip,
+                         f"one pass is made (--scales={','.join(map(str, evaluation.scales))}, no --flip), so "
+                         f"nothing is fused: give several --scales or --flip too, or drop --fusion")
 
 
 def list_flag(name: str, items: list[str] | None, kind: type) -> tuple | None:
@@ -119,9 +148,7 @@ def build_scorer(values, experiment):
 
     if values.tflite:
         return tflite_scorer(values, experiment)
-    if values.saved_model:
-        if values.output_stride:  # the experiment's eval.output_stride is for checkpoints; the export has its own
-            raise ValueError("--output_stride needs a checkpoint: a SavedModel is fixed at its export's stride")
+    if values.saved_model:  # --output_stride is refused with it: the export has its own
         scorer, info = saved_model_scorer(values.saved_model), dataset_info(experiment.data.dataset)
         check_saved_model_classes(scorer, values.saved_model, info)
         return scorer, {"source": os.path.abspath(values.saved_model), "kind": "saved_model",
@@ -137,16 +164,14 @@ def build_scorer(values, experiment):
 
 def tflite_scorer(values, experiment):
     """Returns (scorer, model identity, DatasetInfo) of the .tflite --tflite (`build_scorer`).
-    Raises ValueError for --saved_model or an --output_stride other than the file's given with it,
-    a file of another number of classes than the experiment's dataset, one without a probabilities
-    output, or a missing LiteRT runtime."""
+    Raises ValueError for an --output_stride other than the file's given with it, a file of another
+    number of classes than the experiment's dataset, one without a probabilities output, or a
+    missing LiteRT runtime."""
     import hashlib
 
     from deeplab_tf.data import dataset_info
     from deeplab_tf.evaluation.tflite_segmenter import TFLiteSegmenter
 
-    if values.saved_model:
-        raise ValueError("Give --saved_model or --tflite, not both")
     try:
         segmenter = TFLiteSegmenter(values.tflite, num_threads=values.tflite_threads)
     except ImportError as error:  # the `lite` extra is not installed

@@ -76,6 +76,39 @@ def define_experiment_flags() -> None:
     )
 
 
+def given(name: str) -> bool:
+    """Returns whether --`name` is on the command line (a flag left at its default is not)."""
+    return bool(flags.FLAGS[name].present)
+
+
+def refuse_flag_unless(name: str, condition, why: str) -> None:
+    """Refuses --`name` on the command line unless `condition(flags.FLAGS)` holds: flags that
+    contradict each other (two models to read) or one that would have no effect beside the
+    others (read only with another flag). Checked as the flags are parsed (an absl validator),
+    before any work: the command ends in one line, `error: flag --NAME=VALUE: WHY`, where `why`
+    names the other flag and what to do."""
+    flags.register_validator(name, lambda _: not given(name) or condition(flags.FLAGS), message=why)
+
+
+def check_flag_effective(name: str, effective: bool, why: str) -> None:
+    """Raises ValueError, worded as `refuse_flag_unless` words it, when --`name` is on the command
+    line but not `effective`: for a flag whose effect is known only once the experiment is resolved
+    (e.g. --crf_params while the CRF is off in the experiment and not turned on by --crf)."""
+    if given(name) and not effective:
+        raise ValueError(f"flag --{name}={flags.FLAGS[name].value}: {why}")
+
+
+def define_tflite_flags(model_help: str) -> None:
+    """Defines --tflite (a .tflite of export.export_tflite, described by `model_help`) and
+    --tflite_threads, which is refused without --tflite (`refuse_flag_unless`)."""
+    flags.DEFINE_string("tflite", None, model_help)
+    flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.",
+                         lower_bound=1)
+    refuse_flag_unless("tflite_threads", lambda values: values.tflite,
+                       "sets the threads of the --tflite interpreter, and there is no --tflite: drop it or give "
+                       "--tflite")
+
+
 # What evaluating or exporting a training run may set differently from its config.json: where its
 # data lives and which of it is read, the evaluation protocol, and speed choices that keep the
 # weights. Any other override contradicts the run and is refused.

@@ -23,7 +23,8 @@ overlays this run writes and nothing else. Every write is checked. An image that
 predicted or written is reported with its file name and the reason, the others are done, the count
 of images done is printed, and the exit status is 1. A --saved_model that is not a SavedModel
 taking image bytes, a --tflite that is not a model of export.export_tflite, an --output that cannot
-be created or an output file that exists (without --overwrite) ends in one `error:` line (status 2).
+be created, an output file that exists (without --overwrite) or --tflite_threads without --tflite ends in
+one `error:` line (status 2).
 """
 
 import collections
@@ -34,7 +35,7 @@ import sys
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import check_not_replacing, error_text, make_output_dir, run
+from deeplab_tf.cli.flags import check_not_replacing, define_tflite_flags, error_text, make_output_dir, run
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -44,8 +45,7 @@ def define_flags() -> None:
     """Defines the command's flags (only when run as a command: the module's functions are
     importable beside other entry points, whose flags share names, e.g. the exporters' --overwrite)."""
     flags.DEFINE_string("saved_model", None, "Folder of a SavedModel written by export.export_saved_model.")
-    flags.DEFINE_string("tflite", None, "A .tflite model written by export.export_tflite (instead of --saved_model).")
-    flags.DEFINE_integer("tflite_threads", None, "Interpreter threads for --tflite; unset = LiteRT's default.", lower_bound=1)
+    define_tflite_flags("A .tflite model written by export.export_tflite (instead of --saved_model).")
     flags.DEFINE_string("input", None, "An image file, or a folder whose images (subfolders included) are all processed.")
     flags.DEFINE_string("output", None, "Folder for the label PNGs and overlays (outside --input).")
     flags.DEFINE_bool("overwrite", False, "Replace label PNGs and overlays that exist in --output (e.g. from an earlier "

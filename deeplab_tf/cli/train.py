@@ -23,7 +23,7 @@ import sys
 
 from absl import flags
 
-from deeplab_tf.cli.flags import define_experiment_flags, resolve_experiment, run
+from deeplab_tf.cli.flags import define_experiment_flags, refuse_flag_unless, resolve_experiment, run
 from deeplab_tf.config import apply_overrides
 from deeplab_tf.training.distribute import STRATEGIES
 
@@ -35,6 +35,8 @@ flags.DEFINE_enum(
     "tf.distribute strategy; auto = mirrored with more than one GPU, else one device.",
 )
 flags.DEFINE_string("tpu", "", "With --strategy=tpu: the TPU's address or name ('' = local TPU).")
+refuse_flag_unless("tpu", lambda values: values.strategy == "tpu",
+                   "a TPU is used only with --strategy=tpu: add --strategy=tpu or drop --tpu")
 flags.DEFINE_enum(
     "mixed_precision", None, ["auto", "mixed_float16", "mixed_bfloat16"],
     "Mixed precision policy (sets train.mixed_precision); the loss stays float32. auto = mixed_bfloat16 "

@@ -15,11 +15,13 @@ import fnmatch
 
 from absl import flags
 
-from deeplab_tf.cli.flags import run
+from deeplab_tf.cli.flags import refuse_flag_unless, run
 
 flags.DEFINE_string("check", None, "Name of a pretrained model whose local files --path holds.")
 flags.DEFINE_string("path", None, "With --check: the folder (or file) holding the model's files "
                     "(default for a shipped model: the repository's weights/ folder).")
+refuse_flag_unless("path", lambda values: values.check,
+                   "the files are checked only with --check=NAME: add it or drop --path")
 
 
 def describe(model) -> str:
@@ -37,6 +39,8 @@ def main(argv):
 
     values = flags.FLAGS
     if values.check:
+        if len(argv) > 1:
+            raise ValueError(f"--check={values.check} checks one model, and lists none: drop {' '.join(argv[1:])!r}")
         model = get_pretrained(values.check)
         path = values.path or (WEIGHTS_DIR if is_shipped(model.name) else None)
         if not path:

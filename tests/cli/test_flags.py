@@ -173,3 +173,55 @@ def test_check_not_replacing_names_the_first_existing_file_and_what_to_do(tmp_pa
         check_not_replacing([new, first, second], "--output", overwrite=False)
     assert str(error.value) == (f"{first} exists (and 1 more of the files to write) and is not replaced: choose "
                                 "another --output, or pass --overwrite to replace the files this command writes")
+
+
+# (command, arguments, the one error line after "error: "; TMP is the test's folder): flags that
+# contradict each other, or one that would have no effect beside the others, refused as they are
+# parsed (`flags.refuse_flag_unless`), naming both, before anything is read or made.
+CONTRADICTIONS = [
+    ("deeplab_tf.cli.evaluate", ["--checkpoint=TMP/ckpt", "--saved_model=TMP/export", "--output_dir=TMP/out"],
+     "flag --checkpoint=TMP/ckpt: --saved_model is the model evaluated, so the checkpoint would not be read: give "
+     "one of the two (--model_dir=RUN takes the experiment of a training run)"),
+    ("deeplab_tf.cli.evaluate", ["--checkpoint=TMP/ckpt", "--tflite=TMP/m.tflite", "--output_dir=TMP/out"],
+     "flag --checkpoint=TMP/ckpt: --tflite is the model evaluated, so the checkpoint would not be read: give "
+     "one of the two (--model_dir=RUN takes the experiment of a training run)"),
+    ("deeplab_tf.cli.evaluate", ["--saved_model=TMP/export", "--tflite=TMP/m.tflite", "--output_dir=TMP/out"],
+     "flag --tflite=TMP/m.tflite: give --saved_model or --tflite, not both: one model is evaluated"),
+    ("deeplab_tf.cli.evaluate", ["--saved_model=TMP/export", "--output_stride=8", "--output_dir=TMP/out"],
+     "flag --output_stride=8: needs a checkpoint: the SavedModel of --saved_model is fixed at its export's stride"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=TMP/run", "--tflite_threads=2"],
+     "flag --tflite_threads=2: sets the threads of the --tflite interpreter, and there is no --tflite: drop it or "
+     "give --tflite"),
+    ("deeplab_tf.cli.predict", ["--saved_model=TMP/export", "--tflite_threads=2", "--input=TMP/in", "--output=TMP/out"],
+     "flag --tflite_threads=2: sets the threads of the --tflite interpreter, and there is no --tflite: drop it or "
+     "give --tflite"),
+    ("export.export_saved_model", ["--checkpoint=TMP/run", "--export_dir=TMP/export", "--crf_params=TMP/p.json"],
+     "flag --crf_params=TMP/p.json: the CRF parameters are read only with --crf, and there is no --crf: add --crf "
+     "or drop --crf_params"),
+    ("export.export_saved_model", ["--checkpoint=TMP/run", "--export_dir=TMP/export", "--fusion=max"],
+     "flag --fusion=max: one pass is exported (one --scales, no --flip), so nothing is fused: give several "
+     "--scales or --flip too, or drop --fusion"),
+    ("export.export_tflite", ["--checkpoint=TMP/run", "--output=TMP/m.tflite", "--input_size=64x64",
+                              "--calibration_images=10"],
+     "flag --calibration_images=10: only --precision=int8 is calibrated: add --precision=int8 or drop "
+     "--calibration_images"),
+    ("export.export_tflite", ["--checkpoint=TMP/run", "--output=TMP/m.tflite", "--input_size=64x64",
+                              "--precision=float16", "--noper_channel"],
+     "flag --per_channel=False: only --precision=int8 or dynamic_range quantises kernels: give one of them or "
+     "drop --[no]per_channel"),
+    ("deeplab_tf.cli.train", ["--experiment=demo", "--model_dir=TMP/run", "--tpu=grpc://10.0.0.2:8470"],
+     "flag --tpu=grpc://10.0.0.2:8470: a TPU is used only with --strategy=tpu: add --strategy=tpu or drop --tpu"),
+    ("deeplab_tf.cli.zoo", ["--path=TMP/files"],
+     "flag --path=TMP/files: the files are checked only with --check=NAME: add it or drop --path"),
+    ("deeplab_tf.cli.zoo", ["--check=camvid_mnv2_voc_transfer", "voc_*"],
+     "--check=camvid_mnv2_voc_transfer checks one model, and lists none: drop 'voc_*'"),
+]
+
+
+@pytest.mark.parametrize("module, arguments, error", CONTRADICTIONS, ids=lambda value: str(value)[:40])
+def test_contradictory_or_ineffective_flags_are_refused_naming_both(run_command, tmp_path, module, arguments, error):
+    result = run_command(module, *[argument.replace("TMP", str(tmp_path)) for argument in arguments])
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr[-2000:]
+    assert result.stderr == f"error: {error.replace('TMP', str(tmp_path))}\n"
+    assert not list(tmp_path.iterdir())
+

@@ -1,7 +1,8 @@
 """evaluate, export and save_weights of a training run: its experiment is read from its
 config.json (the training's overrides are not repeated), and a model of another experiment or
-class count, an override that contradicts the run, a checkpoint of another run than --model_dir, or an
-output that cannot be written is refused in one line before any work."""
+class count, an override that contradicts the run, a checkpoint of another run than --model_dir, an
+output that cannot be written or an evaluation flag that would have no effect is refused in one
+line before any work."""
 
 import json
 import re
@@ -125,7 +126,20 @@ REFUSED = [  # (command, arguments, the one error line after "error: "; RUN, EXP
      "SavedModel EXPORT predicts 4 classes; camvid has 11 (Sky, Building,"),
     ("deeplab_tf.cli.evaluate", ["--saved_model=EXPORT", "--experiment=demo", "--output_stride=8",
                                  "--output_dir=TMP/out"],
-     "--output_stride needs a checkpoint: a SavedModel is fixed at its export's stride"),
+     "flag --output_stride=8: needs a checkpoint: the SavedModel of --saved_model is fixed at its export's stride"),
+    # An evaluation flag the run's settings (the experiment's eval, with the flags) would ignore.
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--crf_params=TMP/p.json", "--output_dir=TMP/out"],
+     "flag --crf_params=TMP/p.json: the CRF is off (no --crf, and eval.crf of the experiment is false), so it "
+     "would not be used: add --crf or drop --crf_params"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--nocrf", "--crf_backend=pydensecrf", "--output_dir=TMP/out"],
+     "flag --crf_backend=pydensecrf: the CRF is off (no --crf, and eval.crf of the experiment is false), so it "
+     "would not be used: add --crf or drop --crf_backend"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--tile_overlap=8", "--output_dir=TMP/out"],
+     "flag --tile_overlap=8: tiled inference is off (eval.tile_size is 0,0), so there is no overlap: give "
+     "--tile_size=HEIGHT,WIDTH too, or drop --tile_overlap"),
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--fusion=max", "--output_dir=TMP/out"],
+     "flag --fusion=max: one pass is made (--scales=1.0, no --flip), so nothing is fused: give several --scales "
+     "or --flip too, or drop --fusion"),
     ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--dataset=camvid", "--output_dir=TMP/out"],
      "--dataset=camvid has 11 classes (Sky, Building,"),
     ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--output_dir=TMP/a_file/out"],
