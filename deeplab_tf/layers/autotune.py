@@ -10,8 +10,8 @@ training step (`deeplab_tf.layers.tuned_conv`: oneDNN's or one GEMM), and the tr
 per-pixel cross-entropy (`deeplab_tf.training.losses`: the one-hot form or TensorFlow's fused op).
 The first time a key is seen on a machine, `prepare()` builds one run per candidate (one
 `tf.function`, `timed_step`: the forward pass, plus the gradients where a gradient tape records
-the call, i.e. in a training step), each run is timed (`measure`: a warm-up, then at least
-`MIN_RUNS` runs and `BUDGET_SECONDS`, the least time counts), and the fastest (the first listed
+the call, i.e. in a training step), the runs are timed (`measure`: a warm-up each, then in turns,
+each to at least `MIN_RUNS` runs and `BUDGET_SECONDS`; the least time counts), and the fastest (the first listed
 on a tie) is written to the cache file. Later builds, in this process or another, read it and
 time nothing. Candidates are exact implementations only (equal outputs to float rounding), so a
 pick never changes what a model computes beyond rounding.
@@ -188,23 +188,42 @@ def eagerly(fn: Callable[[], object]) -> object:
         return executor.submit(fn).result()
 
 
-def measure(run: Callable[[], object]) -> float:
-    """Returns the least wall time in seconds of `run()` over at least `MIN_RUNS` runs and
-    `BUDGET_SECONDS` in all, after one untimed warm-up run (tracing, first allocations)."""
-    run()
-    times = []
-    while len(times) < MIN_RUNS or sum(times) < BUDGET_SECONDS:
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def measure(runs: Mapping[str, Callable[[], object]],
+            on_error: Callable[[str, Exception], None] | None = None,
+            errors: tuple[type[Exception], ...] = ()) -> dict[str, float]:
+    """Returns {name: least wall time in seconds of `runs[name]()`}. Each run is called once
+    untimed first (tracing, first allocations); a run whose first call raises one of `errors` is
+    left out and passed to `on_error(name, error)`. Then the runs take turns, one call each per
+    round, each until it has run at least `MIN_RUNS` times and `BUDGET_SECONDS` in all: a burst of
+    load on the machine slows one round of every candidate, not all the runs of one of them, and
+    the least time leaves that round out."""
+    ready = {}
+    for name, run in runs.items():
+        try:
+            run()
+        except errors as error:
+            on_error(name, error)
+            continue
+        ready[name] = run
+    times = {name: [] for name in ready}
+
+    def wanted(name):
+        return len(times[name]) < MIN_RUNS or sum(times[name]) < BUDGET_SECONDS
+
+    while any(wanted(name) for name in ready):
+        for name, run in ready.items():
+            if wanted(name):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
 
 
 @tf.autograph.experimental.do_not_convert  # Python run while tracing: never converted
 def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Callable]]) -> str:
     """Returns the fastest of `names` (the exact candidates of the call `key` describes) on this
     machine: the pick cached for `key`, or, at its first build here, the one whose run takes the
-    least time (`measure` of each run `prepare()` returns, a dict name -> run, called only then);
+    least time (`measure` of the runs `prepare()` returns, a dict name -> run, called only then);
     that pick and the times are written to the cache file. A single name is returned untimed.
     Times `eagerly`, so it can be called while a function is traced, and under XLA inside
     `compiled_by_xla()`, where a candidate XLA cannot compile is left out with a warning (a
@@ -231,17 +250,14 @@ def _times(prepare: Callable[[], Mapping[str, Callable]], compiled: bool) -> dic
     """Returns {name: least seconds (`measure`)} of the runs `prepare()` returns, built and timed
     in this thread with XLA when `compiled`; then a run XLA cannot compile is left out, with a
     warning naming it."""
-    seconds = {}
+
+    def not_compiled(name, error):
+        reason = str(error).strip().splitlines()[0][:200]
+        warnings.warn(f"autotune: candidate {name!r} does not compile under XLA and is left out ({reason})")
+
+    errors = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) if compiled else ()
     with compiled_by_xla(compiled):
-        for name, run in prepare().items():
-            try:
-                seconds[name] = measure(run)
-            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-                if not compiled:
-                    raise
-                reason = str(error).strip().splitlines()[0][:200]
-                warnings.warn(f"autotune: candidate {name!r} does not compile under XLA and is left out ({reason})")
-    return seconds
+        return measure(prepare(), on_error=not_compiled, errors=errors)
 
 
 def _read(path: str, current: dict) -> dict:

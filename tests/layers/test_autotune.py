@@ -3,6 +3,7 @@ candidates only, what ran fastest here, cache it in a JSON file and read it back
 corrupt files are ignored with a warning; tuning is off by switch and under op determinism;
 choices traced for XLA are keyed apart and timed compiled by XLA."""
 
+import functools
 import json
 
 import keras
@@ -117,7 +118,7 @@ def test_cache_file_format_and_a_second_build_reads_it(cache_file, monkeypatch):
     """The first build of a training step times every candidate (for real) and writes the file;
     a second build of the same shapes times nothing and picks the same."""
     timed, measure = [], autotune.measure
-    monkeypatch.setattr(autotune, "measure", lambda run: timed.append(run) or measure(run))
+    monkeypatch.setattr(autotune, "measure", lambda runs, **kwargs: timed.extend(runs) or measure(runs, **kwargs))
     x = tf.random.stateless_normal([2, *SIZE, 3], seed=[1, 2])
     train_conv_and_norm(x)
     conv_candidates = atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True)
@@ -141,7 +142,7 @@ def test_cache_file_format_and_a_second_build_reads_it(cache_file, monkeypatch):
 def test_pick_is_the_fastest_first_on_ties_and_then_cached(cache_file, monkeypatch):
     runs = {name: object() for name in "abc"}
     seconds = {runs["a"]: 3.0, runs["b"]: 1.0, runs["c"]: 1.0}
-    monkeypatch.setattr(autotune, "measure", seconds.__getitem__)
+    monkeypatch.setattr(autotune, "measure", lambda runs, **_: {name: seconds[run] for name, run in runs.items()})
     assert autotune.pick("some op", ("a", "b", "c"), lambda: runs) == "b"
 
     def fail():
@@ -153,17 +154,35 @@ def test_pick_is_the_fastest_first_on_ties_and_then_cached(cache_file, monkeypat
         "pick": "b", "ms": {"a": 3000.0, "b": 1000.0, "c": 1000.0}}
 
 
-def test_measure_takes_the_least_time_after_a_warm_up(monkeypatch):
-    clock, durations, calls = [0.0], iter([9.0, 0.005, 0.002, 0.007, 0.004, 0.006, 0.003]), []
+def test_measure_takes_the_least_time_after_a_warm_up_with_the_runs_taking_turns(monkeypatch):
+    """A warm-up call each, not counted; then one call of each run per round, each run until it
+    has 3 runs and 0.02 s, so a burst of load (round 2 here) slows every run's call of that round
+    and the least time leaves it out."""
+    clock, calls = [0.0], []
+    durations = {"slow": iter([9.0, 0.010, 0.050, 0.012]),
+                 "fast": iter([9.0, 0.004, 0.012, 0.002, 0.005])}
 
-    def run():
-        calls.append(1)
-        clock[0] += next(durations)
+    def run(name):
+        calls.append(name)
+        clock[0] += next(durations[name])
 
     monkeypatch.setattr(autotune.time, "perf_counter", lambda: clock[0])
-    # the warm-up's 9 s is not counted; runs go on to 3 runs and 0.02 s
-    assert autotune.measure(run) == pytest.approx(0.002)
-    assert len(calls) == 1 + 5
+    runs = {name: functools.partial(run, name) for name in durations}
+    assert autotune.measure(runs) == {"slow": pytest.approx(0.010), "fast": pytest.approx(0.002)}
+    # slow is done after 3 rounds (0.072 s); fast's 3 runs make 0.018 s, so it runs a 4th alone
+    assert calls == ["slow", "fast"] + ["slow", "fast"] * 3 + ["fast"]
+
+
+def test_measure_leaves_out_a_run_whose_warm_up_raises_one_of_the_given_errors():
+    def fails():
+        raise ValueError("no kernel")
+
+    left_out = []
+    seconds = autotune.measure({"fails": fails, "runs": lambda: None},
+                               on_error=lambda name, error: left_out.append((name, str(error))), errors=(ValueError,))
+    assert list(seconds) == ["runs"] and left_out == [("fails", "no kernel")]
+    with pytest.raises(ValueError, match="no kernel"):  # not one of the errors given: raised
+        autotune.measure({"fails": fails})
 
 
 @pytest.mark.parametrize("pick", ["shifted_gemm", "space_to_batch"])
