@@ -10,15 +10,15 @@ probabilities on the first --num_images images of --split form the held-out subs
 in parallel processes (see `deeplab_tf.evaluation.crf_search.search_model`). Load the result with
 `deeplab_tf.crf.load_params(MODEL_DIR + "/crf_params.json")`. An existing output file (the user's,
 or an earlier search's) is never replaced: the command is refused before the search, as it is
-when the output cannot be written.
+when the output cannot be written or --split names a split the dataset does not have.
 """
 
 import os
 
 from absl import flags
 
-from deeplab_tf.cli.flags import (check_not_replacing, define_experiment_flags, make_output_dir, model_to_read,
-                                  resolve_experiment, run)
+from deeplab_tf.cli.flags import (check_not_replacing, check_output_dir, define_experiment_flags, make_output_dir,
+                                  model_to_read, resolve_experiment, run)
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder: its latest checkpoint is used and the result written there.")
@@ -34,13 +34,17 @@ flags.mark_flag_as_required("model_dir")
 
 def main(argv):
     del argv
+    from deeplab_tf.data import get_source
     from deeplab_tf.evaluation.crf_search import params_path, search_model
 
     values = flags.FLAGS
     experiment = resolve_experiment(model_to_read(values.model_dir, values.checkpoint))
     output = params_path(values.model_dir, values.output)
     check_not_replacing([output], "--output")  # before the search
-    make_output_dir(os.path.dirname(output) or ".", "the folder of --output")
+    folder = os.path.dirname(output) or "."
+    check_output_dir(folder, "the folder of --output")
+    get_source(experiment.data).examples(values.split or experiment.data.eval_split)  # an unknown split: named
+    make_output_dir(folder, "the folder of --output")
     search_model(experiment, values.model_dir, values.checkpoint, values.split, values.num_images, values.processes,
                  values.output)
 

@@ -16,10 +16,12 @@ exactly what ran. A training run's model dir (or a checkpoint in it) brings its 
 read from its config.json: --experiment and the training's --override's need not be repeated
 (an override that contradicts the run is refused, see `deeplab_tf.cli.flags.RUN_SETTABLE_FIELDS`).
 A --dataset of other classes than the model's, or a SavedModel or TFLite model predicting another
-number of classes, is refused before anything is evaluated, as are two models (--checkpoint,
---saved_model, --tflite) and a flag that would have no effect (--crf_params or --crf_backend with
-the CRF off, --tile_overlap without tiles, --fusion with one pass, --tflite_threads without
---tflite). A TFLite model (`export.export_tflite`, with a `probabilities` output) runs in the LiteRT interpreter at its one input size: images of
+number of classes, is refused before anything is evaluated, as are a split the dataset does not
+have (naming those it has), two models (--checkpoint, --saved_model, --tflite) and a flag that
+would have no effect (--crf_params or --crf_backend with the CRF off, --tile_overlap without
+tiles, --fusion with one pass, --tflite_threads without --tflite); the output folder is made only
+when the reports are written, so a refused or failed run leaves none behind. A TFLite model
+(`export.export_tflite`, with a `probabilities` output) runs in the LiteRT interpreter at its one input size: images of
 another size are resized to it and its probabilities back (`evaluation.tflite_segmenter`).
 """
 
@@ -30,8 +32,8 @@ import os
 from absl import flags
 
 from deeplab_tf import onednn_weight_cache
-from deeplab_tf.cli.flags import (check_flag_effective, define_experiment_flags, define_tflite_flags, make_output_dir,
-                                  model_to_read, refuse_flag_unless, resolve_experiment, run)
+from deeplab_tf.cli.flags import (check_flag_effective, check_output_dir, define_experiment_flags, define_tflite_flags,
+                                  make_output_dir, model_to_read, refuse_flag_unless, resolve_experiment, run)
 
 define_experiment_flags()
 flags.DEFINE_string("model_dir", None, "Training folder (its latest checkpoint is evaluated; default output base).")
@@ -230,7 +232,7 @@ def main(argv):
     output_dir = values.output_dir or (values.model_dir and os.path.join(values.model_dir, split))
     if not output_dir:
         raise ValueError("Give --output_dir (there is no --model_dir to write into)")
-    make_output_dir(output_dir, "--output_dir")
+    check_output_dir(output_dir, "--output_dir")  # made when the reports are written, so a failed run leaves none
     scorer, model_identity, info = build_scorer(values, experiment)
     if weight_cache:  # this process only serves the SavedModel: its weights never change
         print(weight_cache[1])
@@ -264,10 +266,11 @@ def main(argv):
 
 def write_reports(output_dir: str, results: dict, worst, info) -> None:
     """Writes eval.json, report.md, confusion.png, trimap.png and the worst-image overlays into the
-    existing folder `output_dir`, after removing those an earlier evaluation left there
-    (`remove_earlier_pictures`)."""
+    folder `output_dir` (made if needed, `make_output_dir`), after removing those an earlier
+    evaluation left there (`remove_earlier_pictures`)."""
     from deeplab_tf.evaluation import reports
 
+    make_output_dir(output_dir, "--output_dir")
     remove_earlier_pictures(output_dir)
     reports.write_json(os.path.join(output_dir, "eval.json"), results)
     with open(os.path.join(output_dir, "report.md"), "w") as f:

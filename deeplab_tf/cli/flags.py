@@ -7,6 +7,7 @@ redrawn progress bars in a log file. `run(main)` turns a user's error into one `
 exit status 2 (`--debug` shows the traceback too).
 """
 
+import errno
 import fnmatch
 import os
 import re
@@ -245,12 +246,29 @@ def changed_fields(before: Experiment, after: Experiment) -> list[tuple[str, obj
     ]
 
 
+def check_output_dir(path: str, what: str) -> None:
+    """Checks, before any work and creating nothing, that folder `path` can be made or written
+    into: raises the OSError `make_output_dir` would (naming `what`, e.g. "--output_dir", and
+    `path`) when it is a file, or the nearest folder above it that exists is a file or cannot be
+    written. A command that checks its output this way makes it (`make_output_dir`) only once it
+    has something to write, so a refused or failed run leaves no empty folder behind."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"{what} {path} is a file, not a folder")
+    folder = os.path.abspath(path)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"cannot create {what} {path}: {os.strerror(errno.ENOTDIR)}")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write into {what} {path}: permission denied" if folder == os.path.abspath(path)
+                              else f"cannot create {what} {path}: {os.strerror(errno.EACCES)}")
+
+
 def make_output_dir(path: str, what: str) -> None:
     """Creates folder `path` (and its parents) if needed and checks it can be written, before any
     work. Raises OSError naming `what` (e.g. "--output_dir"), `path` and why when it is a file or
-    cannot be created or written."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"{what} {path} is a file, not a folder")
+    cannot be created or written (`check_output_dir`)."""
+    check_output_dir(path, what)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:

@@ -3,7 +3,8 @@
     python -m deeplab_tf.cli.write_images --experiment=demo --split=val --count=4 --output=DIR [--overwrite]
 
 The images are `00000.png`, `00001.png`, ... in --output. When one of the --count names exists
-there, the command is refused before any image is read, naming it; --overwrite replaces them.
+there, the command is refused before any image is read, naming it; --overwrite replaces them. A
+--split the dataset does not have is refused naming those it has, before --output is made.
 """
 
 import os
@@ -28,15 +29,17 @@ def write_images(source, split: str, count: int, output_dir: str, overwrite: boo
     """Writes the first `count` images of `split` as `NNNNN.png` into `output_dir`; returns the paths.
 
     Raises, before any image is read, FileExistsError when one of the `count` names exists in
-    `output_dir` and `overwrite` is False (`flags.check_not_replacing`), and OSError when
-    `output_dir` cannot be created (`flags.make_output_dir`)."""
+    `output_dir` and `overwrite` is False (`flags.check_not_replacing`), the source's error naming
+    its splits for a `split` it does not have, and OSError when `output_dir` cannot be created
+    (`flags.make_output_dir`); `output_dir` is made only once those checks passed."""
     import tensorflow as tf
 
     names = [os.path.join(output_dir, f"{index:05d}.png") for index in range(count)]
     check_not_replacing(names, "--output", overwrite)
+    examples = source.examples(split)
     make_output_dir(output_dir, "--output")
     paths = []
-    for path, example in zip(names, source.examples(split).take(count)):
+    for path, example in zip(names, examples.take(count)):
         tf.io.write_file(path, tf.io.encode_png(example["image"]))
         paths.append(path)
     return paths

@@ -225,3 +225,15 @@ def test_contradictory_or_ineffective_flags_are_refused_naming_both(run_command,
     assert result.stderr == f"error: {error.replace('TMP', str(tmp_path))}\n"
     assert not list(tmp_path.iterdir())
 
+
+def test_check_output_dir_names_what_makes_the_folder_impossible_and_creates_nothing(tmp_path):
+    from deeplab_tf.cli.flags import check_output_dir
+
+    (tmp_path / "a_file").write_text("")
+    check_output_dir(str(tmp_path / "new" / "sub"), "--output")
+    check_output_dir(str(tmp_path), "--output")
+    with pytest.raises(NotADirectoryError, match=f"^--output {tmp_path / 'a_file'} is a file, not a folder$"):
+        check_output_dir(str(tmp_path / "a_file"), "--output")
+    with pytest.raises(NotADirectoryError, match=f"^cannot create --output {tmp_path / 'a_file' / 'x'}: Not a dir"):
+        check_output_dir(str(tmp_path / "a_file" / "x"), "--output")
+    assert [path.name for path in tmp_path.iterdir()] == ["a_file"]

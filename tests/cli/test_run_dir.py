@@ -1,8 +1,8 @@
 """evaluate, export and save_weights of a training run: its experiment is read from its
 config.json (the training's overrides are not repeated), and a model of another experiment or
 class count, an override that contradicts the run, a checkpoint of another run than --model_dir, an
-output that cannot be written or an evaluation flag that would have no effect is refused in one
-line before any work."""
+output that cannot be written, a split the dataset does not have or an evaluation flag that would
+have no effect is refused in one line before any work, and no output folder is left behind."""
 
 import json
 import re
@@ -127,6 +127,13 @@ REFUSED = [  # (command, arguments, the one error line after "error: "; RUN, EXP
     ("deeplab_tf.cli.evaluate", ["--saved_model=EXPORT", "--experiment=demo", "--output_stride=8",
                                  "--output_dir=TMP/out"],
      "flag --output_stride=8: needs a checkpoint: the SavedModel of --saved_model is fixed at its export's stride"),
+    # A split the dataset does not have: named with those it has, and no output folder left behind.
+    ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--split=nope", "--output_dir=TMP/out"],
+     "synthetic_shapes has no split 'nope'; valid splits: ['train', 'val']"),
+    ("deeplab_tf.cli.crf_search", ["--model_dir=RUN", "--split=nope", "--output=TMP/new/params.json"],
+     "synthetic_shapes has no split 'nope'; valid splits: ['train', 'val']"),
+    ("deeplab_tf.cli.write_images", ["--experiment=demo", "--split=nope", "--output=TMP/out"],
+     "synthetic_shapes has no split 'nope'; valid splits: ['train', 'val']"),
     # An evaluation flag the run's settings (the experiment's eval, with the flags) would ignore.
     ("deeplab_tf.cli.evaluate", ["--model_dir=RUN", "--crf_params=TMP/p.json", "--output_dir=TMP/out"],
      "flag --crf_params=TMP/p.json: the CRF is off (no --crf, and eval.crf of the experiment is false), so it "
@@ -160,6 +167,7 @@ def test_refused_in_one_line_before_any_work(exported_demo, run_command, tmp_pat
     assert result.stderr.startswith(f"error: {paths(error)}"), result.stderr[-3000:]
     assert result.stderr.count("\n") == 1, result.stderr[-3000:]
     assert result.stdout == ""
+    assert [path.name for path in tmp_path.iterdir()] == ["a_file"]  # no output folder left behind
 
 
 def test_evaluate_refuses_another_runs_checkpoint_into_a_run_leaving_it_as_it_was(exported_demo, run_command,
