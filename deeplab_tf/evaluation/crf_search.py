@@ -14,7 +14,6 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
-import sys
 import time
 
 import numpy as np
@@ -23,6 +22,7 @@ from deeplab_tf.assembly import assemble
 from deeplab_tf.crf.inputs import check_inputs
 from deeplab_tf.crf.params import PARAMS_FILE, DenseCRFParams, save_params
 from deeplab_tf.crf.pydensecrf_backend import refine_pydensecrf
+from deeplab_tf.evaluation.evaluator import progress_bar
 from deeplab_tf.evaluation.inference import keras_scorer
 from deeplab_tf.evaluation.metrics import confusion_matrix, segmentation_metrics
 from deeplab_tf.training.checkpoints import resolve_checkpoint, restore_model
@@ -71,7 +71,8 @@ def search_crf_params(images, probabilities, labels, num_classes: int, ignore_la
         num_classes: int. C.
         ignore_label: int. Defaults to 255.
         processes: int. Worker processes (default one per CPU core; 1 = this process).
-        progress: bool. Print a progress bar to stderr. Defaults to True.
+        progress: bool. Report progress on stderr (`evaluator.progress_bar`: redrawn in place on
+            a terminal, a few whole lines in a log file or a pipe). Defaults to True.
 
     Raises ValueError as `check_inputs` for an invalid image/probabilities pair, or when the
     lists differ in length or are empty.
@@ -116,44 +117,23 @@ class _Evaluator:
         tasks = [(i, j, params, self.num_classes, self.ignore_label)
                  for i, params in enumerate(candidates) for j in range(len(self.data))]
         confusions = [np.zeros((self.num_classes, self.num_classes), np.int64) for _ in candidates]
-        bar = _ProgressBar(f"crf search ({stage}, {len(candidates)} settings)", len(tasks), self.progress)
+        # Each task refines one image: redrawn in place on a terminal, a few whole lines elsewhere.
+        progress = (progress_bar(len(tasks), label=f"crf search ({stage}, {len(candidates)} settings) ")
+                    if self.progress else None)
         if self.processes == 1:
-            self._collect(map(_confusion, tasks), confusions, bar)
+            self._collect(map(_confusion, tasks), confusions, progress)
         else:
             with multiprocessing.get_context("fork").Pool(self.processes) as pool:
-                self._collect(pool.imap_unordered(_confusion, tasks), confusions, bar)
-        bar.close()
+                self._collect(pool.imap_unordered(_confusion, tasks), confusions, progress)
         return [(params, segmentation_metrics(c)["miou"]) for params, c in zip(candidates, confusions)]
 
     @staticmethod
-    def _collect(results, confusions, bar):
-        for index, confusion in results:
+    def _collect(results, confusions, progress):
+        start = time.perf_counter()
+        for done, (index, confusion) in enumerate(results, start=1):
             confusions[index] += confusion
-            bar.update()
-
-
-class _ProgressBar:
-    """A one-line text progress bar with elapsed time and ETA, redrawn on stderr at most twice a
-    second (and when complete)."""
-
-    def __init__(self, label: str, total: int, enabled: bool, width: int = 30):
-        self.label, self.total, self.enabled, self.width = label, total, enabled, width
-        self.done, self.start, self.drawn = 0, time.perf_counter(), 0.0
-
-    def update(self):
-        self.done += 1
-        now = time.perf_counter()
-        if self.enabled and (now - self.drawn >= 0.5 or self.done == self.total):
-            self.drawn, elapsed = now, now - self.start
-            eta = elapsed / self.done * (self.total - self.done)
-            filled = self.width * self.done // self.total
-            sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                             f"{self.done}/{self.total} {elapsed:.0f}s, ETA {eta:.0f}s")
-            sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
+            if progress:
+                progress(done, time.perf_counter() - start)
 
 
 def held_out_probabilities(parts, split: str, num_images: int) -> tuple:

@@ -88,20 +88,21 @@ class _Column:
         return {**segmentation_metrics(self.confusion), "confusion_matrix": self.confusion.tolist(), **trimap}
 
 
-def progress_bar(total: int = 0, stream=sys.stderr, interval: float = 30.0) -> Callable:
-    """Returns progress(done, seconds) reporting `[####    ] done/total  x img/s  ETA m:ss` on
-    `stream` (no bar and no ETA when `total` is unknown, 0).
+def progress_bar(total: int = 0, stream=None, interval: float = 30.0, label: str = "") -> Callable:
+    """Returns progress(done, seconds) reporting `label[####    ] done/total  x img/s  ETA m:ss`
+    on `stream` (default: sys.stderr when called; no bar and no ETA when `total` is unknown, 0).
 
     On a terminal the line is redrawn in place at every call. Elsewhere (a log file, a pipe) a
     line is written at the first call, then at most every `interval` seconds and when `done`
     reaches `total`, so a log holds a few lines rather than one redrawn many times.
     """
+    stream = stream or sys.stderr
     terminal = stream.isatty()
     last_line = None  # `seconds` of the last line written off a terminal
 
     def progress(done: int, seconds: float) -> None:
         nonlocal last_line
-        line = progress_line(done, seconds, total)
+        line = label + progress_line(done, seconds, total)
         if terminal:
             stream.write("\r" + line + ("\n" if done == total else ""))
         elif done == total or last_line is None or seconds - last_line >= interval:

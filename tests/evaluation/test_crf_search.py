@@ -1,6 +1,7 @@
 """The coarse-to-fine CRF parameter search: its grids, its core on a tiny synthetic case, and
 `python -m deeplab_tf.cli.crf_search` on a tiny model."""
 
+import io
 import json
 import os
 import subprocess
@@ -77,6 +78,36 @@ def test_parallel_search_gives_the_same_result(tiny_case, capfd):
     parallel = search_crf_params(images[:1], probabilities[:1], labels[:1], 3, processes=2, progress=True)
     assert parallel == serial
     assert "crf search (coarse, 128 settings) [" + "#" * 30 + "] 128/128" in capfd.readouterr().err
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["log_file", "terminal"])
+def test_progress_is_redrawn_on_a_terminal_and_whole_lines_elsewhere(tiny_case, monkeypatch, terminal):
+    """A log file or a pipe gets whole lines, without carriage returns; a terminal gets one line
+    per stage, redrawn in place."""
+    stream = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    images, probabilities, labels = tiny_case
+    search_crf_params(images[:1], probabilities[:1], labels[:1], 3, processes=1)
+    text, stages = stream.getvalue(), (("coarse", 128), ("fine", 26))
+    full = [f"crf search ({stage}, {count} settings) [{'#' * 30}] {count}/{count}  " for stage, count in stages]
+    if terminal:
+        lines = text.split("\n")
+        assert len(lines) == 3 and lines[2] == ""
+        for line, last in zip(lines, full):
+            assert line.startswith("\r") and line.split("\r")[-1].startswith(last)
+    else:
+        assert "\r" not in text and text.endswith("\n")
+        for (stage, count), last in zip(stages, full):
+            lines = [line for line in text.splitlines() if line.startswith(f"crf search ({stage}, ")]
+            assert lines[0].startswith(f"crf search ({stage}, {count} settings) [") and f"] 1/{count}  " in lines[0]
+            assert lines[-1].startswith(last)
 
 
 def test_search_refuses_mismatched_lists(tiny_case):
