@@ -40,7 +40,7 @@ import tempfile
 
 from absl import flags
 
-from deeplab_tf.cli.flags import define_experiment_flags, make_output_dir, refuse_flag_unless, resolve_experiment, run
+from deeplab_tf.cli.flags import check_output_dir, define_experiment_flags, refuse_flag_unless, resolve_experiment, run
 from deeplab_tf.evaluation.tflite_segmenter import INPUT_NAME, OUTPUTS, SIGNATURE
 from export.file_modes import give_umask_mode
 
@@ -93,8 +93,8 @@ def export_tflite(experiment, checkpoint: str, output: str, input_size, precisio
     dynamic_range). Raises ValueError (one line) for a bad precision, output name or size,
     an empty or unreadable calibration set, or a model needing operators that are not TFLite
     builtins; FileExistsError when `output` exists and is not replaced (`check_replaceable`),
-    OSError when its folder cannot be made or written (`make_output_dir`, which makes it, before
-    the model is built). Nothing else is written unless the whole export succeeds.
+    OSError when its folder cannot be made or written (`check_output_dir`, before the model is
+    built). Nothing, not even that folder, is made unless the whole export succeeds.
     """
     from export.inference_model import build_inference_model
 
@@ -108,7 +108,8 @@ def export_tflite(experiment, checkpoint: str, output: str, input_size, precisio
     stride = output_stride or experiment.model.output_stride
     check_input_size(input_size, stride, experiment.eval.pad_to_size)
     check_replaceable(output, overwrite)
-    make_output_dir(os.path.dirname(output), "the folder of --output")  # before the slow conversion
+    check_output_dir(os.path.dirname(output), "the folder of --output")  # before the slow conversion; made by
+    # `write_checked`, so a failed export leaves no new folder
     calibration = calibration_set(experiment, input_size, calibration_images) if precision == "int8" else None
     experiment = dataclasses.replace(experiment, model=dataclasses.replace(
         experiment.model, atrous_implementation="native", fused_batch_norm=False))

@@ -331,3 +331,19 @@ def test_an_output_that_cannot_be_written_is_refused_before_building(tmp_path, m
     with pytest.raises(OSError, match=f"^{error.format(tmp=re.escape(str(tmp_path)))}$"):
         export_tflite(get_experiment("demo"), str(tmp_path / "no_checkpoint"), str(tmp_path / output), (64, 64),
                       log=lambda line: None)
+
+
+def test_a_failed_export_leaves_no_new_folder(tmp_path, monkeypatch):
+    """The folder of --output is checked before the model is built, and made only to write the file."""
+    import export.inference_model
+
+    def built(*args, **kwargs):
+        raise ValueError("cannot build")
+
+    monkeypatch.setattr(export.inference_model, "build_inference_model", built)
+    from experiments import get_experiment
+
+    with pytest.raises(ValueError, match="^cannot build$"):
+        export_tflite(get_experiment("demo"), str(tmp_path / "no_checkpoint"), str(tmp_path / "new" / "m.tflite"),
+                      (64, 64), log=lambda line: None)
+    assert not list(tmp_path.iterdir())
