@@ -92,7 +92,8 @@ def test_predict_tflite_writes_labels_at_each_images_size(demo_tflite, tmp_path)
     other = cv2.imread(str(tmp_path / "out" / "other.png"), cv2.IMREAD_UNCHANGED)
     assert other.shape == (100, 150)
     np.testing.assert_array_equal(other, segmenter.labels(images["other.png"]))
-    assert (tmp_path / "out" / "other_overlay.png").exists()
+    for name in ("same.png", "same_overlay.png", "other.png", "other_overlay.png"):  # PNG content, as named
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 def test_predict_refuses_a_tflite_of_another_exporter(run_command, tmp_path):
