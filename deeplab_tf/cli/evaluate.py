@@ -61,7 +61,7 @@ for _model in ("saved_model", "tflite"):
                        f"(--model_dir=RUN takes the experiment of a training run)")
 refuse_flag_unless("tflite", lambda values: not values.saved_model,
                    "give --saved_model or --tflite, not both: one model is evaluated")
-refuse_flag_unless("output_stride", lambda values: not values.saved_model,
+refuse_flag_unless("output_stride", lambda values: not (values.saved_model and values.output_stride),
                    "needs a checkpoint: the SavedModel of --saved_model is fixed at its export's stride")
 
 

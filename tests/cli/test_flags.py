@@ -226,6 +226,15 @@ def test_contradictory_or_ineffective_flags_are_refused_naming_both(run_command,
     assert not list(tmp_path.iterdir())
 
 
+def test_evaluate_takes_output_stride_0_beside_a_saved_model(run_command, tmp_path):
+    """0 is no stride to rebuild at (it sets eval.output_stride to the training stride, as
+    bench/tflite_precisions.py does): not refused, unlike another stride."""
+    result = run_command("deeplab_tf.cli.evaluate", "--experiment=demo", f"--saved_model={tmp_path / 'export'}",
+                         "--output_stride=0", f"--output_dir={tmp_path / 'out'}")
+    assert (result.returncode, result.stderr) == (
+        2, f"error: SavedModel file does not exist at: {tmp_path / 'export'}/{{saved_model.pbtxt|saved_model.pb}}\n")
+
+
 def test_check_output_dir_names_what_makes_the_folder_impossible_and_creates_nothing(tmp_path):
     from deeplab_tf.cli.flags import check_output_dir
 
