@@ -169,7 +169,8 @@ def main():
             continue
         seconds = run(command("export.export_tflite", f"--experiment={args.model}", f"--checkpoint={args.model}", data,
                               f"--output={path}", f"--input_size={SIZE[0]}x{SIZE[1]}", f"--precision={precision}",
-                              f"--calibration_images={args.calibration_images}", "--overwrite"), log)
+                              *([f"--calibration_images={args.calibration_images}"] if precision == "int8" else []),
+                              "--overwrite"), log)
         results["precisions"][precision] = {"bytes": os.path.getsize(path), "export_seconds": seconds}
     saved_model = os.path.join(out, "saved_model")
     if not (args.reuse and os.path.exists(os.path.join(saved_model, "saved_model.pb"))):
