@@ -5,10 +5,12 @@ trainer minimises, its gradients under each variant, compared with the first var
         [--init_checkpoint=PATH] [--variant=NAME:SPEC ...] [--json=FILE]
 
 A variant is a name and what it changes, `;`-separated: `env:NAME=VALUE` sets an environment
-variable while that variant's model is built and run, anything else is a config override, e.g.
+variable while that variant's model is built and run, `noise:SIGMA[/SEED]` adds Gaussian noise of
+that standard deviation to the batch's images (drawn with SEED, default 1), anything else is a config override, e.g.
 `--variant=keras_bn:model.fused_batch_norm=false`. Default variants: `float64` (the reference:
 variables and computation in float64, Keras' batch norm, tuning off), `tuned` (nothing changed:
-the speed choices picked from the tuning cache, as users train), `fixed`
+the speed choices picked from the tuning cache, as users train), `tuned_noise` (the same with
+noise of 1e-6 on the images: the spread rounding alone gives, see below), `fixed`
 (`DEEPLAB_TF_AUTOTUNE=0`: the fixed rules) and `keras_bn` (Keras' batch norm ops instead of the
 fused kernel, tuning off).
 
@@ -21,6 +23,15 @@ trainer's loss: masked cross-entropy of every supervised output plus L2 weight d
 per variant against the first: the loss difference, and per trainable variable
 max |g - g_first| / max |g_first| (the error relative to that gradient's largest element): the
 largest over variables and its name, and the median.
+
+The step's gradient is not a continuous function of rounding: a change in the last bits can
+move a pre-activation across a ReLU or ReLU6 boundary, and that pixel's contribution appears or
+disappears. On `camvid_mnv2_voc_transfer` from the VOC weights (1x97x97, AMD EPYC,
+BENCHMARKS.md "Why the third run collapsed"), four draws of noise of 1e-6 on the images
+(`noise:1e-6/0` to `/3`) moved the gradients by 6.1e-4, 3.2e-3, 2.8e-6 and 1.1e-3 (largest over
+variables) of the same variant, while float64 and the float32 step agreed to 1.8e-6. So one
+variant's larger error is a flip, not an inexact computation, when noise variants of the
+reference show errors of the same size.
 """
 
 import argparse
@@ -32,24 +43,28 @@ import statistics
 from bench import provenance
 
 DEFAULT_VARIANTS = ("float64:train.mixed_precision=float64;model.fused_batch_norm=false;env:DEEPLAB_TF_AUTOTUNE=0",
-                    "tuned:", "fixed:env:DEEPLAB_TF_AUTOTUNE=0",
+                    "tuned:", "tuned_noise:noise:1e-6", "fixed:env:DEEPLAB_TF_AUTOTUNE=0",
                     "keras_bn:model.fused_batch_norm=false;env:DEEPLAB_TF_AUTOTUNE=0")
 
 
-def parse_variant(text: str) -> tuple[str, dict, list[str]]:
-    """Returns (name, {env name: value}, [config overrides]) of "NAME:SPEC" (module docstring).
+def parse_variant(text: str) -> tuple[str, dict, list[str], tuple[float, int]]:
+    """Returns (name, {env name: value}, [config overrides], (image noise standard deviation,
+    its seed)) of "NAME:SPEC" (module docstring).
     Raises ValueError for a variant without a name."""
     name, _, spec = text.partition(":")
     if not name:
         raise ValueError(f"--variant={text!r}: expected NAME:SPEC, e.g. keras_bn:model.fused_batch_norm=false")
-    env, overrides = {}, []
+    env, overrides, noise = {}, [], (0.0, 1)
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         if part.startswith("env:"):
             key, _, value = part[4:].partition("=")
             env[key] = value
+        elif part.startswith("noise:"):
+            sigma, _, seed = part[6:].partition("/")
+            noise = (float(sigma), int(seed or 1))
         else:
             overrides.append(part)
-    return name, env, overrides
+    return name, env, overrides, noise
 
 
 @contextlib.contextmanager
@@ -68,12 +83,13 @@ def environment(values: dict):
 
 
 def step_gradients(experiment, batch: int, size: int, init_checkpoint: str, weights: dict | None = None,
-                   log=print) -> tuple[float, dict, dict]:
+                   noise: tuple[float, int] = (0.0, 1), log=print) -> tuple[float, dict, dict]:
     """Returns (the trainer's loss on the fixed batch: float, {trainable variable path: float64
     numpy gradient}, {variable path: numpy value before the step}) for `experiment`'s model built
     with seed 0 and initialised from `init_checkpoint` (module docstring), or, when `weights`
     ({path: value}, another variant's third return) is given, with those values instead (so a
-    variant of another dtype policy starts from the same weights)."""
+    variant of another dtype policy starts from the same weights). `noise` (standard deviation,
+    seed) adds Gaussian noise to the images."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -97,7 +113,8 @@ def step_gradients(experiment, batch: int, size: int, init_checkpoint: str, weig
         checkpoints.restore_model(model, init_checkpoint, log=log, partial=True)
     initial = {v.path: v.numpy() for v in model.weights}
     rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
+    pixels = rng.uniform(-1, 1, (batch, size, size, 3))
+    images = tf.constant((pixels + noise[0] * np.random.default_rng(noise[1]).normal(size=pixels.shape)).astype("float32"))
     labels = tf.constant(rng.integers(0, parts.info.num_classes, (batch, size, size)).astype("int32"))
 
     @tf.function
@@ -143,13 +160,13 @@ def main():
     print(provenance.describe(), flush=True)
     variants = [parse_variant(text) for text in (args.variant or DEFAULT_VARIANTS)]
     results, reference = [], None
-    for name, env, overrides in variants:
+    for name, env, overrides, noise in variants:
         experiment = apply_overrides(get_experiment(args.experiment), [*args.override, *overrides])
         init = experiment.train.init_checkpoint if args.init_checkpoint is None else args.init_checkpoint
         with environment(env):
             loss, gradients, weights = step_gradients(experiment, args.batch, args.size, init,
-                                                      weights=reference[3] if reference else None)
-        row = {"variant": name, "env": env, "overrides": overrides, "loss": loss}
+                                                      weights=reference[3] if reference else None, noise=noise)
+        row = {"variant": name, "env": env, "overrides": overrides, "noise": list(noise), "loss": loss}
         if reference is None:
             reference = (name, loss, gradients, weights)
             print(f"{name}: loss {loss:.6f} ({len(gradients)} gradients)", flush=True)
