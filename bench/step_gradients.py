@@ -5,9 +5,9 @@ trainer minimises, its gradients under each variant, compared with the first var
         [--init_checkpoint=PATH] [--variant=NAME:SPEC ...] [--json=FILE]
 
 A variant is a name and what it changes, `;`-separated: `env:NAME=VALUE` sets an environment
-variable while that variant's model is built and run, `noise:SIGMA[/SEED]` adds Gaussian noise of
-that standard deviation to the batch's images (drawn with SEED, default 1), anything else is a config override, e.g.
-`--variant=keras_bn:model.fused_batch_norm=false`. Default variants: `float64` (the reference:
+variable while that variant's model is built and run, `noise:SIGMA[/SEED]` adds Gaussian noise
+of that standard deviation to the batch's images (drawn with SEED, default 1), anything else is
+a config override, e.g. `--variant=keras_bn:model.fused_batch_norm=false`. Default variants: `float64` (the reference:
 variables and computation in float64, Keras' batch norm, tuning off), `tuned` (nothing changed:
 the speed choices picked from the tuning cache, as users train), `tuned_noise` (the same with
 noise of 1e-6 on the images: the spread rounding alone gives, see below), `fixed`
@@ -19,7 +19,8 @@ freezes batch norm where the experiment does; the first restores `--init_checkpo
 fine-tuning does (`train.init_checkpoint` by default), the others take the first's weights (so
 a float64 variant, `train.mixed_precision=float64`, is a reference from the same start). Each
 computes on one fixed batch (uniform random normalised images, uniform random labels) the
-trainer's loss: masked cross-entropy of every supervised output plus L2 weight decay. Printed
+trainer's loss on one replica: masked cross-entropy of every supervised output plus L2 weight
+decay (written again here: the trainer's step is built inside `trainer._distributed_step`). Printed
 per variant against the first: the loss difference, and per trainable variable
 max |g - g_first| / max |g_first| (the error relative to that gradient's largest element): the
 largest over variables and its name, and the median.

@@ -91,11 +91,11 @@ def main():
     from experiments.registry import get_experiment
 
     print(provenance.describe(), flush=True)
+    base = apply_overrides(get_experiment(args.experiment), args.override)
+    after = args.after if args.after is not None else base.train.warmup_steps // 2
     results = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        overrides = [*args.override, f"train.seed={seed}", "train.log_every=1"]
-        experiment = apply_overrides(get_experiment(args.experiment), overrides)
-        after = args.after if args.after is not None else experiment.train.warmup_steps // 2
+        experiment = apply_overrides(base, [f"train.seed={seed}", "train.log_every=1"])
         start = time.time()
         losses = run_seed(experiment, args.steps, log=(lambda line: None) if args.quiet else print)
         summary = summarize(losses, after, args.collapse_loss)
