@@ -16,10 +16,15 @@ choices, for a small dataset, no pretrained backbone and a CPU budget:
   rate diverge without it), poly 0.9 to 0 over 5000 steps (~110 epochs).
 - Median frequency class weighting (as SegNet on CamVid): road, sky and building cover most
   pixels and would otherwise dominate the loss.
-- Atrous implementation `native` (a run repeats bit for bit on one machine; `auto` was no faster
-  here) and TensorFlow's fused batch norm (the default), which makes the step ~20% shorter than
-  Keras' batch norm ops. The two runs of BENCHMARKS.md and the shipped weights used Keras' ops
-  (the default then); both compute the same values to float32 rounding, in another order.
+- Atrous implementation `auto` (the default: the fastest exact implementation on the machine in
+  use). Until 2026-12-07 the recipe pinned `native` so that a run repeated bit for bit; but on
+  CPUs where TensorFlow runs Eigen's kernels (those without AVX512_VNNI, AVX512_BF16, AVX_VNNI or
+  AMX, e.g. AVX2-only ones) `native` has no gradient for a dilated convolution and training was
+  refused. The runs of BENCHMARKS.md before that date and the shipped weights used `native`;
+  every implementation computes the same values to float32 rounding, in another order.
+- TensorFlow's fused batch norm (the default), which makes the step ~20% shorter than Keras' batch
+  norm ops. The first two runs of BENCHMARKS.md and the shipped weights used Keras' ops (the
+  default then), the same values to float32 rounding.
 Data: the `camvid` TFDS builder, prepared on first use from a folder in the SegNet layout
 (`train.txt`, `val.txt` listing `image label` pairs) given as `data.data_dir`; void (11) ignored.
 Pass `model.backbone_weights=PATH` to start from the Keras Applications ImageNet file instead.
@@ -73,7 +78,6 @@ def camvid_mnv2_v3plus() -> Experiment:
         description="DeepLabv3+ MobileNetV2 OS16 on CamVid 11 classes, from scratch",
         model=ModelConfig(
             arch="deeplab_v3_plus", backbone="mobilenet_v2", output_stride=16, aspp_filters=128, decoder_filters=128,
-            atrous_implementation="native",
         ),
         data=DataConfig(dataset="camvid", crop_size=(321, 321), min_scale=0.5, max_scale=1.75),
         train=TrainConfig(

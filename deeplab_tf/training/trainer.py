@@ -27,9 +27,13 @@ from deeplab_tf.training.momentum_sgd import MomentumSGD
 
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
+# Fields a run may resume under other values of: where data are read, how often the loop logs and
+# saves, and the speed choices that compute the same values with the same weights (so a run started
+# with `native` atrous convolutions continues on a CPU whose kernels cannot train them).
 RESUMABLE_CHANGES = {
     "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
     "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
+    "model.atrous_implementation", "model.fused_batch_norm",
 }
 
 

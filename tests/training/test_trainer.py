@@ -50,6 +50,25 @@ def test_interrupted_run_resumes_from_latest_checkpoint(tmp_path):
     assert any(name.startswith("events") for name in os.listdir(tmp_path / "train"))
 
 
+def test_a_run_resumes_under_other_speed_choices(tmp_path):
+    """The atrous implementation and the batch norm kernel choose how, not what, a step computes
+    (the same weights): a run started under some resumes under others, and config.json then
+    records the new ones."""
+    started = apply_overrides(tiny_demo(), "model.atrous_implementation=space_to_batch,model.fused_batch_norm=false")
+
+    def interrupt_at_step_3(line):
+        if line.startswith("step 3/"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(started, str(tmp_path), log=interrupt_at_step_3)
+    lines = []
+    assert train(tiny_demo(), str(tmp_path), log=lines.append)["step"] == 4
+    assert any("at step 2" in line for line in lines if line.startswith("Resumed")), lines
+    model = json.load(open(tmp_path / "config.json"))["model"]
+    assert (model["atrous_implementation"], model["fused_batch_norm"]) == ("auto", True)
+
+
 def test_model_dir_of_another_config_is_refused(tmp_path):
     train(tiny_demo(steps=1), str(tmp_path), log=lambda line: None)
     with pytest.raises(ValueError, match=r"different config.*train.steps: saved 1, now 2"):
