@@ -2,7 +2,7 @@
 trainer minimises, its gradients under each variant, compared with the first variant's.
 
     python -m bench.step_gradients --experiment=camvid_mnv2_voc_transfer [--batch=8] [--size=321]
-        [--init_checkpoint=PATH] [--variant=NAME:SPEC ...] [--json=FILE]
+        [--first_batch] [--init_checkpoint=PATH] [--variant=NAME:SPEC ...] [--json=FILE]
 
 A variant is a name and what it changes, `;`-separated: `env:NAME=VALUE` sets an environment
 variable while that variant's model is built and run, `noise:SIGMA[/SEED]` adds Gaussian noise
@@ -18,7 +18,9 @@ Each variant builds the experiment's model (`deeplab_tf.assembly.assemble`) with
 freezes batch norm where the experiment does; the first restores `--init_checkpoint` as
 fine-tuning does (`train.init_checkpoint` by default), the others take the first's weights (so
 a float64 variant, `train.mixed_precision=float64`, is a reference from the same start). Each
-computes on one fixed batch (uniform random normalised images, uniform random labels) the
+computes on one fixed batch (uniform random normalised images, uniform random labels; with
+`--first_batch` the experiment's first training batch, from its data pipeline, whose batch size and
+crop replace --batch and --size) the
 trainer's loss on one replica: masked cross-entropy of every supervised output plus L2 weight
 decay (written again here: the trainer's step is built inside `trainer._distributed_step`). Printed
 per variant against the first: the loss difference, and per trainable variable
@@ -84,13 +86,15 @@ def environment(values: dict):
 
 
 def step_gradients(experiment, batch: int, size: int, init_checkpoint: str, weights: dict | None = None,
-                   noise: tuple[float, int] = (0.0, 1), log=print) -> tuple[float, dict, dict]:
+                   noise: tuple[float, int] = (0.0, 1), first_batch: bool = False,
+                   log=print) -> tuple[float, dict, dict]:
     """Returns (the trainer's loss on the fixed batch: float, {trainable variable path: float64
     numpy gradient}, {variable path: numpy value before the step}) for `experiment`'s model built
     with seed 0 and initialised from `init_checkpoint` (module docstring), or, when `weights`
     ({path: value}, another variant's third return) is given, with those values instead (so a
     variant of another dtype policy starts from the same weights). `noise` (standard deviation,
-    seed) adds Gaussian noise to the images."""
+    seed) adds Gaussian noise to the images. With `first_batch` the batch is the experiment's
+    first training batch (`batch` and `size` unused)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -101,7 +105,7 @@ def step_gradients(experiment, batch: int, size: int, init_checkpoint: str, weig
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    parts = assemble(experiment, dtype_policy=experiment.train.mixed_precision or "float32", with_data=False)
+    parts = assemble(experiment, dtype_policy=experiment.train.mixed_precision or "float32", with_data=first_batch)
     model = parts.model
     if not experiment.train.train_batch_norm:
         freeze_batch_norm(model)
@@ -114,9 +118,16 @@ def step_gradients(experiment, batch: int, size: int, init_checkpoint: str, weig
         checkpoints.restore_model(model, init_checkpoint, log=log, partial=True)
     initial = {v.path: v.numpy() for v in model.weights}
     rng = np.random.default_rng(0)
-    pixels = rng.uniform(-1, 1, (batch, size, size, 3))
+    if first_batch:
+        from deeplab_tf.data.pipeline import build_train_dataset
+
+        pixels, labels = next(iter(build_train_dataset(experiment.data, experiment.train.batch_size,
+                                                       parts.normalize, seed=experiment.train.seed)))
+        pixels = pixels.numpy()
+    else:
+        pixels = rng.uniform(-1, 1, (batch, size, size, 3))
+        labels = tf.constant(rng.integers(0, parts.info.num_classes, (batch, size, size)).astype("int32"))
     images = tf.constant((pixels + noise[0] * np.random.default_rng(noise[1]).normal(size=pixels.shape)).astype("float32"))
-    labels = tf.constant(rng.integers(0, parts.info.num_classes, (batch, size, size)).astype("int32"))
 
     @tf.function
     def compute():
@@ -149,6 +160,8 @@ def main():
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=321)
+    parser.add_argument("--first_batch", action="store_true",
+                        help="the experiment's first training batch instead of random images and labels")
     parser.add_argument("--init_checkpoint", default=None, help="default: the experiment's train.init_checkpoint")
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--override", action="append", default=[], help="config overrides for every variant")
@@ -166,7 +179,8 @@ def main():
         init = experiment.train.init_checkpoint if args.init_checkpoint is None else args.init_checkpoint
         with environment(env):
             loss, gradients, weights = step_gradients(experiment, args.batch, args.size, init,
-                                                      weights=reference[3] if reference else None, noise=noise)
+                                                      weights=reference[3] if reference else None, noise=noise,
+                                                      first_batch=args.first_batch)
         row = {"variant": name, "env": env, "overrides": overrides, "noise": list(noise), "loss": loss}
         if reference is None:
             reference = (name, loss, gradients, weights)
@@ -180,7 +194,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"provenance": provenance.record(), "experiment": args.experiment, "batch": args.batch,
-                       "size": args.size, "variants": results}, f, indent=1)
+                       "size": args.size, "first_batch": args.first_batch, "variants": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from deeplab_tf.crf import DenseCRFParams, refine_batch, save_params
 from deeplab_tf.models.fold_batch_norm import count_batch_norms, foldable_pairs
 from export.export_saved_model import export_saved_model, serving_options
 from export.serving import MAX_PIXELS, ServingOptions, serving_functions
+from tests.cpu_capabilities import bfloat16_sums_in_float32
 from tests.file_digest import tree_digest
 
 FULL = ServingOptions(
@@ -169,12 +170,16 @@ def test_bfloat16_export_computes_in_bfloat16_close_to_float32(export_variant, c
     expected = keras_probabilities(camvid_crops)  # float32
     assert out["probabilities"].dtype == np.float32
     # bfloat16 keeps 8 significant bits; through the ~60 layers of the demo model the
-    # probabilities stay within 5e-2 (5e-3 on average), and labels may flip only where
-    # float32's two best classes are closer than twice that.
+    # probabilities stay within 5e-2 (5e-3 on average; measured 3.9e-2 / 2.0e-3 with oneDNN's
+    # kernels, which sum in float32), and labels may flip only where float32's two best classes
+    # are closer than twice that. Where this CPU's bfloat16 kernels round their sums to bfloat16
+    # (Eigen's: CPUs without AVX512_VNNI/BF16/AVX_VNNI/AMX, or TF_ENABLE_ONEDNN_OPTS=0) errors are
+    # larger (measured 9.5e-2 / 8.7e-3, on the demo model those kernels train): 2.5x the bounds.
+    largest, mean = (5e-2, 5e-3) if bfloat16_sums_in_float32() else (1.25e-1, 1.25e-2)
     difference = np.abs(out["probabilities"] - expected)
-    assert difference.max() < 5e-2 and difference.mean() < 5e-3
+    assert difference.max() < largest and difference.mean() < mean
     top2 = np.sort(expected, axis=-1)[..., -2:]
-    clear = top2[..., 1] - top2[..., 0] > 1e-1
+    clear = top2[..., 1] - top2[..., 0] > 2 * largest
     assert clear.mean() > 0.5
     np.testing.assert_array_equal(out["tensor_labels"][clear], expected.argmax(-1)[clear])
 

@@ -97,10 +97,15 @@ def test_the_file_carries_its_description(tflite_export, exported_demo):
 
 # On this tiny model tensor names and quantisation parameters weigh more than on a real one
 # (BENCHMARKS.md has the sizes of the CamVid model).
-# Measured on the 2-step demo model (small logit margins): label agreement 0.9996 / 0.991 / 0.967,
-# mean |probability difference| 1.3e-4 / 2.6e-3 / 8.7e-3.
+# Measured on the 2-step demo model (small logit margins): label agreement 0.9992 / 0.991 / 0.966,
+# mean |probability difference| 1.3e-4 / 2.5e-3 / 8.9e-3 when oneDNN's kernels trained it, and
+# 0.9994 / 0.998 / 0.940, 1.1e-3 / 3.8e-3 / 5.0e-2 when Eigen's did (TF_ENABLE_ONEDNN_OPTS=0, as on
+# CPUs without AVX512_VNNI/BF16/AVX_VNNI/AMX). Its first step is ill-conditioned (noise of 1e-6 on
+# the images moves its gradients by 12%, median over variables: `python -m bench.step_gradients
+# --experiment=demo --first_batch`, BENCHMARKS.md), so the two kernel sets train visibly different
+# models from the same start. The bounds hold for both.
 @pytest.mark.parametrize("precision, at_most, agreement, mean_difference", [
-    ("float16", 0.6, 0.995, 1e-3), ("dynamic_range", 0.45, 0.97, 1e-2), ("int8", 0.45, 0.9, 3e-2)])
+    ("float16", 0.6, 0.995, 3e-3), ("dynamic_range", 0.45, 0.97, 1e-2), ("int8", 0.45, 0.9, 1e-1)])
 def test_smaller_precisions_shrink_the_file_and_keep_the_float32_labels(tflite_export, camvid_crops, precision,
                                                                          at_most, agreement, mean_difference):
     path, reference = tflite_export(precision), tflite_export("float32")

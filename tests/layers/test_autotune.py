@@ -88,8 +88,9 @@ def test_auto_picks_only_among_exact_candidates(op, rate, padding, cache_file, p
         run = lambda x, w, name=name: IMPLEMENTATIONS[name](depthwise_conv2d if depthwise else conv2d,
                                                             tf.constant(x), tf.constant(w), rate, padding)
         assert_close(run(x, w), expected)
-        for gradient, want in zip(tape_gradients(run, x, w, g), expected_gradients):
-            assert_close(gradient, want)
+        if name in candidates[True]:  # an inference-only candidate (`native` without this CPU's gradients)
+            for gradient, want in zip(tape_gradients(run, x, w, g), expected_gradients):
+                assert_close(gradient, want)
 
     gradients = tape_gradients(lambda x, w: function(x, w, rate, padding, "auto"), x, w, g)  # train
     assert_close(function(x, w, rate, padding, "auto"), expected)  # infer
@@ -309,10 +310,11 @@ def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
     whose output no gradient reads, and the forward pass is not timed.)"""
     x, w = random_case(SIZE, 3, depthwise=False)
     g_ones = np.ones((2, *SIZE, 4))
+    rate = 2 if has_dilated_conv2d_gradients("float32") else 1
 
     def timed_gradients():
         inputs = [tf.constant(x), tf.constant(w)]
-        run = autotune.timed_step(lambda x, w: conv2d(x, w, "same", 2), inputs, training=True)
+        run = autotune.timed_step(lambda x, w: conv2d(x, w, "same", rate), inputs, training=True)
         outputs, gradients = run()
         return outputs.numpy(), [gradient.numpy() for gradient in gradients], tf.executing_eagerly()
 
@@ -329,8 +331,8 @@ def test_timed_steps_run_the_gradients_also_while_a_function_is_traced():
     assert float(outer(tf.constant(1.0))) == 2.0
     (outputs, gradients, eager), = results
     assert eager
-    assert_close(outputs, reference(x, w, 2, "same", False))
-    for gradient, want in zip(gradients, reference_gradients(x, w, g_ones, 2, "same", False)):
+    assert_close(outputs, reference(x, w, rate, "same", False))
+    for gradient, want in zip(gradients, reference_gradients(x, w, g_ones, rate, "same", False)):
         assert_close(gradient, want)
 
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab_tf.layers.resize import ResizeToMatch
+from tests.cpu_capabilities import bfloat16_sums_in_float32
 
 RNG = np.random.default_rng(0)
 
@@ -106,8 +107,12 @@ def test_a_bfloat16_training_step_compiles_under_xla_with_the_gradients_of_the_s
             loss = tf.reduce_sum(y * y)
         return tape.gradient(loss, model.trainable_variables)
 
+    # The step without XLA runs this CPU's bfloat16 kernels. Where they round their sums to bfloat16
+    # (probed; Eigen's), the 1x1 convolution's kernel gradient, a sum over 512 positions, was 5.2%
+    # of its largest element off XLA's (sqrt(512) * 2**-9 = 4.4%): 1e-1 there.
+    tolerance = 2e-2 if bfloat16_sums_in_float32() else 1e-1
     for ours, theirs in zip(tf.function(step, jit_compile=True)(x), tf.function(step)(x)):
-        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-2 * float(tf.reduce_max(tf.abs(theirs))))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=tolerance * float(tf.reduce_max(tf.abs(theirs))))
     small = keras.Model(inputs, logits)(x)
     resized = model(x)
     assert small.dtype == resized.dtype == tf.bfloat16
