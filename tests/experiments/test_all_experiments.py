@@ -1,12 +1,15 @@
 """Every registered experiment builds its model: output shape, output stride, and the paper's
-parameter count where the paper gives one (DeepLab v2 Table 1 / v1 Table 2, 21 classes)."""
+parameter count where the paper gives one (DeepLab v2 Table 1 / v1 Table 2, 21 classes); and
+passes the trainer's checks on CPUs whose kernels cannot train a `native` dilated convolution."""
 
 import keras
 import numpy as np
 import pytest
 
 import experiments
+from deeplab_tf.layers import atrous_auto
 from deeplab_tf.models import build_model
+from deeplab_tf.validation import validate
 
 # Classes per dataset, from the datasets' definitions (background included where it is a class).
 NUM_CLASSES = {
@@ -50,3 +53,12 @@ def test_experiment_model_builds(name):
     if name in PAPER_PARAMETERS_M:
         assert model.count_params() / 1e6 == pytest.approx(PAPER_PARAMETERS_M[name], rel=0.01)
     keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", experiments.list_experiments())
+def test_experiment_trains_where_dilated_convolutions_have_no_gradient(name, monkeypatch):
+    """Where TensorFlow runs Eigen's kernels (CPUs without AVX512_VNNI, AVX512_BF16, AVX_VNNI or
+    AMX, e.g. AVX2-only ones) a dilated `tf.nn.conv2d` has no gradient in any type, so a recipe
+    that pins `model.atrous_implementation=native` is refused there; none may."""
+    monkeypatch.setattr(atrous_auto, "native_has_dilated_gradients", lambda dtype: False)
+    validate(experiments.get_experiment(name), training=True)
