@@ -133,6 +133,9 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
     except UNREADABLE as error:
+        if "expected dtype" in read_error(error):  # e.g. float32 weights into a train.mixed_precision=float64 model
+            raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
+                             f"its weights are of another type ({read_error(error)})") from None
         raise ValueError(f"Checkpoint {prefix!r} is unreadable (a data file missing or damaged): "
                          f"{read_error(error)}") from None
     try:

@@ -11,9 +11,10 @@ from deeplab_tf.training.checkpoints import model_weights, restore_model
 NARROW = "model.backbone_alpha=0.35,model.aspp_filters=16,model.decoder_filters=16,model.low_level_filters=8"
 
 
-def _demo_model(overrides=""):
+def _demo_model(overrides="", dtype_policy="float32"):
     experiment = experiments.get_experiment("demo")
-    return assemble(apply_overrides(experiment, overrides) if overrides else experiment, with_data=False).model
+    return assemble(apply_overrides(experiment, overrides) if overrides else experiment, dtype_policy=dtype_policy,
+                    with_data=False).model
 
 
 def test_a_checkpoint_of_another_width_is_refused_naming_it_and_the_weight(tmp_path):
@@ -37,3 +38,12 @@ def test_a_damaged_checkpoint_prefix_is_refused_naming_it(tmp_path, damage):
         data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' is unreadable \(a data file missing or damaged\): "):
         restore_model(_demo_model(NARROW), prefix)
+
+
+def test_a_checkpoint_of_another_type_is_refused_as_not_fitting_not_as_damaged(tmp_path):
+    """float32 weights into a float64 model (`train.mixed_precision=float64`): TensorFlow's reader
+    raises the OpError a damaged file raises; it was reported as "a data file missing or damaged"."""
+    prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "ckpt-1"))
+    with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' does not fit the model .*: its weights are of "
+                                         r"another type \(.*expected dtype double does not equal original dtype float"):
+        restore_model(_demo_model(NARROW, dtype_policy="float64"), prefix)
