@@ -17,6 +17,9 @@ PRECISIONS = ("", "mixed_float16", "mixed_bfloat16", "float64", "auto")  # train
 CLASS_WEIGHTINGS = ("", "median_frequency")  # train.class_weighting
 SCHEDULES = ("poly", "step")  # train.learning_rate_schedule
 FUSIONS = ("mean", "max")  # eval.fusion
+# Fields that choose how, not what, a model computes (the same weights, the same values to
+# rounding): a run may resume, be evaluated or be exported under other values of them.
+SPEED_CHOICE_FIELDS = ("model.atrous_implementation", "model.fused_batch_norm")
 
 
 @dataclasses.dataclass(frozen=True)

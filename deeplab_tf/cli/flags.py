@@ -15,7 +15,7 @@ import sys
 
 from absl import flags
 
-from deeplab_tf.config import SECTIONS, Experiment, apply_overrides, from_file
+from deeplab_tf.config import SECTIONS, SPEED_CHOICE_FIELDS, Experiment, apply_overrides, from_file
 
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up and library logs.")
 flags.DEFINE_bool("debug", False, "Show the traceback of an error, not only its `error:` line.")
@@ -114,8 +114,7 @@ def define_tflite_flags(model_help: str) -> None:
 # data lives and which of it is read, the evaluation protocol, and speed choices that keep the
 # weights. Any other override contradicts the run and is refused.
 RUN_SETTABLE_FIELDS = (
-    "data.data_dir", "data.tfds_data_dir", "data.eval_split", "data.max_examples", "eval.*",
-    "model.atrous_implementation", "model.fused_batch_norm",
+    "data.data_dir", "data.tfds_data_dir", "data.eval_split", "data.max_examples", "eval.*", *SPEED_CHOICE_FIELDS,
 )
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 from deeplab_tf import cpu, onednn_weight_cache
 from deeplab_tf.training import checkpoints, distribute, resume, schedules
 from deeplab_tf.assembly import assemble
-from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, Experiment, from_file
+from deeplab_tf.config import CLASS_WEIGHTINGS, PRECISIONS, SPEED_CHOICE_FIELDS, Experiment, from_file
 from deeplab_tf.data import class_weights as class_weights_lib
 from deeplab_tf.layers import autotune
 from deeplab_tf.training.losses import l2_weight_decay, masked_sparse_cross_entropy
@@ -28,12 +28,11 @@ from deeplab_tf.training.momentum_sgd import MomentumSGD
 CONFIG_FILE = "config.json"
 # Fields that may change between runs in one model dir without changing what is trained.
 # Fields a run may resume under other values of: where data are read, how often the loop logs and
-# saves, and the speed choices that compute the same values with the same weights (so a run started
-# with `native` atrous convolutions continues on a CPU whose kernels cannot train them).
+# saves, and the speed choices (so a run started with `native` atrous convolutions continues on a
+# CPU whose kernels cannot train them).
 RESUMABLE_CHANGES = {
     "train.log_every", "train.checkpoint_every", "train.jit_compile", "train.deterministic",
-    "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer",
-    "model.atrous_implementation", "model.fused_batch_norm",
+    "data.data_dir", "data.tfds_data_dir", "data.shuffle_buffer", *SPEED_CHOICE_FIELDS,
 }
 
 
