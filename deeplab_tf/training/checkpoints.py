@@ -103,6 +103,21 @@ def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: 
     raise ValueError(f"No checkpoint in {directory} is readable: {problems}" + (f"; {hint}" if hint else ""))
 
 
+def first_dtype_mismatch(model, prefix: str) -> str:
+    """Returns "weight W is <dtype> in the checkpoint, <dtype> in the model" for the first weight
+    of `model` that checkpoint `prefix` (written through `model_weights`) holds in another dtype
+    (e.g. float32 weights into a `train.mixed_precision=float64` model), or "" when none is.
+    Reads the checkpoint's index only; weights it lacks are left to the restore's own checks."""
+    stored = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    for weight in model.weights:
+        # The object path TensorFlow writes for the `model_weights` key: its "." doubled.
+        key = weight.path.replace("/", ".").replace(".", "..")
+        dtype = stored.get(f"model_weights/{key}/.ATTRIBUTES/VARIABLE_VALUE")
+        if dtype is not None and dtype != weight.dtype:
+            return f"weight {weight.path!r} is {dtype.name} in the checkpoint, {tf.as_dtype(weight.dtype).name} in the model"
+    return ""
+
+
 def restore_model(model, path: str, log=None, partial: bool = False) -> str:
     """Restores every weight of `model` (not the optimizer) from `path`, which is one of:
     - a training checkpoint (prefix, checkpoint dir or model dir);
@@ -115,8 +130,9 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
 
     Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
     `resolve_checkpoint`, and ValueError naming the checkpoint when it cannot be read (a missing
-    or truncated data file), or, with the first weight that is missing or of another shape, when
-    it does not fit `model` (another architecture, width or number of classes).
+    or truncated data file), or, with the first weight that is missing or of another shape or
+    dtype, when it does not fit `model` (another architecture, width, number of classes or
+    weight type).
     """
     if not os.path.exists(path) and zoo.is_shipped(path):
         path = zoo.shipped_file(path)
@@ -127,15 +143,16 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
         return published.load_published_model(model, path, log=log, partial=partial)
     prefix = resolve_checkpoint(path)
     another = "(trained with another experiment or override?)"
+    mismatch = first_dtype_mismatch(model, prefix)
+    if mismatch:
+        raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
+                         f"its weights are of another type ({mismatch})")
     try:
         status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
     except ValueError as error:  # a weight of another shape, e.g. "Received incompatible tensor with shape ..."
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
     except UNREADABLE as error:
-        if "expected dtype" in read_error(error):  # e.g. float32 weights into a train.mixed_precision=float64 model
-            raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
-                             f"its weights are of another type ({read_error(error)})") from None
         raise ValueError(f"Checkpoint {prefix!r} is unreadable (a data file missing or damaged): "
                          f"{read_error(error)}") from None
     try:

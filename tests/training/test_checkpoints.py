@@ -42,8 +42,12 @@ def test_a_damaged_checkpoint_prefix_is_refused_naming_it(tmp_path, damage):
 
 def test_a_checkpoint_of_another_type_is_refused_as_not_fitting_not_as_damaged(tmp_path):
     """float32 weights into a float64 model (`train.mixed_precision=float64`): TensorFlow's reader
-    raises the OpError a damaged file raises; it was reported as "a data file missing or damaged"."""
-    prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "ckpt-1"))
+    raises the OpError a damaged file raises; it was reported as "a data file missing or damaged".
+    The error names the first weight (in the model's order) and both types."""
+    model = _demo_model(NARROW)
+    prefix = tf.train.Checkpoint(model_weights=model_weights(model)).write(str(tmp_path / "ckpt-1"))
+    first = model.weights[0].path
     with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' does not fit the model .*: its weights are of "
-                                         r"another type \(.*expected dtype double does not equal original dtype float"):
+                                         rf"another type \(weight '{first}' is float32 in the checkpoint, float64 in "
+                                         r"the model\)$"):
         restore_model(_demo_model(NARROW, dtype_policy="float64"), prefix)
