@@ -2,7 +2,8 @@
 
     python -m bench.peers_compare --mode=inference [--rounds=20]    # 513x513, batch 1
     python -m bench.peers_compare --mode=training  [--rounds=5]     # 321x321, batch 4, SGD momentum
-        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned,deeplab_tf_uncached,torch_frozen]]
+        [--peers=deeplab_tf,keras_hub,model_garden,torch[,deeplab_tf_autotuned,deeplab_tf_uncached,
+                 deeplab_tf_onednn_ops,torch_frozen]]
         [--size=N|HxW] [--batch=B] [--warmup=K]
         [--venv_dir=~/.cache/deeplab_tf_bench/venvs] [--install_only] [--reinstall] [--no_peak]
         [--peak_shape=8x65x65x256->256] [--deeplab_override=model.atrous_implementation=native] [--deeplab_jit]
@@ -22,6 +23,11 @@ on (`TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=1`, deeplab_tf/onednn_weight_cache.py), exc
 every call as TensorFlow does by default. The peer `torch_frozen` (not in the default list;
 inference only) is PyTorch served the way its documentation recommends for CPU inference:
 traced and `torch.jit.freeze`d (batch norms folded, weights prepared once), in the torch venv.
+The peer `deeplab_tf_onednn_ops` (not in the default list) is deeplab-tf with TensorFlow's oneDNN
+ops switched on (`TF_ENABLE_ONEDNN_OPTS=1`), for CPUs where TensorFlow 2.21 runs Eigen's kernels
+by default (without AVX512_VNNI, AVX512_BF16, AVX_VNNI and AMX; emulated on others by running
+the whole command with `TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`),
+so the two kernel sets are timed side by side in one run.
 After
 --warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
 rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
@@ -58,8 +64,9 @@ from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_PEERS = ("deeplab_tf", "keras_hub", "model_garden", "torch")
-ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned", "deeplab_tf_uncached", "torch_frozen")
-DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned", "deeplab_tf_uncached")  # run in this interpreter's environment
+ALL_PEERS = DEFAULT_PEERS + ("deeplab_tf_autotuned", "deeplab_tf_uncached", "deeplab_tf_onednn_ops", "torch_frozen")
+DEEPLAB_PEERS = ("deeplab_tf", "deeplab_tf_autotuned", "deeplab_tf_uncached",
+                 "deeplab_tf_onednn_ops")  # run in this interpreter's environment
 INFERENCE_ONLY = {"deeplab_tf_uncached": "differs from deeplab_tf in inference only (training never caches weights)",
                   "torch_frozen": "is a served (frozen) model: inference only"}
 VENV_OF = {"torch_frozen": "torch"}  # peers that are a variant of another peer: its venv and worker
@@ -164,6 +171,20 @@ class Worker:
         self.process.wait()
 
 
+def deeplab_environment(name: str, mode: str, log_dir: str) -> dict[str, str]:
+    """Returns the environment variables the deeplab-tf peer `name` (of `DEEPLAB_PEERS`) runs with
+    beyond the driver's own, in `mode` ("inference" or "training"); `log_dir` holds the
+    autotuned peer's empty tuning cache."""
+    env = {}
+    if name == "deeplab_tf_autotuned":
+        env.update(DEEPLAB_TF_AUTOTUNE="1", XDG_CACHE_HOME=os.path.join(log_dir, "autotune_cache"))
+    if name == "deeplab_tf_onednn_ops":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    if mode == "inference":  # served weights never change: see deeplab_tf/onednn_weight_cache.py
+        env[FROZEN_WEIGHTS_VARIABLE] = "0" if name == "deeplab_tf_uncached" else "1"
+    return env
+
+
 def _log(message=""):
     print(message, flush=True)
 
@@ -200,11 +221,8 @@ def main(argv=None):
         if name in DEEPLAB_PEERS:
             worker_config = dict(config, override=args.deeplab_override, jit_compile=args.deeplab_jit,
                                  fold_batch_norm=not args.deeplab_unfolded)
-            env = ({"DEEPLAB_TF_AUTOTUNE": "1", "XDG_CACHE_HOME": os.path.join(log_dir, "autotune_cache")}
-                   if name == "deeplab_tf_autotuned" else {})
-            if args.mode == "inference":  # served weights never change: see deeplab_tf/onednn_weight_cache.py
-                env[FROZEN_WEIGHTS_VARIABLE] = "0" if name == "deeplab_tf_uncached" else "1"
-            specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config, env))
+            specs.append((name, args.deeplab_python, "bench.peers.worker_deeplab_tf", worker_config,
+                          deeplab_environment(name, args.mode, log_dir)))
         elif installs[name]["ok"]:
             venv = VENV_OF.get(name, name)
             extra = {"threads": args.torch_threads, "freeze": name == "torch_frozen"} if venv == "torch" else {}

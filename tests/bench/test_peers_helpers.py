@@ -73,3 +73,19 @@ def test_inference_only_peers_are_refused_for_training(name, capsys):
         peers_compare.parse_args(["--mode=training", f"--peers=torch,{name}"])
     error = capsys.readouterr().err
     assert f"{name} " in error and "inference only" in error
+
+
+def test_each_deeplab_peer_differs_from_deeplab_tf_in_its_one_setting(tmp_path):
+    from bench import peers_compare
+    from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE as FROZEN
+
+    def env(name, mode="inference"):
+        return peers_compare.deeplab_environment(name, mode, str(tmp_path))
+
+    assert env("deeplab_tf") == {FROZEN: "1"} and env("deeplab_tf", "training") == {}
+    assert env("deeplab_tf_uncached") == {FROZEN: "0"}
+    assert env("deeplab_tf_onednn_ops") == {FROZEN: "1", "TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert env("deeplab_tf_onednn_ops", "training") == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert env("deeplab_tf_autotuned", "training") == {"DEEPLAB_TF_AUTOTUNE": "1",
+                                                       "XDG_CACHE_HOME": str(tmp_path / "autotune_cache")}
+    assert set(peers_compare.DEEPLAB_PEERS) <= set(peers_compare.ALL_PEERS)
