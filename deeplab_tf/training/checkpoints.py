@@ -30,11 +30,16 @@ def model_weights(model) -> tf.train.Checkpoint:
     """
     named = {}
     for weight in model.weights:
-        key = weight.path.replace("/", ".")
+        key = weight_key(weight)
         if key in named and named[key] is not weight:
             raise ValueError(f"Model {model.name!r} has two weights named {weight.path!r}")
         named[key] = weight
     return tf.train.Checkpoint(**named)
+
+
+def weight_key(weight) -> str:
+    """Returns the name `model_weights` saves `weight` under: its Keras path with "/" as "."."""
+    return weight.path.replace("/", ".")
 
 
 def resolve_checkpoint(path: str, log=print) -> str:
@@ -111,7 +116,7 @@ def first_dtype_mismatch(model, prefix: str) -> str:
     stored = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
     for weight in model.weights:
         # The object path TensorFlow writes for the `model_weights` key: its "." doubled.
-        key = weight.path.replace("/", ".").replace(".", "..")
+        key = weight_key(weight).replace(".", "..")
         dtype = stored.get(f"model_weights/{key}/.ATTRIBUTES/VARIABLE_VALUE")
         if dtype is not None and dtype != weight.dtype:
             return f"weight {weight.path!r} is {dtype.name} in the checkpoint, {tf.as_dtype(weight.dtype).name} in the model"
@@ -143,18 +148,18 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
         return published.load_published_model(model, path, log=log, partial=partial)
     prefix = resolve_checkpoint(path)
     another = "(trained with another experiment or override?)"
-    mismatch = first_dtype_mismatch(model, prefix)
-    if mismatch:
-        raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
-                         f"its weights are of another type ({mismatch})")
     try:
-        status = tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
+        mismatch = first_dtype_mismatch(model, prefix)  # before reading: TF reports it as a read error
+        status = None if mismatch else tf.train.Checkpoint(model_weights=model_weights(model)).read(prefix).expect_partial()
     except ValueError as error:  # a weight of another shape, e.g. "Received incompatible tensor with shape ..."
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
     except UNREADABLE as error:
         raise ValueError(f"Checkpoint {prefix!r} is unreadable (a data file missing or damaged): "
                          f"{read_error(error)}") from None
+    if mismatch:
+        raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
+                         f"its weights are of another type ({mismatch})")
     try:
         status.assert_existing_objects_matched()  # the optimizer is not wanted: partial is expected
     except AssertionError as error:
