@@ -50,7 +50,7 @@ def _tfjs_model_json(path: str) -> str | None:
 def _tf1_prefix(path: str) -> str | None:
     """Returns the prefix of the TF1 (name-based) checkpoint at `path` (a prefix, or a folder
     holding one `model.ckpt*` checkpoint), or None when `path` holds no such checkpoint (e.g. a
-    deeplab-tf checkpoint, which is object-based)."""
+    deeplab-tf checkpoint, which is object-based) or its index cannot be read."""
     if os.path.isdir(path):
         indexes = sorted(glob.glob(os.path.join(path, "model.ckpt*.index")))
         prefix = indexes[-1][:-len(".index")] if indexes else None
@@ -58,7 +58,10 @@ def _tf1_prefix(path: str) -> str | None:
         prefix = path if os.path.isfile(path + ".index") else None
     if prefix is None:
         return None
-    names = {name for name, _ in tf.train.list_variables(prefix)}
+    try:
+        names = {name for name, _ in tf.train.list_variables(prefix)}
+    except tf.errors.OpError:  # a damaged index: not told apart here; restoring it names the damage
+        return None
     return None if OBJECT_GRAPH in names else prefix
 
 

@@ -135,7 +135,7 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
 
     Returns the checkpoint prefix or file used (or what was imported). Raises FileNotFoundError as
     `resolve_checkpoint`, and ValueError naming the checkpoint when it cannot be read (a missing
-    or truncated data file), or, with the first weight that is missing or of another shape or
+    or truncated file), or, with the first weight that is missing or of another shape or
     dtype, when it does not fit `model` (another architecture, width, number of classes or
     weight type).
     """
@@ -155,7 +155,7 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
     except UNREADABLE as error:
-        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a data file missing or damaged): "
+        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a file of it missing or damaged): "
                          f"{read_error(error)}") from None
     if mismatch:
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "

@@ -26,17 +26,18 @@ def test_a_checkpoint_of_another_width_is_refused_naming_it_and_the_weight(tmp_p
         restore_model(_demo_model(), prefix)
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated"])
+@pytest.mark.parametrize("damage", ["data missing", "data truncated", "index truncated"])
 def test_a_damaged_checkpoint_prefix_is_refused_naming_it(tmp_path, damage):
-    """A checkpoint named by its prefix whose data file is missing or cut short: before, a raw
-    OpError or IndexError from TensorFlow's reader (a traceback, not a user error)."""
+    """A checkpoint named by its prefix whose data file is missing or cut short, or whose index is
+    cut short: before, a raw OpError or IndexError from TensorFlow's reader (a traceback, not a user
+    error); for the index, from telling it from a published TF1 checkpoint."""
     prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "ckpt-1"))
-    data = tmp_path / "ckpt-1.data-00000-of-00001"
-    if damage == "missing":
-        data.unlink()
+    damaged = tmp_path / ("ckpt-1.index" if damage.startswith("index") else "ckpt-1.data-00000-of-00001")
+    if damage.endswith("missing"):
+        damaged.unlink()
     else:
-        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' is unreadable \(a data file missing or damaged\): "):
+        damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' is unreadable \(a file of it missing or damaged\): "):
         restore_model(_demo_model(NARROW), prefix)
 
 
