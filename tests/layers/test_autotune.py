@@ -241,10 +241,9 @@ STALE = {
     "entry_without_pick": lambda path: path.write_text(json.dumps(
         {"format": autotune.FORMAT, "machine": autotune.machine(), "choices": {CONV_KEY: "native"}})),
     "other_format": lambda path: write_cache(path, {CONV_KEY: "native"}, format=1),
-    "other_cpu": lambda path: write_cache(path, {CONV_KEY: "native"},
-                                          machine={**autotune.machine(), "cpu": "Another CPU"}),
-    "other_tensorflow": lambda path: write_cache(path, {CONV_KEY: "native"},
-                                                 machine={**autotune.machine(), "tensorflow": "2.0.0"}),
+    "other_machines_not_a_list": lambda path: write_cache(path, {CONV_KEY: "native"}, other_machines={}),
+    "other_machine_without_choices": lambda path: write_cache(
+        path, {CONV_KEY: "native"}, other_machines=[{"machine": {"cpu": "Another CPU"}}]),
 }
 
 
@@ -259,6 +258,51 @@ def test_a_stale_or_corrupt_cache_file_is_ignored_with_a_warning(problem, cache_
     content = json.loads(cache_file.read_text())  # replaced by this machine's file
     assert content["format"] == autotune.FORMAT and content["machine"] == autotune.machine()
     assert list(content["choices"]) == [CONV_KEY]
+
+
+def another_machine(**changes):
+    """Returns this machine's record with `changes`, e.g. cpu="Another CPU"."""
+    return {**autotune.machine(), **changes}
+
+
+@pytest.mark.parametrize("changes", [{"cpu": "Another CPU"}, {"tensorflow": "2.0.0"},
+                                     {"TF_ENABLE_ONEDNN_OPTS": "another value"}])
+def test_picks_of_another_machine_are_kept_beside_this_ones(changes, cache_file, timed, recwarn):
+    """A home folder shared by two CPU models, or runs alternating TF_ENABLE_ONEDNN_OPTS: each
+    machine's picks stay in the file (before, the other machine's file was replaced, so
+    alternating timed everything again each time), and are read back without timing."""
+    theirs = another_machine(**changes)
+    write_cache(cache_file, {CONV_KEY: "space_to_batch", "their op": "a"}, machine=theirs)
+    x, w = random_case(SIZE, 3, depthwise=False)
+    tape_gradients(lambda x, w: atrous_conv2d(x, w, 2), x, w, np.ones((2, *SIZE, 4)))
+    assert len(timed) == len(atrous_auto.candidates((3, 3, 3, 4), 2, False, "float32", True))
+    assert not [warning for warning in recwarn if "autotune" in str(warning.message)]
+    content = json.loads(cache_file.read_text())
+    assert content["machine"] == autotune.machine() and list(content["choices"]) == [CONV_KEY]
+    assert content["other_machines"] == [{"machine": theirs, "choices": {
+        CONV_KEY: {"pick": "space_to_batch", "ms": {}}, "their op": {"pick": "a", "ms": {}}}}]
+
+    # The other machine again: its picks are read from `other_machines`, nothing is timed.
+    timed.clear()
+    write_cache(cache_file, {"this op": "b"}, machine=another_machine(cpu="A third CPU"),
+                other_machines=[content["other_machines"][0], {"machine": autotune.machine(),
+                                                               "choices": {CONV_KEY: {"pick": "native"}}}])
+    assert autotune.pick(CONV_KEY, ("native", "space_to_batch"), lambda: pytest.fail("timed again")) == "native"
+    assert not timed
+
+
+def test_the_cache_keeps_the_most_recent_machines(cache_file, monkeypatch):
+    """Each machine that writes goes first; beyond `MAX_MACHINES`, the least recent is dropped."""
+    monkeypatch.setattr(autotune, "measure", lambda runs, **_: dict.fromkeys(runs, 1e-3))
+    records = [another_machine(cpu=f"CPU {number}") for number in range(autotune.MAX_MACHINES + 2)]
+    for number in range(autotune.MAX_MACHINES + 2):
+        monkeypatch.setattr(autotune, "machine", lambda number=number: records[number])
+        autotune.pick(f"op {number}", ("a", "b"), lambda: {"a": None, "b": None})
+    content = json.loads(cache_file.read_text())
+    kept = [content["machine"]["cpu"]] + [section["machine"]["cpu"] for section in content["other_machines"]]
+    assert kept == [f"CPU {number}" for number in range(autotune.MAX_MACHINES + 1, 1, -1)]
+    assert content["other_machines"][0]["choices"] == {f"op {autotune.MAX_MACHINES}": {"pick": "a", "ms": {
+        "a": 1.0, "b": 1.0}}}
 
 
 def test_an_unwritable_cache_warns_and_still_picks(tmp_path, monkeypatch, timed):
