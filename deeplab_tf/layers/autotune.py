@@ -49,16 +49,24 @@ convolutions left out the forward pass, which TensorFlow pruned; see `timed_step
         "batch_norm train bfloat16 input=8x33x33x256": {"pick": "fused", "ms": {"fused": 1.9, "keras": 2.6}},
         "depthwise_conv2d train bfloat16 input=8x81x81x144 kernel=3x3x144x1 strides=2x2 dilation=1x1 padding=valid":
             {"pick": "float32", "ms": {"float32": 9.5, "native": 30.1}}
-      }
+      },
+      "other_machines": [
+        {"machine": {"cpu": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", ...}, "choices": {...}}
+      ]
     }
 
 `machine` is what the times depend on (`machine()`): the CPU's "model name" and the vector and
 matrix flags of `CPU_FLAGS` it has (/proc/cpuinfo, read by `deeplab_tf.cpu`), the threads
-TensorFlow runs ops on, TF's version and its oneDNN switch. A key (`key`) is "<op> <train|infer>
+TensorFlow runs ops on, TF's version and its oneDNN switch. The top-level `machine` and
+`choices` are those of the process that wrote the file last; `other_machines` keeps the picks of
+up to `MAX_MACHINES` - 1 machines before it, most recent first (a home folder shared by two CPU
+models, another TensorFlow version, or runs with and without `TF_ENABLE_ONEDNN_OPTS`), so
+alternating between them times nothing again (format-2 files written before `other_machines`
+read as holding none). A key (`key`) is "<op> <train|infer>
 <dtype> <field>=<value>...[ xla]", shapes written `8x33x33x320`; "train" times forward +
 gradients, "infer" the forward pass, "xla" ends the key of a choice timed and run compiled by
 XLA. `ms` holds each candidate's least time in milliseconds, for reading only (under XLA, only
-the candidates that compiled). A file of another format or machine, or one that is not this JSON,
+the candidates that compiled). A file of another format, or one that is not this JSON,
 is ignored with a warning and replaced at the next write, never an error; an entry whose pick is
 not a candidate of its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
 processes tuning at once may each drop the other's new entries (they are timed again later); the
@@ -82,6 +90,8 @@ from deeplab_tf import cpu
 from deeplab_tf.cpu import CPU_FLAGS  # noqa: F401  (the flags `machine` records)
 
 FORMAT = 2
+MAX_MACHINES = 8
+"""How many machines' picks the cache file keeps: its writer's and `other_machines`."""
 SWITCH = "DEEPLAB_TF_AUTOTUNE"
 BUDGET_SECONDS = 0.02
 MIN_RUNS = 3
@@ -232,7 +242,7 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
         return names[0]
     with _lock:
         path, current = cache_path(), machine()
-        choices = _read(path, current)
+        choices, others = _read(path, current)
         if choices.get(key, {}).get("pick") in names:
             return choices[key]["pick"]
         compiled = xla()
@@ -242,7 +252,8 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
                              f"train without --jit_compile")
         best = min(seconds, key=lambda name: (seconds[name], names.index(name)))
         choices[key] = {"pick": best, "ms": {name: round(value * 1e3, 4) for name, value in seconds.items()}}
-        _write(path, {"format": FORMAT, "machine": current, "choices": choices})
+        _write(path, {"format": FORMAT, "machine": current, "choices": choices,
+                      "other_machines": others[:MAX_MACHINES - 1]})
         return best
 
 
@@ -260,39 +271,48 @@ def _times(prepare: Callable[[], Mapping[str, Callable]], compiled: bool) -> dic
         return measure(prepare(), on_error=not_compiled, errors=errors)
 
 
-def _read(path: str, current: dict) -> dict:
-    """Returns the `choices` of the cache file at `path`; {} when there is none, and {} with a
-    warning when it is not format-`FORMAT` JSON of `current`'s machine."""
+def _read(path: str, current: dict) -> tuple[dict, list]:
+    """Returns (the `choices` of `current`'s machine, the other machines' sections, each
+    {"machine": ..., "choices": ...}, most recent first) of the cache file at `path`; ({}, [])
+    when there is none, and ({}, []) with a warning when it is not format-`FORMAT` JSON."""
     try:
         with open(path, encoding="utf-8") as file:
             content = json.load(file)
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return {}, []
     except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8
         warnings.warn(f"ignoring the unreadable autotune cache {path} ({error}); it is replaced "
                       "at the next write", stacklevel=3)
-        return {}
-    problem = _problem(content, current)
+        return {}, []
+    problem = _problem(content)
     if problem:
         warnings.warn(f"ignoring the autotune cache {path}: {problem}; it is replaced at the next "
                       "write", stacklevel=3)
-        return {}
-    return content["choices"]
+        return {}, []
+    sections = [{"machine": content["machine"], "choices": content["choices"]}, *content.get("other_machines", [])]
+    mine = [section["choices"] for section in sections if section["machine"] == current]
+    return (mine[0] if mine else {}), [section for section in sections if section["machine"] != current]
 
 
-def _problem(content, current: dict) -> str:
-    """Why `content` (parsed JSON) is not a cache file of `current`'s machine, or ""."""
+def _problem(content) -> str:
+    """Why `content` (parsed JSON) is not a cache file this version reads, or ""."""
     if not isinstance(content, dict):
         return "corrupt: not a deeplab_tf autotune file"
     if content.get("format") != FORMAT:
         return f"stale: format {content.get('format')!r}, this version writes {FORMAT}"
-    choices, theirs = content.get("choices"), content.get("machine")
-    if not isinstance(choices, dict) or not isinstance(theirs, dict) or not all(
-            isinstance(entry, dict) and isinstance(entry.get("pick"), str) for entry in choices.values()):
+    others = content.get("other_machines", [])
+    sections = [content, *others] if isinstance(others, list) else [None]
+    if not all(_is_section(section) for section in sections):
         return "corrupt: not a deeplab_tf autotune file"
-    changed = [f"{name} {theirs.get(name)!r} (now {value!r})" for name, value in current.items()
-               if theirs.get(name) != value]
-    return f"stale: timed with {', '.join(changed)}" if changed else ""
+    return ""
+
+
+def _is_section(section) -> bool:
+    """Returns True if `section` holds a `machine` record and `choices` whose entries each name a pick."""
+    return (isinstance(section, dict) and isinstance(section.get("machine"), dict)
+            and isinstance(section.get("choices"), dict)
+            and all(isinstance(entry, dict) and isinstance(entry.get("pick"), str)
+                    for entry in section["choices"].values()))
 
 
 def _write(path: str, content: dict) -> None:
