@@ -68,13 +68,18 @@ gradients, "infer" the forward pass, "xla" ends the key of a choice timed and ru
 XLA. `ms` holds each candidate's least time in milliseconds, for reading only (under XLA, only
 the candidates that compiled). A file of another format, or one that is not this JSON,
 is ignored with a warning and replaced at the next write, never an error; an entry whose pick is
-not a candidate of its call is timed again. Delete the file to time again (e.g. after tuning on a busy machine). Two
-processes tuning at once may each drop the other's new entries (they are timed again later); the
-file is never torn.
+not a candidate of its call is timed again. Delete the file to time again (e.g. after tuning on a
+busy machine); the file is never torn. Processes sharing the file tune one at a time: each holds
+an exclusive lock on `autotune.json.lock` beside it (`fcntl.flock`) while it reads, times and
+writes a pick, so a second process (the other local worker of a training start) waits, then
+reads the first one's pick instead of timing the same candidates beside it. Where the lock cannot
+be taken (a file system without locks), they go on unlocked, and two processes tuning at once may
+each drop the other's new entries (timed again later).
 """
 
 import concurrent.futures
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -240,8 +245,8 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
     ValueError naming `key` if none compiles). Call where `enabled()`."""
     if len(names) == 1:
         return names[0]
+    path, current = cache_path(), machine()
     with _lock:
-        path, current = cache_path(), machine()
         choices, others = _read(path, current)
         if choices.get(key, {}).get("pick") in names:
             return choices[key]["pick"]
@@ -255,6 +260,25 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
         _write(path, {"format": FORMAT, "machine": current, "choices": choices,
                       "other_machines": others[:MAX_MACHINES - 1]})
         return best
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    """Holds an exclusive lock on `path` + ".lock" (created if needed) while inside: another
+    process entering it for the same cache file waits. Goes on unlocked when the lock file
+    cannot be opened or locked (e.g. an unwritable folder, which `_write` reports)."""
+    handle = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path + ".lock", "a", encoding="utf-8")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
 
 
 def _times(prepare: Callable[[], Mapping[str, Callable]], compiled: bool) -> dict:

@@ -3,8 +3,10 @@ candidates only, what ran fastest here, cache it in a JSON file and read it back
 corrupt files are ignored with a warning; tuning is off by switch and under op determinism;
 choices traced for XLA are keyed apart and timed compiled by XLA."""
 
+import fcntl
 import functools
 import json
+import threading
 
 import keras
 import numpy as np
@@ -133,7 +135,8 @@ def test_cache_file_format_and_a_second_build_reads_it(cache_file, monkeypatch):
     assert set(content["choices"][CONV_KEY]["ms"]) == set(conv_candidates)
     assert content["choices"][CONV_KEY]["pick"] in conv_candidates
     assert content["choices"][NORM_KEY]["pick"] in ("fused", "keras")
-    assert sorted(path.name for path in cache_file.parent.iterdir()) == ["autotune.json"]  # no temporary left
+    # No temporary left; the lock file stays (`autotune._locked`).
+    assert sorted(path.name for path in cache_file.parent.iterdir()) == ["autotune.json", "autotune.json.lock"]
 
     train_conv_and_norm(x)
     assert len(timed) == len(conv_candidates) + 2
@@ -153,6 +156,23 @@ def test_pick_is_the_fastest_first_on_ties_and_then_cached(cache_file, monkeypat
     assert autotune.pick("single", ("a",), fail) == "a"
     assert json.loads(cache_file.read_text())["choices"]["some op"] == {
         "pick": "b", "ms": {"a": 3000.0, "b": 1000.0, "c": 1000.0}}
+
+
+def test_a_process_waits_for_the_one_tuning_and_reads_its_pick(cache_file, timed):
+    """Another process holding the cache's lock (here another open file, which `flock` treats
+    the same): `pick` waits for it, then reads the pick it wrote instead of timing again."""
+    cache_file.parent.mkdir(parents=True)
+    picked = []
+    with open(f"{cache_file}.lock", "a") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=lambda: picked.append(
+            autotune.pick("some op", ("a", "b"), lambda: {"a": None, "b": None})))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive() and not timed
+        write_cache(cache_file, {"some op": "b"})  # what the other process picked
+    waiting.join(timeout=30)
+    assert picked == ["b"] and not timed
 
 
 def test_measure_takes_the_least_time_after_a_warm_up_with_the_runs_taking_turns(monkeypatch):
