@@ -246,7 +246,7 @@ def pick(key: str, names: Sequence[str], prepare: Callable[[], Mapping[str, Call
     if len(names) == 1:
         return names[0]
     path, current = cache_path(), machine()
-    with _lock:
+    with _lock, _locked(path):
         choices, others = _read(path, current)
         if choices.get(key, {}).get("pick") in names:
             return choices[key]["pick"]
