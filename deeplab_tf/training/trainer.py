@@ -255,9 +255,14 @@ def _distributed_step(strategy, parts, optimizer, cfg, class_weights=None):
     model, ignore_label = parts.model, parts.info.ignore_label
     scale_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     multipliers = _gradient_multipliers(model, cfg.classifier_learning_rate_multiplier)
+    batch = distribute.per_replica_batch_size(cfg.batch_size, strategy)
 
     @tf.function(jit_compile=cfg.jit_compile)
     def replica_step(images, labels):
+        # Every batch is full (repeated input, remainder dropped), but a multi-worker strategy's
+        # input leaves the batch dimension unknown; the speed choices need it static to be tuned.
+        images = tf.ensure_shape(images, [batch, *images.shape[1:]])
+        labels = tf.ensure_shape(labels, [batch, *labels.shape[1:]])
         context = tf.distribute.get_replica_context()
         labelled = tf.reduce_sum(tf.cast(tf.not_equal(labels, ignore_label), tf.float32))
         share = labelled / tf.maximum(context.all_reduce(tf.distribute.ReduceOp.SUM, labelled), 1.0)

@@ -178,9 +178,9 @@ def free_ports(count):
     return ports
 
 
-def run_cluster(model_dir, overrides, timeout=400):
-    """Runs `python -m deeplab_tf.cli.train` as 2 workers of one cluster; returns their outputs.
-    Both processes are killed if they outlive `timeout` or the test fails."""
+def run_cluster(model_dir, overrides, timeout=400, env=ENV):
+    """Runs `python -m deeplab_tf.cli.train` as 2 workers of one cluster in environment `env`;
+    returns their outputs. Both processes are killed if they outlive `timeout` or the test fails."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = [
@@ -188,7 +188,7 @@ def run_cluster(model_dir, overrides, timeout=400):
             [sys.executable, "-m", "deeplab_tf.cli.train", "--experiment=camvid_mnv2_v3plus", f"--model_dir={model_dir}",
              "--strategy=multi_worker_mirrored", *[f"--override={o}" for o in overrides]],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-            env={**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
         )
         for i in range(2)
     ]
@@ -252,6 +252,18 @@ def test_two_worker_processes_train_and_a_restarted_cluster_resumes(tmp_path, ca
     assert checkpoints.restore_model(assemble(experiment).model, str(tmp_path / "run")).endswith("ckpt-20")
     for output in run_cluster(tmp_path / "run", overrides):
         assert "Resumed from" in output and "Training already complete: step 20" in output
+
+
+def test_two_worker_processes_tune_their_speed_choices(tmp_path, camvid_dir):
+    """With tuning on, the workers' steps are tuned for the per-replica batch (2 of the global 4):
+    before, the multi-worker input left the batch dimension unknown and every choice silently
+    took its fixed rule. The workers share the cache file, one timing at a time."""
+    overrides = camvid_overrides(camvid_dir, steps=2) + ["data.crop_size=32,train.log_every=1,train.checkpoint_every=2"]
+    cache = tmp_path / "cache"
+    run_cluster(tmp_path / "run", overrides, env={**ENV, "DEEPLAB_TF_AUTOTUNE": "1", "XDG_CACHE_HOME": str(cache)})
+    choices = json.loads((cache / "deeplab_tf" / "autotune.json").read_text())["choices"]
+    assert any(key.startswith("atrous_conv2d train float32 input=2x") for key in choices), sorted(choices)
+    assert all(" input=4x" not in key for key in choices), sorted(choices)
 
 
 def train_command(model_dir, steps=8):
