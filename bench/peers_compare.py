@@ -27,7 +27,9 @@ The peer `deeplab_tf_onednn_ops` (not in the default list) is deeplab-tf with Te
 ops switched on (`TF_ENABLE_ONEDNN_OPTS=1`), for CPUs where TensorFlow 2.21 runs Eigen's kernels
 by default (without AVX512_VNNI, AVX512_BF16, AVX_VNNI and AMX; emulated on others by running
 the whole command with `TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`),
-so the two kernel sets are timed side by side in one run.
+so the two kernel sets are timed side by side in one run. On such a CPU every deeplab-tf peer runs
+with the ops on unless the environment sets the variable, as deeplab-tf's commands do
+(deeplab_tf/onednn_ops.py); run the driver with `TF_ENABLE_ONEDNN_OPTS=0` to time TensorFlow's default.
 After
 --warmup iterations each, the driver alternates the peers, one iteration each, for --rounds
 rounds (A B C D P A B C D P ...), so that all see the same machine load; every peer gets the same input (N(0,1) images, random labels, 21 classes). P is a dense
@@ -57,6 +59,7 @@ import time
 from bench import provenance
 from bench.peers import report, venvs
 from bench.peers.protocol import REPLY_PREFIX
+from deeplab_tf import onednn_ops
 from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE
 
 # The workers run as `python -m bench.peers.worker_X` with this as their working directory, so
@@ -178,8 +181,8 @@ def deeplab_environment(name: str, mode: str, log_dir: str) -> dict[str, str]:
     env = {}
     if name == "deeplab_tf_autotuned":
         env.update(DEEPLAB_TF_AUTOTUNE="1", XDG_CACHE_HOME=os.path.join(log_dir, "autotune_cache"))
-    if name == "deeplab_tf_onednn_ops":
-        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    if name == "deeplab_tf_onednn_ops" or onednn_ops.turned_on_here():  # the latter: as the commands do
+        env[onednn_ops.VARIABLE] = "1"
     if mode == "inference":  # served weights never change: see deeplab_tf/onednn_weight_cache.py
         env[FROZEN_WEIGHTS_VARIABLE] = "0" if name == "deeplab_tf_uncached" else "1"
     return env

@@ -13,6 +13,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # No speed tuning in tests (subprocesses inherit it): models build with the fixed rules that
 # tests assert, without timing candidates; tests/layers/test_autotune.py turns it on to test it.
 os.environ["DEEPLAB_TF_AUTOTUNE"] = "0"
+# The kernels deeplab-tf's commands run (oneDNN's where TensorFlow would run Eigen's:
+# deeplab_tf/onednn_ops.py), in this process and the commands it starts alike, set before
+# anything imports TensorFlow.
+from deeplab_tf import onednn_ops  # noqa: E402
+
+onednn_ops.turn_on_where_off()
 CAMVID_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "camvid")
 
 

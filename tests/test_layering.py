@@ -11,6 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "deeplab_tf"
 
 ROWS = (
     ("config", "cpu", "onednn_weight_cache"),
+    ("onednn_ops",),
     ("layers",),
     ("backbones",),
     ("models",),

@@ -15,6 +15,7 @@ import sys
 
 from absl import flags
 
+from deeplab_tf import onednn_ops
 from deeplab_tf.config import SECTIONS, SPEED_CHOICE_FIELDS, Experiment, apply_overrides, from_file
 
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up and library logs.")
@@ -372,6 +373,8 @@ def run(main) -> None:
             sys.stdout.reconfigure(line_buffering=True)
         if not flags.FLAGS.verbose:
             quiet_libraries()
+        if onednn_ops.turn_on_where_off():  # set when deeplab_tf.cli was imported: say so
+            print(onednn_ops.turn_on_where_off())
         try:
             return main(argv)
         except user_errors() as error:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench.peers import protocol, report, venvs
+from tests.fake_cpu import BFLOAT16_CPU, FLOAT32_CPU, fake_cpuinfo
 
 
 @pytest.mark.parametrize("text, expected", [("513", (513, 513)), ("1024x2048", (1024, 2048)), ("65X97", (65, 97))])
@@ -75,9 +76,12 @@ def test_inference_only_peers_are_refused_for_training(name, capsys):
     assert f"{name} " in error and "inference only" in error
 
 
-def test_each_deeplab_peer_differs_from_deeplab_tf_in_its_one_setting(tmp_path):
+def test_each_deeplab_peer_differs_from_deeplab_tf_in_its_one_setting(tmp_path, monkeypatch):
+    """On a CPU where TensorFlow turns oneDNN's ops on itself (next test: the others)."""
     from bench import peers_compare
     from deeplab_tf.onednn_weight_cache import FROZEN_WEIGHTS_VARIABLE as FROZEN
+
+    fake_cpuinfo(monkeypatch, tmp_path, BFLOAT16_CPU)
 
     def env(name, mode="inference"):
         return peers_compare.deeplab_environment(name, mode, str(tmp_path))
@@ -89,3 +93,21 @@ def test_each_deeplab_peer_differs_from_deeplab_tf_in_its_one_setting(tmp_path):
     assert env("deeplab_tf_autotuned", "training") == {"DEEPLAB_TF_AUTOTUNE": "1",
                                                        "XDG_CACHE_HOME": str(tmp_path / "autotune_cache")}
     assert set(peers_compare.DEEPLAB_PEERS) <= set(peers_compare.ALL_PEERS)
+
+
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_on_a_cpu_where_tensorflow_runs_eigen_the_deeplab_peers_run_as_the_commands_do(setting, monkeypatch, tmp_path):
+    """AVX2 only: oneDNN's ops on for every deeplab-tf peer (deeplab_tf/onednn_ops.py), unless the
+    driver's environment sets the variable (then inherited as it is)."""
+    from bench import peers_compare
+
+    fake_cpuinfo(monkeypatch, tmp_path, FLOAT32_CPU)
+    if setting is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", setting)
+    expected = {"TF_ENABLE_ONEDNN_OPTS": "1"} if setting is None else {}
+    for name in peers_compare.DEEPLAB_PEERS:
+        environment = peers_compare.deeplab_environment(name, "training", str(tmp_path))
+        assert {key: value for key, value in environment.items() if key == "TF_ENABLE_ONEDNN_OPTS"} == (
+            {"TF_ENABLE_ONEDNN_OPTS": "1"} if name == "deeplab_tf_onednn_ops" else expected)
