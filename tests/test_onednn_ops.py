@@ -36,14 +36,14 @@ def test_turned_on_only_where_tensorflow_runs_eigen_and_the_user_did_not_choose(
     assert onednn_ops.turned_on_here(environ, flags_of(fake)) is on
 
 
-def _fresh_process(code: str, cpuinfo: str, environ: dict) -> str:
+def _fresh_process(code: str, cpuinfo: str, environ: dict) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh Python whose `deeplab_tf.cpu` reads the cpuinfo file `cpuinfo`;
-    returns its stdout."""
+    returns the finished process (its text `stdout` and `stderr`)."""
     prelude = f"import deeplab_tf.cpu\ndeeplab_tf.cpu.CPUINFO = {cpuinfo!r}\n"
     result = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, cwd=REPO,
                             env={**environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return result
 
 
 @pytest.fixture
@@ -67,29 +67,31 @@ def test_a_command_package_sets_it_before_tensorflow_reads_it(avx2_cpuinfo, sett
         environ[onednn_ops.VARIABLE] = setting
     for package in ("deeplab_tf.cli", "export"):
         assert _fresh_process(f"import {package}\nimport tensorflow\n" + ONEDNN_STATE, avx2_cpuinfo,
-                              environ).split("\n")[-2] == expected
+                              environ).stdout.split("\n")[-2] == expected
 
 
 def test_after_tensorflow_is_imported_the_environment_is_left_alone(avx2_cpuinfo):
     """A library user who imported TensorFlow first: TensorFlow has read the variable, so setting
     it would only claim a state TensorFlow does not have (the tuning cache keys by it)."""
     environ = {key: value for key, value in os.environ.items() if key != onednn_ops.VARIABLE}
-    output = _fresh_process("import tensorflow\nimport deeplab_tf.cli\n" + ONEDNN_STATE, avx2_cpuinfo, environ)
+    output = _fresh_process("import tensorflow\nimport deeplab_tf.cli\n" + ONEDNN_STATE, avx2_cpuinfo, environ).stdout
     assert output.split("\n")[-2].split()[0] == "None"
 
 
 def test_a_command_says_it_set_the_variable(avx2_cpuinfo):
+    """On stderr, beside TensorFlow's own notices: stdout stays the command's output."""
     environ = {key: value for key, value in os.environ.items() if key != onednn_ops.VARIABLE}
     code = ("import runpy, sys\nsys.argv = ['zoo']\n"
             "runpy.run_module('deeplab_tf.cli.zoo', run_name='__main__')\n")
-    lines = _fresh_process(code, avx2_cpuinfo, environ).splitlines()
-    assert lines[0] == (
+    result = _fresh_process(code, avx2_cpuinfo, environ)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("TF_ENABLE_ONEDNN_OPTS")]
+    assert lines == [(
         "TF_ENABLE_ONEDNN_OPTS=1 set by deeplab-tf: AMD EPYC 7B13 (avx, avx2, f16c, fma) has none of avx512_vnni, "
         "avx512_bf16, avx_vnni, amx_tile, amx_int8, amx_bf16, where TensorFlow runs Eigen's kernels by default; "
         "oneDNN's trained deeplab-tf's models 1.25-1.4x and served them 1.13-1.17x faster on such CPUs (emulated; "
         "BENCHMARKS.md). Set "
-        "TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's default")
-    assert len(lines) > 1  # the command's own output follows
+        "TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's default")]
+    assert result.stdout.startswith("camvid_mnv2_v3plus")  # zoo's own output
 
 
 def test_nothing_is_said_or_set_on_a_cpu_where_tensorflow_turns_them_on(tmp_path):
@@ -100,5 +102,5 @@ def test_nothing_is_said_or_set_on_a_cpu_where_tensorflow_turns_them_on(tmp_path
     code = ("import os, runpy, sys\nsys.argv = ['zoo']\n"
             "try:\n    runpy.run_module('deeplab_tf.cli.zoo', run_name='__main__')\n"
             "except SystemExit:\n    pass\nprint(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))\n")
-    lines = _fresh_process(code, str(path), environ).splitlines()
-    assert "TF_ENABLE_ONEDNN_OPTS=1 set" not in "\n".join(lines) and lines[-1] == "None"
+    result = _fresh_process(code, str(path), environ)
+    assert "TF_ENABLE_ONEDNN_OPTS=1 set" not in result.stderr and result.stdout.splitlines()[-1] == "None"

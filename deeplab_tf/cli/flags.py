@@ -373,8 +373,8 @@ def run(main) -> None:
             sys.stdout.reconfigure(line_buffering=True)
         if not flags.FLAGS.verbose:
             quiet_libraries()
-        if onednn_ops.turn_on_where_off():  # set when deeplab_tf.cli was imported: say so
-            print(onednn_ops.turn_on_where_off())
+        if onednn_ops.turn_on_where_off():  # set when deeplab_tf.cli was imported: say so, beside TF's notices
+            print(onednn_ops.turn_on_where_off(), file=sys.stderr)
         try:
             return main(argv)
         except user_errors() as error:
