@@ -50,8 +50,11 @@ def _tfjs_model_json(path: str) -> str | None:
 def _tf1_prefix(path: str) -> str | None:
     """Returns the prefix of the TF1 (name-based) checkpoint at `path` (a prefix, or a folder
     holding one `model.ckpt*` checkpoint), or None when `path` holds no such checkpoint (e.g. a
-    deeplab-tf checkpoint, which is object-based) or its index cannot be read."""
-    if os.path.isdir(path):
+    deeplab-tf checkpoint, which is object-based) or is a prefix whose index cannot be read (the
+    restore names the damage). Raises ValueError naming the checkpoint when `path` is a folder
+    whose `model.ckpt*` index cannot be read (nothing else there would name it)."""
+    folder = os.path.isdir(path)
+    if folder:
         indexes = sorted(glob.glob(os.path.join(path, "model.ckpt*.index")))
         prefix = indexes[-1][:-len(".index")] if indexes else None
     else:
@@ -60,8 +63,11 @@ def _tf1_prefix(path: str) -> str | None:
         return None
     try:
         names = {name for name, _ in tf.train.list_variables(prefix)}
-    except tf.errors.OpError:  # a damaged index: not told apart here; restoring it names the damage
-        return None
+    except tf.errors.OpError as error:
+        if not folder:
+            return None
+        reason = str(error.message).strip().split("\n")[0]
+        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a file of it missing or damaged): {reason}") from None
     return None if OBJECT_GRAPH in names else prefix
 
 

@@ -52,3 +52,13 @@ def test_a_checkpoint_of_another_type_is_refused_as_not_fitting_not_as_damaged(t
                                          rf"another type \(weight '{first}' is float32 in the checkpoint, float64 in "
                                          r"the model\)$"):
         restore_model(_demo_model(NARROW, dtype_policy="float64"), prefix)
+
+
+def test_a_folder_whose_tf1_checkpoint_index_is_damaged_is_refused_naming_it(tmp_path):
+    """A folder holding an official-style `model.ckpt-N` whose index is cut short: before, the raw
+    OpError; with the error caught and nothing else done, "No checkpoint at <folder>"."""
+    prefix = tf.train.Checkpoint(model_weights=model_weights(_demo_model(NARROW))).write(str(tmp_path / "model.ckpt-7"))
+    index = tmp_path / "model.ckpt-7.index"
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"^Checkpoint '{prefix}' is unreadable \(a file of it missing or damaged\): "):
+        restore_model(_demo_model(NARROW), str(tmp_path))
