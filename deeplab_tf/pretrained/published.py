@@ -66,9 +66,19 @@ def _tf1_prefix(path: str) -> str | None:
     except tf.errors.OpError as error:
         if not folder:
             return None
-        reason = str(error.message).strip().split("\n")[0]
-        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a file of it missing or damaged): {reason}") from None
+        raise unreadable_checkpoint(prefix, error) from None
     return None if OBJECT_GRAPH in names else prefix
+
+
+def read_error(error: Exception) -> str:
+    """Returns the first line of what `error`, raised reading a checkpoint (a TensorFlow OpError,
+    or IndexError for some truncated data files), says."""
+    return str(getattr(error, "message", error)).strip().split("\n")[0]
+
+
+def unreadable_checkpoint(prefix: str, error: Exception) -> ValueError:
+    """Returns the one-line error for checkpoint `prefix`, which could not be read (`error`)."""
+    return ValueError(f"Checkpoint {prefix!r} is unreadable (a file of it missing or damaged): {read_error(error)}")
 
 
 def _kind(path: str) -> str | None:

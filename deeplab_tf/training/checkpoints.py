@@ -85,11 +85,6 @@ UNREADABLE = (tf.errors.OpError, IndexError)
 """What reading a damaged checkpoint raises (IndexError: some truncated data files)."""
 
 
-def read_error(error: Exception) -> str:
-    """Returns the first line of what `error`, one of `UNREADABLE`, says."""
-    return str(getattr(error, "message", error)).strip().split("\n")[0]
-
-
 def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: str = "") -> str:
     """Returns the first of `prefixes` (newest first) that `read(prefix)` reads without a read
     error; each one before it is reported through `log`. Raises ValueError naming `directory`,
@@ -101,7 +96,7 @@ def newest_readable(prefixes: list[str], read, directory: str, log=print, hint: 
             read(prefix)
             return prefix
         except UNREADABLE as error:
-            reason = read_error(error)
+            reason = published.read_error(error)
             errors.append(f"{prefix}: {reason}")
             log(f"warning: checkpoint {prefix} is unreadable ({reason}); trying the one before it")
     problems = "; ".join(errors) or "it holds no ckpt-N.index file"
@@ -155,8 +150,7 @@ def restore_model(model, path: str, log=None, partial: bool = False) -> str:
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment "
                          f"{another}: {error}") from None
     except UNREADABLE as error:
-        raise ValueError(f"Checkpoint {prefix!r} is unreadable (a file of it missing or damaged): "
-                         f"{read_error(error)}") from None
+        raise published.unreadable_checkpoint(prefix, error) from None
     if mismatch:
         raise ValueError(f"Checkpoint {prefix!r} does not fit the model {model.name!r} built from this experiment: "
                          f"its weights are of another type ({mismatch})")
